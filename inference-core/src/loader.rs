@@ -1,0 +1,224 @@
+//! Turning packed ONNX bytes into an optimized tract plan, and reading a model's signature.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use model_lock::{DType, Dim, ModelEntry, TensorSpec};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::{Factoid, InferenceFact};
+
+pub type Plan = Arc<TypedRunnableModel>;
+
+/// How long each init phase took, for the init log line and the benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseTimings {
+    pub verify: Duration,
+    pub decode: Duration,
+    pub optimize: Duration,
+}
+
+/// A model ready to run.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub entry: ModelEntry,
+    pub plan: Plan,
+    /// Which store the bytes came from (`embedded`, later `efs`/`s3`).
+    pub source: &'static str,
+    pub timings: PhaseTimings,
+}
+
+/// A manifest override of one input's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputOverride {
+    pub name: String,
+    pub shape: Vec<Dim>,
+}
+
+fn datum_to_dtype(dt: DatumType) -> Result<DType, String> {
+    Ok(match dt {
+        DatumType::F16 => DType::F16,
+        DatumType::F32 => DType::F32,
+        DatumType::F64 => DType::F64,
+        DatumType::I8 => DType::I8,
+        DatumType::I16 => DType::I16,
+        DatumType::I32 => DType::I32,
+        DatumType::I64 => DType::I64,
+        DatumType::U8 => DType::U8,
+        DatumType::U16 => DType::U16,
+        DatumType::U32 => DType::U32,
+        DatumType::U64 => DType::U64,
+        DatumType::Bool => DType::Bool,
+        DatumType::TDim => DType::Tdim,
+        DatumType::String => DType::String,
+        other => return Err(format!("tensor type {other:?} is not supported")),
+    })
+}
+
+pub(crate) fn dtype_to_datum(dt: DType) -> DatumType {
+    match dt {
+        DType::F16 => DatumType::F16,
+        DType::F32 => DatumType::F32,
+        DType::F64 => DatumType::F64,
+        DType::I8 => DatumType::I8,
+        DType::I16 => DatumType::I16,
+        DType::I32 => DatumType::I32,
+        DType::I64 => DatumType::I64,
+        DType::U8 => DatumType::U8,
+        DType::U16 => DatumType::U16,
+        DType::U32 => DatumType::U32,
+        DType::U64 => DatumType::U64,
+        DType::Bool => DatumType::Bool,
+        DType::Tdim => DatumType::TDim,
+        DType::String => DatumType::String,
+    }
+}
+
+fn tdim_to_dim(d: &TDim) -> Dim {
+    match d.to_i64() {
+        Ok(n) if n >= 0 => Dim::Fixed(n as u64),
+        _ => Dim::Symbol(d.to_string()),
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<InferenceModel, String> {
+    tract_onnx::onnx()
+        .model_for_read(&mut &*bytes)
+        .map_err(|e| format!("cannot decode ONNX: {e:#}"))
+}
+
+fn input_names(model: &InferenceModel) -> Vec<String> {
+    model
+        .inputs
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect()
+}
+
+fn output_names(model: &InferenceModel) -> Vec<String> {
+    model
+        .outputs
+        .iter()
+        .map(|o| {
+            model
+                .outlet_label(*o)
+                .map(str::to_string)
+                .unwrap_or_else(|| model.node(o.node).name.clone())
+        })
+        .collect()
+}
+
+/// Fix every input's type and shape to the served signature. Symbolic dims share one
+/// symbol per name, so `batch` in two inputs is the same value.
+fn apply_signature(model: &mut InferenceModel, inputs: &[TensorSpec]) -> Result<(), String> {
+    let names = input_names(model);
+    if names.len() != inputs.len() || names.iter().zip(inputs).any(|(n, s)| *n != s.name) {
+        return Err(format!(
+            "model inputs {names:?} do not match the signature {:?}",
+            inputs.iter().map(|s| &s.name).collect::<Vec<_>>()
+        ));
+    }
+    for (ix, spec) in inputs.iter().enumerate() {
+        let dims: Vec<TDim> = spec
+            .shape
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => TDim::from(*n as i64),
+                Dim::Symbol(s) => TDim::from(model.symbols.sym(s)),
+            })
+            .collect();
+        let fact = InferenceFact::dt_shape(dtype_to_datum(spec.dtype), dims);
+        model
+            .set_input_fact(ix, fact)
+            .map_err(|e| format!("input {:?}: {e:#}", spec.name))?;
+    }
+    Ok(())
+}
+
+fn optimize(model: InferenceModel) -> Result<TypedModel, String> {
+    model
+        .into_optimized()
+        .map_err(|e| format!("cannot type and optimize the model: {e:#}"))
+}
+
+fn output_specs(typed: &TypedModel, names: Vec<String>) -> Result<Vec<TensorSpec>, String> {
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(ix, name)| {
+            let fact = typed.output_fact(ix).map_err(|e| format!("{e:#}"))?;
+            Ok(TensorSpec {
+                dtype: datum_to_dtype(fact.datum_type).map_err(|e| format!("output {name:?}: {e}"))?,
+                shape: fact.shape.iter().map(tdim_to_dim).collect(),
+                name,
+            })
+        })
+        .collect()
+}
+
+/// Read a model's served signature (pack time): unknown input dims become symbols
+/// (`batch` for the first axis, `dim<N>` for others) unless `overrides` fixes them.
+pub fn inspect(
+    bytes: &[u8],
+    overrides: &[InputOverride],
+) -> Result<(Vec<TensorSpec>, Vec<TensorSpec>), String> {
+    let mut model = decode(bytes)?;
+    let names = input_names(&model);
+    for o in overrides {
+        if !names.contains(&o.name) {
+            return Err(format!(
+                "override names input {:?}, but the model's inputs are {names:?}",
+                o.name
+            ));
+        }
+    }
+    let mut inputs = Vec::new();
+    for (ix, name) in names.iter().enumerate() {
+        let fact = model.input_fact(ix).map_err(|e| format!("{e:#}"))?;
+        let dtype = fact
+            .datum_type
+            .concretize()
+            .ok_or_else(|| format!("input {name:?} has no declared element type"))?;
+        let dtype = datum_to_dtype(dtype).map_err(|e| format!("input {name:?}: {e}"))?;
+        let shape = if let Some(o) = overrides.iter().find(|o| &o.name == name) {
+            o.shape.clone()
+        } else {
+            if fact.shape.is_open() {
+                return Err(format!(
+                    "input {name:?} has no declared rank: give its shape in the manifest"
+                ));
+            }
+            fact.shape
+                .dims()
+                .enumerate()
+                .map(|(axis, d)| match d.concretize() {
+                    Some(d) => tdim_to_dim(&d),
+                    None if axis == 0 => Dim::Symbol("batch".into()),
+                    None => Dim::Symbol(format!("dim{axis}")),
+                })
+                .collect()
+        };
+        inputs.push(TensorSpec {
+            name: name.clone(),
+            dtype,
+            shape,
+        });
+    }
+    let out_names = output_names(&model);
+    apply_signature(&mut model, &inputs)?;
+    let typed = optimize(model)?;
+    let outputs = output_specs(&typed, out_names)?;
+    Ok((inputs, outputs))
+}
+
+/// Decode and optimize `bytes` for serving with the signature recorded in `entry`.
+pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<(Plan, Duration, Duration), String> {
+    let started = Instant::now();
+    let mut model = decode(bytes)?;
+    apply_signature(&mut model, &entry.inputs)?;
+    let decoded = started.elapsed();
+    let started = Instant::now();
+    let plan = optimize(model)?
+        .into_runnable()
+        .map_err(|e| format!("cannot build the execution plan: {e:#}"))?;
+    Ok((plan, decoded, started.elapsed()))
+}

@@ -1,0 +1,160 @@
+//! The request protocol: `{"model", "inputs" | "features", "return"}`.
+
+use serde_json::{Map, Value};
+
+use crate::error::RequestError;
+
+/// Lambda's synchronous payload limit; larger bodies get 413 before any parsing.
+pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
+const FIELDS: &[&str] = &["model", "inputs", "features", "return"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestInputs {
+    /// `"inputs": {"name": nested array}`: any model.
+    Named(Map<String, Value>),
+    /// `"features": [..]` (one row) or `[[..], ..]` (a batch): single-input models.
+    Features(Value),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferenceRequest {
+    pub model: Option<String>,
+    pub inputs: RequestInputs,
+    /// `"return"`: only these outputs in the response.
+    pub return_outputs: Option<Vec<String>>,
+}
+
+impl InferenceRequest {
+    /// Parses a request body. Every error names the field and what was expected.
+    pub fn from_slice(body: &[u8]) -> Result<Self, RequestError> {
+        if body.len() > MAX_REQUEST_BYTES {
+            return Err(RequestError::TooLarge {
+                size: body.len(),
+                limit: MAX_REQUEST_BYTES,
+            });
+        }
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| RequestError::bad(format!("malformed JSON in request body: {e}")))?;
+        Self::from_value(value)
+    }
+
+    pub fn from_value(value: Value) -> Result<Self, RequestError> {
+        let Value::Object(mut obj) = value else {
+            return Err(RequestError::bad(
+                "request must be a JSON object like {\"model\": \"name\", \"inputs\": {...}} or {\"features\": [...]}",
+            ));
+        };
+        if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(RequestError::bad(format!(
+                "unknown field {unknown:?}; expected one of {}",
+                FIELDS.join(", ")
+            )));
+        }
+        let model = match obj.remove("model") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                model_lock::validate_model_name(&s)
+                    .map_err(|e| RequestError::bad(format!("field \"model\": {e}")))?;
+                Some(s)
+            }
+            Some(other) => {
+                return Err(RequestError::bad(format!(
+                    "field \"model\" must be a string, found {}",
+                    kind(&other)
+                )))
+            }
+        };
+        let return_outputs = match obj.remove("return") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => Some(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s),
+                        other => Err(RequestError::bad(format!(
+                            "field \"return\" must be an array of output names, found {} in it",
+                            kind(&other)
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(other) => {
+                return Err(RequestError::bad(format!(
+                    "field \"return\" must be an array of output names, found {}",
+                    kind(&other)
+                )))
+            }
+        };
+        let inputs = match (obj.remove("inputs"), obj.remove("features")) {
+            (Some(_), Some(_)) => {
+                return Err(RequestError::bad(
+                    "give either \"inputs\" or \"features\", not both",
+                ))
+            }
+            (Some(Value::Object(map)), None) => RequestInputs::Named(map),
+            (Some(other), None) => {
+                return Err(RequestError::bad(format!(
+                    "field \"inputs\" must be an object mapping input names to nested arrays, found {}",
+                    kind(&other)
+                )))
+            }
+            (None, Some(v @ Value::Array(_))) => RequestInputs::Features(v),
+            (None, Some(other)) => {
+                return Err(RequestError::bad(format!(
+                    "field \"features\" must be an array (one row) or an array of rows, found {}",
+                    kind(&other)
+                )))
+            }
+            (None, None) => {
+                return Err(RequestError::bad(
+                    "missing field: give \"inputs\" (an object of named nested arrays) or \"features\" (an array)",
+                ))
+            }
+        };
+        Ok(InferenceRequest {
+            model,
+            inputs,
+            return_outputs,
+        })
+    }
+}
+
+pub(crate) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> String {
+        InferenceRequest::from_slice(body.as_bytes())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn parses_and_rejects() {
+        let r = InferenceRequest::from_slice(br#"{"model":"m","features":[1,2],"return":["a"]}"#).unwrap();
+        assert_eq!(r.model.as_deref(), Some("m"));
+        assert_eq!(r.return_outputs, Some(vec!["a".to_string()]));
+        assert!(err("{").contains("malformed JSON"));
+        assert!(err("[]").contains("JSON object"));
+        assert!(err(r#"{"model":1,"features":[]}"#).contains("\"model\" must be a string"));
+        assert!(err(r#"{"model":"../x","features":[]}"#).contains("does not match"));
+        assert!(err(r#"{"features":{}}"#).contains("\"features\" must be an array"));
+        assert!(err(r#"{"inputs":[]}"#).contains("\"inputs\" must be an object"));
+        assert!(err(r#"{"feature":[]}"#).contains("unknown field"));
+        assert!(err(r#"{}"#).contains("missing field"));
+        let big = vec![b' '; MAX_REQUEST_BYTES + 1];
+        assert_eq!(InferenceRequest::from_slice(&big).unwrap_err().status(), 413);
+    }
+}

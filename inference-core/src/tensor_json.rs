@@ -1,0 +1,372 @@
+//! JSON nested arrays to tensors (checked against the served signature) and back.
+
+use std::collections::HashMap;
+
+use model_lock::{DType, Dim, TensorSpec};
+use serde_json::{Number, Value};
+use tract_onnx::prelude::*;
+
+use crate::error::RequestError;
+
+/// Symbol values seen so far in one request (`batch` must agree across inputs).
+pub type SymbolValues = HashMap<String, usize>;
+
+/// Depth of the leading chain of arrays: `[[1, 2]]` is 2, `3` is 0.
+pub fn nesting_depth(value: &Value) -> usize {
+    let mut depth = 0;
+    let mut v = value;
+    while let Value::Array(items) = v {
+        depth += 1;
+        match items.first() {
+            Some(first) => v = first,
+            None => break,
+        }
+    }
+    depth
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn shape_text(shape: &[Dim]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// Walks the nested arrays, checking they are rectangular, and collects the leaves.
+fn flatten<'a>(
+    value: &'a Value,
+    depth: usize,
+    rank: usize,
+    path: &mut String,
+    shape: &mut Vec<usize>,
+    leaves: &mut Vec<&'a Value>,
+    expected: &str,
+) -> Result<(), RequestError> {
+    if depth == rank {
+        if value.is_array() {
+            return Err(RequestError::bad(format!(
+                "{path}: expected a scalar at this depth (nested array of rank {rank}, shape {expected}), found an array"
+            )));
+        }
+        leaves.push(value);
+        return Ok(());
+    }
+    let Value::Array(items) = value else {
+        return Err(RequestError::bad(format!(
+            "{path}: expected an array (nested array of rank {rank}, shape {expected}), found {}",
+            describe(value)
+        )));
+    };
+    if shape.len() == depth {
+        shape.push(items.len());
+    } else if shape[depth] != items.len() {
+        return Err(RequestError::bad(format!(
+            "{path}: ragged array: has {} elements where earlier rows at this depth have {}",
+            items.len(),
+            shape[depth]
+        )));
+    }
+    for (i, item) in items.iter().enumerate() {
+        let len = path.len();
+        path.push_str(&format!("[{i}]"));
+        flatten(item, depth + 1, rank, path, shape, leaves, expected)?;
+        path.truncate(len);
+    }
+    if items.is_empty() && shape.len() == depth + 1 {
+        // An empty axis: the deeper dims cannot be read from data.
+        while shape.len() < rank {
+            shape.push(0);
+        }
+    }
+    Ok(())
+}
+
+fn index_path(field: &str, shape: &[usize], flat: usize) -> String {
+    let mut idx = vec![0; shape.len()];
+    let mut rest = flat;
+    for (axis, dim) in shape.iter().enumerate().rev() {
+        if *dim > 0 {
+            idx[axis] = rest % dim;
+            rest /= dim;
+        }
+    }
+    let mut p = field.to_string();
+    for i in idx {
+        p.push_str(&format!("[{i}]"));
+    }
+    p
+}
+
+fn parse_float(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        // JSON has no NaN/Infinity literals; accept the spellings Python and JS clients use.
+        Value::String(s) => match s.as_str() {
+            "NaN" | "nan" => Some(f64::NAN),
+            "Infinity" | "inf" | "+Infinity" => Some(f64::INFINITY),
+            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn parse_int(v: &Value, min: i128, max: i128) -> Result<i128, String> {
+    let n = match v {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i as i128
+            } else if let Some(u) = n.as_u64() {
+                u as i128
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() != 0.0 || !f.is_finite() {
+                    return Err(format!("expected an integer, found {f}"));
+                }
+                if f.abs() > 9.0e18 {
+                    return Err(format!("{f} is out of range"));
+                }
+                f as i128
+            }
+        }
+        Value::String(s) if parse_float(v).is_some() => {
+            return Err(format!("{s} is not valid for an integer input"))
+        }
+        other => return Err(format!("expected an integer, found {}", describe(other))),
+    };
+    if n < min || n > max {
+        return Err(format!("{n} is out of range [{min}, {max}]"));
+    }
+    Ok(n)
+}
+
+macro_rules! int_tensor {
+    ($t:ty, $leaves:expr, $shape:expr, $field:expr, $dt:expr) => {{
+        let mut data: Vec<$t> = Vec::with_capacity($leaves.len());
+        for (i, v) in $leaves.iter().enumerate() {
+            let n = parse_int(v, <$t>::MIN as i128, <$t>::MAX as i128).map_err(|e| {
+                RequestError::bad(format!(
+                    "{}: {e} (the model takes {})",
+                    index_path($field, $shape, i),
+                    $dt
+                ))
+            })?;
+            data.push(n as $t);
+        }
+        Tensor::from_shape($shape, &data)
+    }};
+}
+
+macro_rules! float_tensor {
+    ($t:ty, $leaves:expr, $shape:expr, $field:expr, $dt:expr) => {{
+        let mut data: Vec<$t> = Vec::with_capacity($leaves.len());
+        for (i, v) in $leaves.iter().enumerate() {
+            let f = parse_float(v).ok_or_else(|| {
+                RequestError::bad(format!(
+                    "{}: expected a number (the model takes {}), found {}",
+                    index_path($field, $shape, i),
+                    $dt,
+                    describe(v)
+                ))
+            })?;
+            data.push(f as $t);
+        }
+        Tensor::from_shape($shape, &data)
+    }};
+}
+
+/// Converts `value` into a tensor of the input's type, checking rank, fixed dims and the
+/// consistency of symbolic dims across inputs. `field` names the input in messages.
+pub fn json_to_tensor(
+    field: &str,
+    value: &Value,
+    spec: &TensorSpec,
+    symbols: &mut SymbolValues,
+) -> Result<Tensor, RequestError> {
+    let rank = spec.shape.len();
+    let expected = shape_text(&spec.shape);
+    let mut shape = Vec::with_capacity(rank);
+    let mut leaves = Vec::new();
+    let mut path = field.to_string();
+    flatten(value, 0, rank, &mut path, &mut shape, &mut leaves, &expected)?;
+    for (axis, (dim, got)) in spec.shape.iter().zip(&shape).enumerate() {
+        match dim {
+            Dim::Fixed(n) if *n as usize != *got => {
+                return Err(RequestError::bad(format!(
+                    "{field}: axis {axis} has size {got}, but the model expects {n} (shape {expected})"
+                )));
+            }
+            Dim::Fixed(_) => {}
+            Dim::Symbol(name) => {
+                if *got == 0 {
+                    return Err(RequestError::bad(format!(
+                        "{field}: axis {axis} ({name}) is empty"
+                    )));
+                }
+                if let Some(prev) = symbols.insert(name.clone(), *got) {
+                    if prev != *got {
+                        return Err(RequestError::bad(format!(
+                            "{field}: axis {axis} ({name}) has size {got}, but another input gave {name} = {prev}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    let dt = spec.dtype;
+    let tensor = match dt {
+        DType::F32 => float_tensor!(f32, leaves, &shape, field, dt),
+        DType::F64 => float_tensor!(f64, leaves, &shape, field, dt),
+        DType::F16 => float_tensor!(f32, leaves, &shape, field, dt)
+            .and_then(|t| t.cast_to_dt(DatumType::F16).map(|t| t.into_owned())),
+        DType::I8 => int_tensor!(i8, leaves, &shape, field, dt),
+        DType::I16 => int_tensor!(i16, leaves, &shape, field, dt),
+        DType::I32 => int_tensor!(i32, leaves, &shape, field, dt),
+        DType::I64 => int_tensor!(i64, leaves, &shape, field, dt),
+        DType::U8 => int_tensor!(u8, leaves, &shape, field, dt),
+        DType::U16 => int_tensor!(u16, leaves, &shape, field, dt),
+        DType::U32 => int_tensor!(u32, leaves, &shape, field, dt),
+        DType::U64 => int_tensor!(u64, leaves, &shape, field, dt),
+        DType::Bool => {
+            let mut data = Vec::with_capacity(leaves.len());
+            for (i, v) in leaves.iter().enumerate() {
+                data.push(match v {
+                    Value::Bool(b) => *b,
+                    Value::Number(n) if n.as_u64() == Some(0) => false,
+                    Value::Number(n) if n.as_u64() == Some(1) => true,
+                    other => {
+                        return Err(RequestError::bad(format!(
+                            "{}: expected true/false (the model takes bool), found {}",
+                            index_path(field, &shape, i),
+                            describe(other)
+                        )))
+                    }
+                });
+            }
+            Tensor::from_shape(&shape, &data)
+        }
+        DType::Tdim | DType::String => {
+            return Err(RequestError::bad(format!(
+                "{field}: inputs of type {dt} are not supported"
+            )))
+        }
+    };
+    tensor.map_err(|e| RequestError::Internal(format!("building tensor for {field}: {e:#}")))
+}
+
+fn float_value(f: f64) -> Value {
+    // NaN and infinities have no JSON form.
+    Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+}
+
+fn nest(shape: &[usize], it: &mut impl Iterator<Item = Value>) -> Value {
+    match shape.split_first() {
+        None => it.next().unwrap_or(Value::Null),
+        Some((n, rest)) => Value::Array((0..*n).map(|_| nest(rest, it)).collect()),
+    }
+}
+
+/// The elements of a plain in-memory tensor.
+pub fn slice_of<T: Datum>(t: &Tensor) -> TractResult<&[T]> {
+    t.try_as_plain_ram()?.as_slice::<T>()
+}
+
+fn flat_values(t: &Tensor) -> Result<Vec<Value>, String> {
+    fn map<T: Datum + Copy>(t: &Tensor, f: impl Fn(T) -> Value) -> Result<Vec<Value>, String> {
+        Ok(slice_of::<T>(t)
+            .map_err(|e| format!("{e:#}"))?
+            .iter()
+            .map(|v| f(*v))
+            .collect())
+    }
+    match t.datum_type() {
+        DatumType::F32 => map::<f32>(t, |v| float_value(v as f64)),
+        DatumType::F64 => map::<f64>(t, float_value),
+        DatumType::F16 => {
+            let t = t.cast_to::<f32>().map_err(|e| format!("{e:#}"))?;
+            map::<f32>(&t, |v| float_value(v as f64))
+        }
+        DatumType::I8 => map::<i8>(t, |v| Value::from(v)),
+        DatumType::I16 => map::<i16>(t, |v| Value::from(v)),
+        DatumType::I32 => map::<i32>(t, |v| Value::from(v)),
+        DatumType::I64 => map::<i64>(t, |v| Value::from(v)),
+        DatumType::U8 => map::<u8>(t, |v| Value::from(v)),
+        DatumType::U16 => map::<u16>(t, |v| Value::from(v)),
+        DatumType::U32 => map::<u32>(t, |v| Value::from(v)),
+        DatumType::U64 => map::<u64>(t, |v| Value::from(v)),
+        DatumType::Bool => map::<bool>(t, Value::from),
+        DatumType::TDim => Ok(slice_of::<TDim>(t)
+            .map_err(|e| format!("{e:#}"))?
+            .iter()
+            .map(|d| d.to_i64().map(Value::from).unwrap_or_else(|_| Value::from(d.to_string())))
+            .collect()),
+        DatumType::String => Ok(slice_of::<String>(t)
+            .map_err(|e| format!("{e:#}"))?
+            .iter()
+            .map(|s| Value::from(s.as_str()))
+            .collect()),
+        other => Err(format!("output type {other:?} cannot be encoded as JSON")),
+    }
+}
+
+/// Encodes a tensor as a nested JSON array (a scalar for rank 0).
+pub fn tensor_to_json(t: &Tensor) -> Result<Value, String> {
+    let flat = flat_values(t)?;
+    Ok(nest(t.shape(), &mut flat.into_iter()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(dtype: DType, shape: Vec<Dim>) -> TensorSpec {
+        TensorSpec {
+            name: "x".into(),
+            dtype,
+            shape,
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_errors() {
+        let s = spec(DType::F32, vec![Dim::Symbol("batch".into()), Dim::Fixed(2)]);
+        let mut syms = SymbolValues::new();
+        let t = json_to_tensor("x", &json!([[1, 2.5], [3, "NaN"]]), &s, &mut syms).unwrap();
+        assert_eq!(t.shape(), &[2, 2]);
+        assert_eq!(tensor_to_json(&t).unwrap(), json!([[1.0, 2.5], [3.0, null]]));
+        assert_eq!(syms["batch"], 2);
+
+        let err = |v: Value, s: &TensorSpec| {
+            json_to_tensor("x", &v, s, &mut SymbolValues::new())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(json!([[1, 2], [3]]), &s).contains("ragged"));
+        assert!(err(json!([[1, 2, 3]]), &s).contains("expects 2"));
+        assert!(err(json!([1, 2]), &s).contains("expected an array"));
+        assert!(err(json!([[[1], [2]]]), &s).contains("expected a scalar"));
+        assert!(err(json!([[1, "a"]]), &s).contains("x[0][1]"));
+        let i = spec(DType::I64, vec![Dim::Fixed(2)]);
+        assert!(err(json!([1, 1.5]), &i).contains("expected an integer"));
+        assert!(err(json!([1, "NaN"]), &i).contains("not valid for an integer"));
+        let u = spec(DType::U8, vec![Dim::Fixed(1)]);
+        assert!(err(json!([300]), &u).contains("out of range"));
+        assert!(err(json!([[]]), &s).contains("empty") || err(json!([]), &s).contains("empty"));
+    }
+
+    #[test]
+    fn depth() {
+        assert_eq!(nesting_depth(&json!(1)), 0);
+        assert_eq!(nesting_depth(&json!([[1], [2]])), 2);
+    }
+}

@@ -1,0 +1,47 @@
+//! `bootstrap`: the Lambda function. Glue only: build the model registry once at init
+//! (verifying every embedded model), then hand each event to `inference-core`.
+
+mod events;
+mod init_error;
+mod logging;
+
+use std::sync::Arc;
+
+use inference_core::{LoadMode, Registry};
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+// One vCPU below 1769 MB and the handler runs one event at a time: a single-threaded
+// runtime starts faster and costs nothing.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    logging::init();
+    let registry = match init() {
+        Ok(r) => Arc::new(r),
+        Err(message) => {
+            tracing::error!(error = %message, "init failed");
+            // Lambda records the init error and does not send this sandbox any event.
+            init_error::report(&message).await;
+            std::process::exit(1);
+        }
+    };
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let registry = registry.clone();
+        async move { Ok::<Value, lambda_runtime::Error>(events::handle(&registry, event.payload)) }
+    }))
+    .await
+}
+
+fn init() -> Result<Registry, String> {
+    let mode = LoadMode::parse(&std::env::var("MODEL_LOAD").unwrap_or_default())?;
+    let started = std::time::Instant::now();
+    let registry = Registry::new(model_pack::packed(), mode).map_err(|e| e.to_string())?;
+    tracing::info!(
+        models = ?registry.model_names(),
+        default_model = registry.default_model(),
+        load_mode = ?mode,
+        init_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "ready"
+    );
+    Ok(registry)
+}

@@ -1,0 +1,232 @@
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub const LOCK_FILE_NAME: &str = "models.lock";
+pub const LOCK_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid lock file: {message}")]
+    Parse { path: String, message: String },
+}
+
+/// `models/packed/models.lock`: what `pack-models` produced and what the build embeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockFile {
+    pub version: u32,
+    /// The model a request without `"model"` goes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default, rename = "model")]
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    /// File name inside the packed directory.
+    pub file: String,
+    /// SHA-256 of the packed file.
+    pub sha256: String,
+    pub size: u64,
+    /// SHA-256 of the source as fetched (trust-on-first-use pin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
+    #[serde(default = "default_true")]
+    pub embed: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A model input or output as the served model sees it (after manifest overrides).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<Dim>,
+}
+
+/// A dimension: fixed, or symbolic (batch, sequence) and resolved per request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Dim {
+    Fixed(u64),
+    Symbol(String),
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbol(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F16,
+    F32,
+    F64,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+    /// Symbolic dimension values (shape outputs).
+    Tdim,
+    String,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F16 => "f16",
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::I8 => "i8",
+            DType::I16 => "i16",
+            DType::I32 => "i32",
+            DType::I64 => "i64",
+            DType::U8 => "u8",
+            DType::U16 => "u16",
+            DType::U32 => "u32",
+            DType::U64 => "u64",
+            DType::Bool => "bool",
+            DType::Tdim => "tdim",
+            DType::String => "string",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl LockFile {
+    pub fn new() -> Self {
+        LockFile {
+            version: LOCK_VERSION,
+            default: None,
+            models: Vec::new(),
+        }
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<Self, LockError> {
+        let lock: LockFile = toml::from_str(text).map_err(|e| LockError::Parse {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        if lock.version != LOCK_VERSION {
+            return Err(LockError::Parse {
+                path: path.to_string(),
+                message: format!(
+                    "lock version {} is not supported (expected {LOCK_VERSION})",
+                    lock.version
+                ),
+            });
+        }
+        for m in &lock.models {
+            crate::validate_model_name(&m.name).map_err(|message| LockError::Parse {
+                path: path.to_string(),
+                message,
+            })?;
+        }
+        Ok(lock)
+    }
+
+    pub fn read(path: &Path) -> Result<Self, LockError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LockError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("lock types always serialise");
+        format!("# Written by `cargo xtask pack-models`. Commit it: it pins every model's hash.\n{body}")
+    }
+
+    pub fn model(&self, name: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
+
+impl Default for LockFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ModelEntry {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("lock types always serialise")
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let lock = LockFile {
+            version: LOCK_VERSION,
+            default: Some("m".into()),
+            models: vec![ModelEntry {
+                name: "m".into(),
+                file: "m.onnx".into(),
+                sha256: "ab".repeat(32),
+                size: 3,
+                source_sha256: None,
+                embed: true,
+                labels: vec!["a".into()],
+                inputs: vec![TensorSpec {
+                    name: "x".into(),
+                    dtype: DType::F32,
+                    shape: vec![Dim::Symbol("batch".into()), Dim::Fixed(30)],
+                }],
+                outputs: vec![],
+            }],
+        };
+        let text = lock.to_toml();
+        assert_eq!(LockFile::parse(&text, "x").unwrap(), lock);
+        let entry = &lock.models[0];
+        assert_eq!(&ModelEntry::from_json(&entry.to_json()).unwrap(), entry);
+    }
+
+    #[test]
+    fn rejects_bad_names_and_versions() {
+        let bad = "version = 1\n[[model]]\nname = \"../x\"\nfile = \"x\"\nsha256 = \"\"\nsize = 0\ninputs = []\noutputs = []\n";
+        assert!(LockFile::parse(bad, "x").is_err());
+        assert!(LockFile::parse("version = 9\n", "x").is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! `cargo xtask local` and `cargo xtask invoke`: the real `bootstrap` under the Runtime API
+//! emulator on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use runtime_emulator::{front_door, Function, FunctionConfig, Outcome};
+use serde_json::Value;
+
+use crate::manifest::Manifest;
+use crate::{bootstrap_build, pack, workspace};
+
+#[derive(Args, Debug)]
+pub struct LocalArgs {
+    /// Port of the HTTP front door on 127.0.0.1.
+    #[arg(long, default_value_t = 9000)]
+    pub port: u16,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InvokeArgs {
+    /// The model to ask (sets "model" in the request).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The request: JSON text, or @FILE to read it from a file.
+    #[arg(long)]
+    pub data: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Use the dev-profile binary (quicker to build than the LTO release one).
+    #[arg(long)]
+    pub dev: bool,
+    /// Use this bootstrap binary instead of building one.
+    #[arg(long)]
+    pub bootstrap: Option<PathBuf>,
+    /// Extra environment for the function, KEY=VALUE (e.g. MODEL_LOAD=lazy).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Per-invocation timeout in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+fn prepare(run: &RunArgs) -> Result<FunctionConfig> {
+    let bootstrap = match &run.bootstrap {
+        Some(p) => p.clone(),
+        None => {
+            pack::run(&pack::PackArgs {
+                manifest: workspace::default_manifest(),
+                out: workspace::default_packed_dir(),
+                update: false,
+            })?;
+            if run.dev {
+                bootstrap_build::build_dev()?
+            } else {
+                bootstrap_build::build_release()?
+            }
+        }
+    };
+    let mut config = FunctionConfig::new(bootstrap);
+    for kv in &run.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--env takes KEY=VALUE, got {kv:?}");
+        };
+        config = config.env(k, v);
+    }
+    Ok(config)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+pub fn local(args: LocalArgs) -> Result<()> {
+    let mut config = prepare(&args.run)?;
+    config.echo_logs = true;
+    let timeout = Duration::from_secs(args.run.timeout);
+    runtime()?.block_on(async move {
+        let function = Function::start(config).await?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+        let bound = front_door::start(addr, function.api.clone(), timeout)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (use --port)"))?;
+        let url = format!("http://{bound}");
+        println!("\nserving on {url}  (Runtime API emulator on {})", function.api.endpoint());
+        println!("list the models:   curl {url}");
+        if let Some(example) = example_request() {
+            println!("ask the default model:\n  curl -s {url} -H 'content-type: application/json' -d '{example}'");
+        }
+        println!("Ctrl-C to stop.");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            status = function.wait_exit(Duration::MAX) => {
+                bail!("the function exited ({status:?}); see its log above");
+            }
+        }
+        function.kill().await;
+        Ok(())
+    })
+}
+
+/// The default model's sample request from the manifest, on one line.
+fn example_request() -> Option<String> {
+    let manifest = Manifest::read(&workspace::default_manifest()).ok()?;
+    let name = manifest.default.clone().or_else(|| manifest.models.first().map(|m| m.name.clone()))?;
+    let spec = manifest.models.iter().find(|m| m.name == name)?;
+    let text = std::fs::read_to_string(manifest.resolve(spec.sample_request.as_ref()?)).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    Some(value.to_string())
+}
+
+pub fn invoke(args: InvokeArgs) -> Result<()> {
+    let config = prepare(&args.run)?;
+    let text = match args.data.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+        None => args.data.clone(),
+    };
+    let mut request: Value = serde_json::from_str(&text).context("--data is not valid JSON")?;
+    if let Some(model) = &args.model {
+        match &mut request {
+            Value::Object(obj) => {
+                obj.insert("model".into(), Value::String(model.clone()));
+            }
+            _ => bail!("--model needs --data to be a JSON object"),
+        }
+    }
+    let timeout = Duration::from_secs(args.run.timeout);
+    runtime()?.block_on(async move {
+        let function = Function::start(config).await?;
+        let outcome = function.invoke(serde_json::to_vec(&request)?, timeout).await;
+        let logs = function.logs();
+        function.kill().await;
+        match outcome {
+            Ok(Outcome::Response(body)) => {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                Ok(())
+            }
+            Ok(other) => {
+                eprintln!("{}", logs.join("\n"));
+                bail!("invocation failed: {}", other.json())
+            }
+            Err(e) => {
+                eprintln!("{}", logs.join("\n"));
+                bail!("{e}")
+            }
+        }
+    })
+}

@@ -1,0 +1,48 @@
+//! `cargo xtask <task>`: the project's automation (the cargo-xtask convention).
+
+mod bootstrap_build;
+mod local;
+mod manifest;
+mod pack;
+mod testing;
+mod workspace;
+
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, pack, run and test the ONNX-on-Lambda function")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the release `bootstrap` binary (the one place that builds it for shipping).
+    Build,
+    /// Pack the models in the manifest into models/packed/ and write the lock.
+    PackModels(pack::PackArgs),
+    /// Pack, build and serve the function locally: a Lambda Runtime API emulator plus an
+    /// HTTP front door that turns requests into API Gateway v2 events.
+    Local(local::LocalArgs),
+    /// One direct invocation of the function through the Runtime API emulator.
+    Invoke(local::InvokeArgs),
+    /// Run every test (installs what the tests need, packs the models first).
+    Test(testing::TestArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Build => {
+            bootstrap_build::build_release().map(|_| ())
+        }
+        Task::PackModels(args) => pack::run(&args).map(|_| ()),
+        Task::Local(args) => local::local(args),
+        Task::Invoke(args) => local::invoke(args),
+        Task::Test(args) => testing::run(args),
+    }
+}
+

@@ -1,0 +1,97 @@
+//! `models/models.toml`: the manifest users edit.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use model_lock::{validate_model_name, Dim};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The model requests without `"model"` go to.
+    pub default: Option<String>,
+    #[serde(default, rename = "model")]
+    pub models: Vec<ModelSpec>,
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub name: String,
+    /// Where to get the model, tried in order.
+    pub sources: Vec<String>,
+    /// Pinned SHA-256 of the source file.
+    pub sha256: Option<String>,
+    #[serde(default = "yes")]
+    pub embed: bool,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Per-input shape overrides: `[model.inputs.input_ids] shape = ["batch", 128]`.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// A JSON request body that must run on the packed model (relative to the manifest).
+    pub sample_request: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub shape: Vec<Dim>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Manifest {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+        let mut manifest: Manifest = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid manifest", path.display()))?;
+        manifest.dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        manifest.validate().with_context(|| format!("in {}", path.display()))?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for m in &self.models {
+            validate_model_name(&m.name).map_err(anyhow::Error::msg)?;
+            if !seen.insert(&m.name) {
+                bail!("model {:?} is listed twice", m.name);
+            }
+            if m.sources.is_empty() {
+                bail!("model {:?} has no sources", m.name);
+            }
+            if let Some(sha) = &m.sha256 {
+                if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!("model {:?}: sha256 must be 64 hex digits, got {sha:?}", m.name);
+                }
+            }
+        }
+        if let Some(d) = &self.default {
+            if !self.models.iter().any(|m| &m.name == d) {
+                bail!("default = {d:?} names no model in the manifest");
+            }
+        }
+        Ok(())
+    }
+
+    /// A path in the manifest, relative to the manifest's directory.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+}
