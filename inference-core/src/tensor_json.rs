@@ -268,6 +268,15 @@ fn float_value(f: f64) -> Value {
     Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
 }
 
+/// An f32 as its shortest decimal form (0.9988095, not 0.9988095164299012): widening to
+/// f64 first would print digits the model never computed.
+fn f32_value(v: f32) -> Value {
+    if !v.is_finite() {
+        return Value::Null;
+    }
+    v.to_string().parse::<f64>().map(float_value).unwrap_or(Value::Null)
+}
+
 fn nest(shape: &[usize], it: &mut impl Iterator<Item = Value>) -> Value {
     match shape.split_first() {
         None => it.next().unwrap_or(Value::Null),
@@ -289,11 +298,11 @@ fn flat_values(t: &Tensor) -> Result<Vec<Value>, String> {
             .collect())
     }
     match t.datum_type() {
-        DatumType::F32 => map::<f32>(t, |v| float_value(v as f64)),
+        DatumType::F32 => map::<f32>(t, f32_value),
         DatumType::F64 => map::<f64>(t, float_value),
         DatumType::F16 => {
             let t = t.cast_to::<f32>().map_err(|e| format!("{e:#}"))?;
-            map::<f32>(&t, |v| float_value(v as f64))
+            map::<f32>(&t, f32_value)
         }
         DatumType::I8 => map::<i8>(t, |v| Value::from(v)),
         DatumType::I16 => map::<i16>(t, |v| Value::from(v)),
