@@ -25,7 +25,10 @@ pub enum RequestError {
     /// 400: the request is malformed; the message names the field and what was expected.
     BadRequest(String),
     /// 404: no such model in this function.
-    UnknownModel { name: String, available: Vec<String> },
+    UnknownModel {
+        name: String,
+        available: Vec<String>,
+    },
     /// 413: the payload is over the limit.
     TooLarge { size: usize, limit: usize },
     /// 503: the model exists but cannot be loaded right now.

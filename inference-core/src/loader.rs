@@ -147,7 +147,8 @@ fn output_specs(typed: &TypedModel, names: Vec<String>) -> Result<Vec<TensorSpec
         .map(|(ix, name)| {
             let fact = typed.output_fact(ix).map_err(|e| format!("{e:#}"))?;
             Ok(TensorSpec {
-                dtype: datum_to_dtype(fact.datum_type).map_err(|e| format!("output {name:?}: {e}"))?,
+                dtype: datum_to_dtype(fact.datum_type)
+                    .map_err(|e| format!("output {name:?}: {e}"))?,
                 shape: fact.shape.iter().map(tdim_to_dim).collect(),
                 name,
             })

@@ -8,12 +8,12 @@ use model_lock::{DType, EmbeddedModel, ModelEntry, PackedModels};
 use serde_json::Value;
 use tract_onnx::prelude::*;
 
+use crate::checksum;
 use crate::error::{InitError, RequestError};
 use crate::loader::{self, LoadedModel, PhaseTimings};
 use crate::request::{InferenceRequest, RequestInputs};
 use crate::response::InferenceResponse;
 use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json, SymbolValues};
-use crate::checksum;
 
 /// When models are loaded. `MODEL_LOAD=lazy` in the function's environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,7 +30,9 @@ impl LoadMode {
         match value.trim().to_ascii_lowercase().as_str() {
             "" | "eager" => Ok(LoadMode::Eager),
             "lazy" => Ok(LoadMode::Lazy),
-            other => Err(format!("MODEL_LOAD={other:?}: expected \"eager\" or \"lazy\"")),
+            other => Err(format!(
+                "MODEL_LOAD={other:?}: expected \"eager\" or \"lazy\""
+            )),
         }
     }
 }
@@ -68,10 +70,11 @@ fn load_embedded(embedded: &EmbeddedModel, entry: &ModelEntry) -> Result<LoadedM
         actual,
     })?;
     let verify = started.elapsed();
-    let (plan, decode, optimize) = loader::load(bytes, entry).map_err(|message| InitError::Load {
-        model: entry.name.clone(),
-        message,
-    })?;
+    let (plan, decode, optimize) =
+        loader::load(bytes, entry).map_err(|message| InitError::Load {
+            model: entry.name.clone(),
+            message,
+        })?;
     let timings = PhaseTimings {
         verify,
         decode,
@@ -217,7 +220,9 @@ impl Registry {
             Err(RequestError::Internal(detail)) => {
                 tracing::error!(duration_ms, status = 500, error = %detail, "request failed")
             }
-            Err(e) => tracing::info!(duration_ms, status = e.status(), error = %e, "request rejected"),
+            Err(e) => {
+                tracing::info!(duration_ms, status = e.status(), error = %e, "request rejected")
+            }
         }
         result.map(|r| r.to_json())
     }
@@ -245,7 +250,10 @@ impl Registry {
         let slot = self.resolve(req.model.as_deref())?;
         let entry = &slot.entry;
         if let Some(wanted) = &req.return_outputs {
-            if let Some(bad) = wanted.iter().find(|w| !entry.outputs.iter().any(|o| &o.name == *w)) {
+            if let Some(bad) = wanted
+                .iter()
+                .find(|w| !entry.outputs.iter().any(|o| &o.name == *w))
+            {
                 return Err(RequestError::bad(format!(
                     "field \"return\": model {:?} has no output {bad:?}; its outputs are {}",
                     entry.name,
@@ -314,7 +322,10 @@ fn build_inputs(entry: &ModelEntry, inputs: &RequestInputs) -> Result<TVec<TValu
             Ok(tvec![t.into()])
         }
         RequestInputs::Named(map) => {
-            if let Some(unknown) = map.keys().find(|k| !entry.inputs.iter().any(|s| &s.name == *k)) {
+            if let Some(unknown) = map
+                .keys()
+                .find(|k| !entry.inputs.iter().any(|s| &s.name == *k))
+            {
                 return Err(RequestError::bad(format!(
                     "field \"inputs\": model {:?} has no input {unknown:?}; its inputs are {}",
                     entry.name,
@@ -361,16 +372,19 @@ fn predicted_labels(entry: &ModelEntry, outputs: &[TValue]) -> Option<Vec<String
         }
     }
     for (spec, value) in entry.outputs.iter().zip(outputs) {
-        if matches!(spec.dtype, DType::F32 | DType::F64) && value.rank() >= 1 && value.shape().last() == Some(&n) {
+        if matches!(spec.dtype, DType::F32 | DType::F64)
+            && value.rank() >= 1
+            && value.shape().last() == Some(&n)
+        {
             let scores = value.cast_to::<f64>().ok()?;
             let scores = slice_of::<f64>(&scores).ok()?;
             return scores
                 .chunks(n)
                 .map(|row| {
-                    let best = row
-                        .iter()
-                        .enumerate()
-                        .fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
+                    let best =
+                        row.iter()
+                            .enumerate()
+                            .fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
                     pick(best)
                 })
                 .collect();

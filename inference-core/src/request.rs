@@ -143,7 +143,8 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        let r = InferenceRequest::from_slice(br#"{"model":"m","features":[1,2],"return":["a"]}"#).unwrap();
+        let r = InferenceRequest::from_slice(br#"{"model":"m","features":[1,2],"return":["a"]}"#)
+            .unwrap();
         assert_eq!(r.model.as_deref(), Some("m"));
         assert_eq!(r.return_outputs, Some(vec!["a".to_string()]));
         assert!(err("{").contains("malformed JSON"));
@@ -155,6 +156,9 @@ mod tests {
         assert!(err(r#"{"feature":[]}"#).contains("unknown field"));
         assert!(err(r#"{}"#).contains("missing field"));
         let big = vec![b' '; MAX_REQUEST_BYTES + 1];
-        assert_eq!(InferenceRequest::from_slice(&big).unwrap_err().status(), 413);
+        assert_eq!(
+            InferenceRequest::from_slice(&big).unwrap_err().status(),
+            413
+        );
     }
 }

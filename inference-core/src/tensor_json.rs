@@ -197,7 +197,15 @@ pub fn json_to_tensor(
     let mut shape = Vec::with_capacity(rank);
     let mut leaves = Vec::new();
     let mut path = field.to_string();
-    flatten(value, 0, rank, &mut path, &mut shape, &mut leaves, &expected)?;
+    flatten(
+        value,
+        0,
+        rank,
+        &mut path,
+        &mut shape,
+        &mut leaves,
+        &expected,
+    )?;
     for (axis, (dim, got)) in spec.shape.iter().zip(&shape).enumerate() {
         match dim {
             Dim::Fixed(n) if *n as usize != *got => {
@@ -265,7 +273,9 @@ pub fn json_to_tensor(
 
 fn float_value(f: f64) -> Value {
     // NaN and infinities have no JSON form.
-    Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+    Number::from_f64(f)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// An f32 as its shortest decimal form (0.9988095, not 0.9988095164299012): widening to
@@ -274,7 +284,10 @@ fn f32_value(v: f32) -> Value {
     if !v.is_finite() {
         return Value::Null;
     }
-    v.to_string().parse::<f64>().map(float_value).unwrap_or(Value::Null)
+    v.to_string()
+        .parse::<f64>()
+        .map(float_value)
+        .unwrap_or(Value::Null)
 }
 
 fn nest(shape: &[usize], it: &mut impl Iterator<Item = Value>) -> Value {
@@ -316,7 +329,11 @@ fn flat_values(t: &Tensor) -> Result<Vec<Value>, String> {
         DatumType::TDim => Ok(slice_of::<TDim>(t)
             .map_err(|e| format!("{e:#}"))?
             .iter()
-            .map(|d| d.to_i64().map(Value::from).unwrap_or_else(|_| Value::from(d.to_string())))
+            .map(|d| {
+                d.to_i64()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(d.to_string()))
+            })
             .collect()),
         DatumType::String => Ok(slice_of::<String>(t)
             .map_err(|e| format!("{e:#}"))?
@@ -352,7 +369,10 @@ mod tests {
         let mut syms = SymbolValues::new();
         let t = json_to_tensor("x", &json!([[1, 2.5], [3, "NaN"]]), &s, &mut syms).unwrap();
         assert_eq!(t.shape(), &[2, 2]);
-        assert_eq!(tensor_to_json(&t).unwrap(), json!([[1.0, 2.5], [3.0, null]]));
+        assert_eq!(
+            tensor_to_json(&t).unwrap(),
+            json!([[1.0, 2.5], [3.0, null]])
+        );
         assert_eq!(syms["batch"], 2);
 
         let err = |v: Value, s: &TensorSpec| {

@@ -101,7 +101,9 @@ fn decode_body(req: &HttpRequest) -> Result<Vec<u8>, RequestError> {
         }
         base64::engine::general_purpose::STANDARD
             .decode(body)
-            .map_err(|e| RequestError::bad(format!("body is marked base64 but does not decode: {e}")))
+            .map_err(|e| {
+                RequestError::bad(format!("body is marked base64 but does not decode: {e}"))
+            })
     } else {
         Ok(body.as_bytes().to_vec())
     }

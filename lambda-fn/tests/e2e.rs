@@ -37,7 +37,10 @@ async fn start_binary(path: &Path, env: &[(&str, &str)]) -> Function {
 async fn invoke(f: &Function, event: &Value) -> Value {
     match f.invoke(serde_json::to_vec(event).unwrap(), TIMEOUT).await {
         Ok(Outcome::Response(body)) => serde_json::from_slice(&body).expect("JSON response"),
-        other => panic!("invocation failed: {other:?}\nlogs:\n{}", f.logs().join("\n")),
+        other => panic!(
+            "invocation failed: {other:?}\nlogs:\n{}",
+            f.logs().join("\n")
+        ),
     }
 }
 
@@ -55,13 +58,19 @@ async fn http_v2(f: &Function, body: &[u8], base64: bool) -> (u64, Value, String
 
 fn http_answer(resp: Value) -> (u64, Value, String) {
     let status = resp["statusCode"].as_u64().expect("statusCode");
-    let ct = resp["headers"]["content-type"].as_str().unwrap_or("").to_string();
-    let body: Value = serde_json::from_str(resp["body"].as_str().expect("body")).expect("JSON body");
+    let ct = resp["headers"]["content-type"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let body: Value =
+        serde_json::from_str(resp["body"].as_str().expect("body")).expect("JSON body");
     (status, body, ct)
 }
 
 fn assert_matches_sklearn(resp: &Value, rows: &[Value]) {
-    let probs = resp["outputs"]["probabilities"].as_array().expect("probabilities");
+    let probs = resp["outputs"]["probabilities"]
+        .as_array()
+        .expect("probabilities");
     let labels = resp["outputs"]["label"].as_array().expect("label");
     assert_eq!(probs.len(), rows.len());
     for (i, row) in rows.iter().enumerate() {
@@ -69,9 +78,16 @@ fn assert_matches_sklearn(resp: &Value, rows: &[Value]) {
         let got = probs[i].as_array().unwrap();
         for (g, w) in got.iter().zip(want) {
             let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
-            assert!((g - w).abs() <= 1e-5, "row {i}: probability {g} vs scikit-learn {w}");
+            assert!(
+                (g - w).abs() <= 1e-5,
+                "row {i}: probability {g} vs scikit-learn {w}"
+            );
         }
-        assert_eq!(labels[i].as_i64().unwrap(), row["class"].as_i64().unwrap(), "row {i} class");
+        assert_eq!(
+            labels[i].as_i64().unwrap(),
+            row["class"].as_i64().unwrap(),
+            "row {i} class"
+        );
         assert_eq!(resp["labels"][i], row["label"], "row {i} label name");
     }
     assert_eq!(resp["prediction"], resp["outputs"]["label"]);
@@ -84,7 +100,11 @@ async fn every_sample_row_matches_scikit_learn() {
     let rows = samples["rows"].as_array().unwrap();
     let sha = &lock().models[0].sha256;
     for row in rows {
-        let resp = invoke(&f, &json!({"model": "breast-cancer", "features": row["features"]})).await;
+        let resp = invoke(
+            &f,
+            &json!({"model": "breast-cancer", "features": row["features"]}),
+        )
+        .await;
         assert_eq!(resp["model"], "breast-cancer");
         assert_eq!(resp["source"], "embedded");
         assert_eq!(resp["model_version"].as_str().unwrap(), &sha[..12]);
@@ -176,7 +196,10 @@ async fn bad_requests_get_clear_answers() {
         assert_eq!(ct, "application/json");
         assert_eq!(resp["status"], json!(status), "{text}");
         let msg = resp["error"].as_str().unwrap();
-        assert!(msg.contains(needle), "{text}: {msg:?} should mention {needle:?}");
+        assert!(
+            msg.contains(needle),
+            "{text}: {msg:?} should mention {needle:?}"
+        );
     }
     // 404 lists what is there.
     let (_, resp, _) = http_v2(&f, &cases[12].0, false).await;
@@ -228,7 +251,9 @@ async fn lazy_loading_serves_on_first_use_and_logs_phases() {
         assert!(loaded[0][phase].is_number(), "{phase} in {}", loaded[0]);
     }
     assert_eq!(loaded[0]["source"], "embedded");
-    assert!(logs.iter().any(|l| l.contains("\"message\":\"request\"") && l.contains("duration_ms")));
+    assert!(logs
+        .iter()
+        .any(|l| l.contains("\"message\":\"request\"") && l.contains("duration_ms")));
 }
 
 #[tokio::test]
@@ -236,7 +261,10 @@ async fn bad_load_mode_is_an_init_error() {
     let f = start(&[("MODEL_LOAD", "sometimes")]).await;
     match f.invoke(b"{}".to_vec(), TIMEOUT).await {
         Err(EmulatorError::Init(doc)) => {
-            assert!(doc["errorMessage"].as_str().unwrap().contains("MODEL_LOAD"), "{doc}");
+            assert!(
+                doc["errorMessage"].as_str().unwrap().contains("MODEL_LOAD"),
+                "{doc}"
+            );
         }
         other => panic!("expected an init error, got {other:?}"),
     }
@@ -265,7 +293,10 @@ async fn corrupted_embedded_model_is_an_init_error() {
     let f = start_binary(&path, &[]).await;
     let samples = samples();
     let request = json!({"features": samples["rows"][0]["features"]});
-    match f.invoke(serde_json::to_vec(&request).unwrap(), TIMEOUT).await {
+    match f
+        .invoke(serde_json::to_vec(&request).unwrap(), TIMEOUT)
+        .await
+    {
         Err(EmulatorError::Init(doc)) => {
             let msg = doc["errorMessage"].as_str().unwrap();
             assert!(msg.contains("breast-cancer"), "{msg}");
@@ -277,7 +308,10 @@ async fn corrupted_embedded_model_is_an_init_error() {
         }
         other => panic!("expected an init error, got {other:?}"),
     }
-    let status = f.wait_exit(Duration::from_secs(10)).await.expect("process exits");
+    let status = f
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("process exits");
     assert!(!status.success());
 }
 

@@ -4,10 +4,13 @@
 //! This crate is deliberately tiny (serde only): it is a build-dependency of `model-pack`,
 //! and pulling tract into a build script would compile it twice.
 
+pub mod codegen;
 mod embedded;
 mod lock;
 mod name;
 
 pub use embedded::{EmbeddedModel, PackedModels};
-pub use lock::{Dim, DType, LockError, LockFile, ModelEntry, TensorSpec, LOCK_FILE_NAME, LOCK_VERSION};
+pub use lock::{
+    DType, Dim, LockError, LockFile, ModelEntry, TensorSpec, LOCK_FILE_NAME, LOCK_VERSION,
+};
 pub use name::{validate_model_name, MODEL_NAME_RULE};

@@ -15,7 +15,9 @@ pub fn validate_model_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("model name {name:?} does not match {MODEL_NAME_RULE}"))
+        Err(format!(
+            "model name {name:?} does not match {MODEL_NAME_RULE}"
+        ))
     }
 }
 
@@ -29,7 +31,17 @@ mod tests {
             assert!(validate_model_name(good).is_ok(), "{good}");
         }
         let long = "a".repeat(65);
-        for bad in ["", "A", "-x", ".x", "../etc", "a/b", "a%2f", "a b", long.as_str()] {
+        for bad in [
+            "",
+            "A",
+            "-x",
+            ".x",
+            "../etc",
+            "a/b",
+            "a%2f",
+            "a b",
+            long.as_str(),
+        ] {
             assert!(validate_model_name(bad).is_err(), "{bad}");
         }
     }

@@ -14,7 +14,13 @@ fn body_fields(body: &[u8]) -> (Value, bool) {
 }
 
 /// An HTTP API (payload 2.0) event; Function URLs send the same shape.
-pub fn apigw_v2(method: &str, path: &str, headers: &[(String, String)], body: &[u8], force_base64: bool) -> Value {
+pub fn apigw_v2(
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    force_base64: bool,
+) -> Value {
     let (mut body_value, mut b64) = body_fields(body);
     if force_base64 {
         body_value = Value::String(base64::engine::general_purpose::STANDARD.encode(body));

@@ -14,7 +14,11 @@ use crate::http_util::{response, serve, Body};
 use crate::{events, EmulatorError, Outcome, RuntimeApi};
 
 /// Starts the front door on `addr`, forwarding to `api`. Returns the bound address.
-pub async fn start(addr: SocketAddr, api: RuntimeApi, timeout: Duration) -> std::io::Result<SocketAddr> {
+pub async fn start(
+    addr: SocketAddr,
+    api: RuntimeApi,
+    timeout: Duration,
+) -> std::io::Result<SocketAddr> {
     serve(addr, move |req| forward(api.clone(), timeout, req)).await
 }
 
@@ -39,11 +43,16 @@ async fn forward(api: RuntimeApi, timeout: Duration, req: Request<Incoming>) -> 
     match api.invoke(payload, timeout).await {
         Ok(Outcome::Response(bytes)) => from_v2_response(&bytes),
         Ok(Outcome::Error { body, .. }) => response(502, "application/json", body),
-        Err(EmulatorError::Timeout(_)) => response(504, "application/json", r#"{"message":"Endpoint request timed out"}"#),
+        Err(EmulatorError::Timeout(_)) => response(
+            504,
+            "application/json",
+            r#"{"message":"Endpoint request timed out"}"#,
+        ),
         Err(e) => response(
             502,
             "application/json",
-            serde_json::json!({"message": "Internal Server Error", "detail": e.to_string()}).to_string(),
+            serde_json::json!({"message": "Internal Server Error", "detail": e.to_string()})
+                .to_string(),
         ),
     }
 }

@@ -50,7 +50,10 @@ impl Function {
         cmd.env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
             .env("AWS_LAMBDA_FUNCTION_NAME", "local")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string())
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                config.memory_mb.to_string(),
+            )
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .env("AWS_REGION", "us-east-1")
@@ -84,7 +87,11 @@ impl Function {
     }
 
     /// One invocation; fails fast if the process exits or reports an init error.
-    pub async fn invoke(&self, payload: impl Into<Bytes>, timeout: Duration) -> Result<Outcome, EmulatorError> {
+    pub async fn invoke(
+        &self,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Outcome, EmulatorError> {
         let invoke = self.api.invoke(payload, timeout);
         let mut child = self.child.lock().await;
         tokio::select! {

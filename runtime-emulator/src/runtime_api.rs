@@ -110,7 +110,11 @@ impl RuntimeApi {
     }
 
     /// Queues one invocation and waits for its outcome (or an init error, or the timeout).
-    pub async fn invoke(&self, payload: impl Into<Bytes>, timeout: Duration) -> Result<Outcome, EmulatorError> {
+    pub async fn invoke(
+        &self,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Outcome, EmulatorError> {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.shared
@@ -209,7 +213,11 @@ async fn next(shared: &Shared) -> Response<Body> {
         .header("lambda-runtime-invoked-function-arn", &shared.function_arn)
         .header(
             "lambda-runtime-trace-id",
-            format!("Root=1-{:08x}-{}", now_ms() / 1000, &inv.id.replace('-', "")[..24]),
+            format!(
+                "Root=1-{:08x}-{}",
+                now_ms() / 1000,
+                &inv.id.replace('-', "")[..24]
+            ),
         )
         .body(http_body_util::Full::new(inv.payload))
         .expect("static response parts are valid")

@@ -20,12 +20,20 @@ pub fn build_dev() -> Result<PathBuf> {
 fn build(release: bool) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace::root())
-        .args(["build", "--package", "lambda-fn", "--bin", "bootstrap"]);
+    cmd.current_dir(workspace::root()).args([
+        "build",
+        "--package",
+        "lambda-fn",
+        "--bin",
+        "bootstrap",
+    ]);
     if release {
         cmd.arg("--release");
     }
-    eprintln!("building bootstrap ({})", if release { "release" } else { "dev" });
+    eprintln!(
+        "building bootstrap ({})",
+        if release { "release" } else { "dev" }
+    );
     let status = cmd.status().context("running cargo build")?;
     if !status.success() {
         bail!("cargo build of bootstrap failed ({status})");
@@ -36,6 +44,10 @@ fn build(release: bool) -> Result<PathBuf> {
     let size = std::fs::metadata(&path)
         .with_context(|| format!("built binary not found at {}", path.display()))?
         .len();
-    eprintln!("bootstrap: {} ({:.1} MB)", path.display(), size as f64 / 1e6);
+    eprintln!(
+        "bootstrap: {} ({:.1} MB)",
+        path.display(),
+        size as f64 / 1e6
+    );
     Ok(path)
 }

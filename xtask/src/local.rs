@@ -115,7 +115,10 @@ pub fn local(args: LocalArgs) -> Result<()> {
 /// The default model's sample request from the manifest, on one line.
 fn example_request() -> Option<String> {
     let manifest = Manifest::read(&workspace::default_manifest()).ok()?;
-    let name = manifest.default.clone().or_else(|| manifest.models.first().map(|m| m.name.clone()))?;
+    let name = manifest
+        .default
+        .clone()
+        .or_else(|| manifest.models.first().map(|m| m.name.clone()))?;
     let spec = manifest.models.iter().find(|m| m.name == name)?;
     let text = std::fs::read_to_string(manifest.resolve(spec.sample_request.as_ref()?)).ok()?;
     let value: Value = serde_json::from_str(&text).ok()?;
@@ -125,7 +128,9 @@ fn example_request() -> Option<String> {
 pub fn invoke(args: InvokeArgs) -> Result<()> {
     let config = prepare(&args.run)?;
     let text = match args.data.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
         None => args.data.clone(),
     };
     let mut request: Value = serde_json::from_str(&text).context("--data is not valid JSON")?;
@@ -140,7 +145,9 @@ pub fn invoke(args: InvokeArgs) -> Result<()> {
     let timeout = Duration::from_secs(args.run.timeout);
     runtime()?.block_on(async move {
         let function = Function::start(config).await?;
-        let outcome = function.invoke(serde_json::to_vec(&request)?, timeout).await;
+        let outcome = function
+            .invoke(serde_json::to_vec(&request)?, timeout)
+            .await;
         let logs = function.logs();
         function.kill().await;
         match outcome {

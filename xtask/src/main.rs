@@ -7,12 +7,14 @@ mod pack;
 mod testing;
 mod workspace;
 
-
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, pack, run and test the ONNX-on-Lambda function")]
+#[command(
+    name = "cargo xtask",
+    about = "Build, pack, run and test the ONNX-on-Lambda function"
+)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -36,13 +38,10 @@ enum Task {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.task {
-        Task::Build => {
-            bootstrap_build::build_release().map(|_| ())
-        }
+        Task::Build => bootstrap_build::build_release().map(|_| ()),
         Task::PackModels(args) => pack::run(&args).map(|_| ()),
         Task::Local(args) => local::local(args),
         Task::Invoke(args) => local::invoke(args),
         Task::Test(args) => testing::run(args),
     }
 }
-

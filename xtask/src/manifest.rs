@@ -57,7 +57,9 @@ impl Manifest {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        manifest.validate().with_context(|| format!("in {}", path.display()))?;
+        manifest
+            .validate()
+            .with_context(|| format!("in {}", path.display()))?;
         Ok(manifest)
     }
 
@@ -73,7 +75,10 @@ impl Manifest {
             }
             if let Some(sha) = &m.sha256 {
                 if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    bail!("model {:?}: sha256 must be 64 hex digits, got {sha:?}", m.name);
+                    bail!(
+                        "model {:?}: sha256 must be 64 hex digits, got {sha:?}",
+                        m.name
+                    );
                 }
             }
         }

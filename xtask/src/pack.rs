@@ -68,7 +68,9 @@ fn fetch(manifest: &Manifest, spec: &ModelSpec) -> Result<Vec<u8>> {
         let result = if let Some(path) = source.strip_prefix("file://") {
             read_file(Path::new(path))
         } else if source.contains("://") {
-            Err(anyhow!("this version of pack-models reads local files only"))
+            Err(anyhow!(
+                "this version of pack-models reads local files only"
+            ))
         } else {
             read_file(&manifest.resolve(source))
         };
@@ -84,7 +86,12 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn pack_one(manifest: &Manifest, spec: &ModelSpec, old: Option<&ModelEntry>, update: bool) -> Result<Packed> {
+fn pack_one(
+    manifest: &Manifest,
+    spec: &ModelSpec,
+    old: Option<&ModelEntry>,
+    update: bool,
+) -> Result<Packed> {
     let bytes = fetch(manifest, spec)?;
     let source_sha = checksum::sha256_hex(&bytes);
     if let Some(pinned) = &spec.sha256 {
@@ -248,5 +255,142 @@ fn print_table(packed: &[Packed]) {
             p.bytes.len() as f64 / p.source_size.max(1) as f64,
             p.load_ms
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &str = "default/breast_cancer_lr.onnx";
+
+    fn model_path() -> PathBuf {
+        workspace::root().join("models").join(MODEL)
+    }
+
+    fn setup(manifest: &str) -> (tempfile::TempDir, PackArgs) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(model_path(), dir.path().join("model.onnx")).unwrap();
+        std::fs::write(dir.path().join("models.toml"), manifest).unwrap();
+        let args = PackArgs {
+            manifest: dir.path().join("models.toml"),
+            out: dir.path().join("packed"),
+            update: false,
+        };
+        (dir, args)
+    }
+
+    fn err(args: &PackArgs) -> String {
+        format!("{:#}", run(args).unwrap_err())
+    }
+
+    #[test]
+    fn packs_falls_through_mirrors_and_records_the_source_hash() {
+        let (dir, args) = setup(
+            "[[model]]\nname = \"m\"\nsources = [\"missing.onnx\", \"model.onnx\"]\nlabels = [\"a\", \"b\"]\n",
+        );
+        let lock = run(&args).unwrap();
+        let sha = checksum::sha256_hex(&std::fs::read(model_path()).unwrap());
+        let m = &lock.models[0];
+        assert_eq!(m.source_sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(
+            m.inputs[0].shape,
+            vec![Dim::Symbol("batch".into()), Dim::Fixed(30)]
+        );
+        assert_eq!(
+            LockFile::read(&args.out.join(LOCK_FILE_NAME)).unwrap(),
+            lock
+        );
+        assert!(args.out.join("m.onnx").exists());
+
+        // Trust on first use: a different file under the same name is refused...
+        std::fs::write(dir.path().join("model.onnx"), b"not the same model").unwrap();
+        let e = err(&args);
+        assert!(e.contains(&sha) && e.contains("--update"), "{e}");
+        // ...and the lock and packed file are untouched.
+        assert_eq!(
+            LockFile::read(&args.out.join(LOCK_FILE_NAME)).unwrap(),
+            lock
+        );
+        assert_eq!(
+            std::fs::read(args.out.join("m.onnx")).unwrap(),
+            std::fs::read(model_path()).unwrap()
+        );
+    }
+
+    #[test]
+    fn pinned_hash_mismatch_names_both_hashes_and_writes_nothing() {
+        let wrong = "ab".repeat(32);
+        let (_dir, args) = setup(&format!(
+            "[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\nsha256 = \"{wrong}\"\n"
+        ));
+        let e = err(&args);
+        let actual = checksum::sha256_hex(&std::fs::read(model_path()).unwrap());
+        assert!(e.contains(&wrong) && e.contains(&actual), "{e}");
+        assert!(!args.out.exists());
+    }
+
+    #[test]
+    fn update_repins_on_purpose() {
+        let (dir, mut args) = setup("[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\n");
+        run(&args).unwrap();
+        let mut bytes = std::fs::read(model_path()).unwrap();
+        // Protobuf tolerates an appended unknown field (tag 15, varint 0).
+        bytes.extend_from_slice(&[0x78, 0x00]);
+        std::fs::write(dir.path().join("model.onnx"), &bytes).unwrap();
+        assert!(err(&args).contains("--update"));
+        args.update = true;
+        let lock = run(&args).unwrap();
+        assert_eq!(
+            lock.models[0].source_sha256.as_deref(),
+            Some(checksum::sha256_hex(&bytes).as_str())
+        );
+    }
+
+    #[test]
+    fn invalid_models_fail_at_pack_time() {
+        let (dir, args) = setup("[[model]]\nname = \"m\"\nsources = [\"junk.onnx\"]\n");
+        std::fs::write(dir.path().join("junk.onnx"), b"this is not ONNX").unwrap();
+        let e = err(&args);
+        assert!(e.contains("model \"m\"") && e.contains("ONNX"), "{e}");
+        assert!(!args.out.exists());
+
+        // A sample request the model cannot answer fails the pack.
+        let (dir, args) = setup(
+            "[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\nsample_request = \"bad.json\"\n",
+        );
+        std::fs::write(dir.path().join("bad.json"), r#"{"features": [1, 2]}"#).unwrap();
+        let e = err(&args);
+        assert!(
+            e.contains("sample request") && e.contains("expects 30"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn manifest_errors_are_clear() {
+        for (manifest, needle) in [
+            (
+                "[[model]]\nname = \"Bad/Name\"\nsources = [\"model.onnx\"]\n",
+                "does not match",
+            ),
+            ("[[model]]\nname = \"m\"\nsources = []\n", "no sources"),
+            (
+                "default = \"x\"\n[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\n",
+                "names no model",
+            ),
+            (
+                "[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\nsha256 = \"xyz\"\n",
+                "64 hex digits",
+            ),
+            (
+                "[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\ncolour = 1\n",
+                "unknown field",
+            ),
+        ] {
+            let (_dir, args) = setup(manifest);
+            let e = err(&args);
+            assert!(e.contains(needle), "{manifest}: {e}");
+        }
     }
 }
