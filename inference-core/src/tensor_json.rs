@@ -317,14 +317,14 @@ fn flat_values(t: &Tensor) -> Result<Vec<Value>, String> {
             let t = t.cast_to::<f32>().map_err(|e| format!("{e:#}"))?;
             map::<f32>(&t, f32_value)
         }
-        DatumType::I8 => map::<i8>(t, |v| Value::from(v)),
-        DatumType::I16 => map::<i16>(t, |v| Value::from(v)),
-        DatumType::I32 => map::<i32>(t, |v| Value::from(v)),
-        DatumType::I64 => map::<i64>(t, |v| Value::from(v)),
-        DatumType::U8 => map::<u8>(t, |v| Value::from(v)),
-        DatumType::U16 => map::<u16>(t, |v| Value::from(v)),
-        DatumType::U32 => map::<u32>(t, |v| Value::from(v)),
-        DatumType::U64 => map::<u64>(t, |v| Value::from(v)),
+        DatumType::I8 => map::<i8>(t, Value::from),
+        DatumType::I16 => map::<i16>(t, Value::from),
+        DatumType::I32 => map::<i32>(t, Value::from),
+        DatumType::I64 => map::<i64>(t, Value::from),
+        DatumType::U8 => map::<u8>(t, Value::from),
+        DatumType::U16 => map::<u16>(t, Value::from),
+        DatumType::U32 => map::<u32>(t, Value::from),
+        DatumType::U64 => map::<u64>(t, Value::from),
         DatumType::Bool => map::<bool>(t, Value::from),
         DatumType::TDim => Ok(slice_of::<TDim>(t)
             .map_err(|e| format!("{e:#}"))?
