@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::RequestError;
+use crate::tensor_json::describe as kind;
 
 /// Lambda's synchronous payload limit; larger bodies get 413 before any parsing.
 pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
@@ -117,17 +118,6 @@ impl InferenceRequest {
             inputs,
             return_outputs,
         })
-    }
-}
-
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

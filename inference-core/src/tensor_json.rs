@@ -25,7 +25,8 @@ pub fn nesting_depth(value: &Value) -> usize {
     depth
 }
 
-fn describe(v: &Value) -> &'static str {
+/// "a number", "an array", …: what a JSON value is, for error messages.
+pub(crate) fn describe(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
