@@ -206,19 +206,23 @@ fn validate(entry: &ModelEntry, bytes: &[u8], mut sample: Value) -> Result<f64> 
 fn write_out(out: &Path, lock: &LockFile, packed: &[Packed], old: Option<&LockFile>) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for p in packed {
-        let dest = out.join(&p.entry.file);
-        if std::fs::read(&dest).ok().as_deref() == Some(&p.bytes[..]) {
-            continue; // unchanged: keep the mtime, so cargo does not re-embed it
-        }
-        write_atomic(&dest, &p.bytes)?;
+        write_if_changed(&out.join(&p.entry.file), &p.bytes)?;
     }
-    write_atomic(&out.join(LOCK_FILE_NAME), lock.to_toml().as_bytes())?;
+    write_if_changed(&out.join(LOCK_FILE_NAME), lock.to_toml().as_bytes())?;
     if let Some(old) = old {
         for stale in old.models.iter().filter(|m| lock.model(&m.name).is_none()) {
             let _ = std::fs::remove_file(out.join(&stale.file));
         }
     }
     Ok(())
+}
+
+/// Unchanged files keep their mtime, so cargo does not re-embed them and relink.
+fn write_if_changed(dest: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(dest).ok().as_deref() == Some(bytes) {
+        return Ok(());
+    }
+    write_atomic(dest, bytes)
 }
 
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
@@ -302,6 +306,18 @@ mod tests {
             lock
         );
         assert!(args.out.join("m.onnx").exists());
+
+        // A re-pack with nothing changed rewrites nothing (no rebuild, no relink).
+        let mtime = |f: &str| {
+            std::fs::metadata(args.out.join(f))
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        let before = (mtime(LOCK_FILE_NAME), mtime("m.onnx"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(run(&args).unwrap(), lock);
+        assert_eq!((mtime(LOCK_FILE_NAME), mtime("m.onnx")), before);
 
         // Trust on first use: a different file under the same name is refused...
         std::fs::write(dir.path().join("model.onnx"), b"not the same model").unwrap();
