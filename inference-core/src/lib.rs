@@ -4,6 +4,7 @@
 
 pub mod checksum;
 pub mod error;
+pub mod int8;
 pub mod loader;
 pub mod registry;
 pub mod request;

@@ -81,8 +81,12 @@ fn tdim_to_dim(d: &TDim) -> Dim {
 }
 
 fn decode(bytes: &[u8]) -> Result<InferenceModel, String> {
+    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes)
+        .map_err(|e| format!("cannot decode ONNX: {e}"))?;
+    // int8-packed weights become f32 again before tract plans the graph.
+    crate::int8::dequantize_constants(&mut proto)?;
     tract_onnx::onnx()
-        .model_for_read(&mut &*bytes)
+        .model_for_proto_model(&proto)
         .map_err(|e| format!("cannot decode ONNX: {e:#}"))
 }
 

@@ -4,6 +4,7 @@ mod bootstrap_build;
 mod local;
 mod manifest;
 mod pack;
+mod test_data;
 mod testing;
 mod workspace;
 

@@ -5,7 +5,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::{pack, workspace};
+use crate::{pack, test_data, workspace};
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -21,8 +21,10 @@ pub fn run(args: TestArgs) -> Result<()> {
         out: workspace::default_packed_dir(),
         update: false,
     })?;
+    let data = test_data::ensure()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
+        .env("TEST_DATA_DIR", &data)
         .current_dir(workspace::root())
         .args(["test", "--workspace"])
         .args(&args.cargo_args)

