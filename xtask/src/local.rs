@@ -58,6 +58,7 @@ fn prepare(run: &RunArgs) -> Result<FunctionConfig> {
                 manifest: workspace::default_manifest(),
                 out: workspace::default_packed_dir(),
                 update: false,
+                cache_dir: None,
             })?;
             if run.dev {
                 bootstrap_build::build_dev()?

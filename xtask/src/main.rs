@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's automation (the cargo-xtask convention).
 
 mod bootstrap_build;
+mod cache;
 mod fetch;
 mod local;
 mod manifest;

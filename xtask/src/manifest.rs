@@ -35,6 +35,38 @@ pub struct ModelSpec {
     pub inputs: BTreeMap<String, InputSpec>,
     /// A JSON request body that must run on the packed model (relative to the manifest).
     pub sample_request: Option<String>,
+    /// `"none"` (default) or `"int8"`: weight-only int8 in the packed file.
+    #[serde(default)]
+    pub quantize: Quantize,
+    /// How far the int8 model's outputs may drift from the original's on the sample request.
+    #[serde(default)]
+    pub max_drift: MaxDrift,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantize {
+    #[default]
+    None,
+    Int8,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaxDrift {
+    /// Lowest cosine similarity allowed between original and packed outputs.
+    pub cosine: f64,
+    /// Largest absolute difference allowed in any output value.
+    pub max_abs: f64,
+}
+
+impl Default for MaxDrift {
+    fn default() -> Self {
+        MaxDrift {
+            cosine: 0.99,
+            max_abs: 0.1,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,11 +6,14 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use inference_core::loader::{self, InputOverride};
-use inference_core::{checksum, EmbeddedModel, LoadMode, PackedModels, Registry};
+use inference_core::{checksum, int8, EmbeddedModel, LoadMode, PackedModels, Registry};
 use model_lock::{Dim, LockFile, ModelEntry, TensorSpec, LOCK_FILE_NAME};
+use prost::Message as _;
 use serde_json::{json, Value};
 
-use crate::manifest::{Manifest, ModelSpec};
+use crate::cache::Cache;
+use crate::fetch;
+use crate::manifest::{Manifest, ModelSpec, Quantize};
 use crate::workspace;
 
 #[derive(Args, Debug, Clone)]
@@ -24,6 +27,10 @@ pub struct PackArgs {
     /// Accept a source whose hash differs from the one recorded in the lock, and re-pin it.
     #[arg(long)]
     pub update: bool,
+    /// The download cache (default: $MODEL_CACHE_DIR, else $XDG_CACHE_HOME/onnx-lambda/model-cache,
+    /// else target/model-cache). Files there are named by their SHA-256.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 struct Packed {
@@ -31,6 +38,7 @@ struct Packed {
     bytes: Vec<u8>,
     source_size: u64,
     load_ms: f64,
+    drift: Option<Drift>,
 }
 
 pub fn run(args: &PackArgs) -> Result<LockFile> {
@@ -43,10 +51,14 @@ pub fn run(args: &PackArgs) -> Result<LockFile> {
     };
 
     // Everything is fetched and validated before anything is written.
+    let cache = match &args.cache_dir {
+        Some(dir) => Cache::at(dir),
+        None => Cache::from_env(),
+    };
     let mut packed = Vec::new();
     for spec in &manifest.models {
         let old = old_lock.as_ref().and_then(|l| l.model(&spec.name));
-        let p = pack_one(&manifest, spec, old, args.update)
+        let p = pack_one(&manifest, spec, old, args.update, &cache)
             .with_context(|| format!("model {:?}", spec.name))?;
         packed.push(p);
     }
@@ -62,28 +74,45 @@ pub fn run(args: &PackArgs) -> Result<LockFile> {
     Ok(lock)
 }
 
-fn fetch(manifest: &Manifest, spec: &ModelSpec) -> Result<Vec<u8>> {
+/// The source bytes and their hash: from the cache when the expected hash is known and
+/// cached (no network), otherwise from the first source that works, in order.
+fn fetch_source(
+    manifest: &Manifest,
+    spec: &ModelSpec,
+    expected: Option<&str>,
+    cache: &Cache,
+) -> Result<(Vec<u8>, String)> {
+    if let Some(sha) = expected {
+        if let Some(bytes) = cache.get(sha) {
+            eprintln!("{}: source {} from the cache", spec.name, &sha[..12]);
+            return Ok((bytes, sha.to_ascii_lowercase()));
+        }
+    }
     let mut failures = Vec::new();
     for source in &spec.sources {
-        let result = if let Some(path) = source.strip_prefix("file://") {
-            read_file(Path::new(path))
-        } else if source.contains("://") {
-            Err(anyhow!(
-                "this version of pack-models reads local files only"
-            ))
+        let result = if fetch::is_remote(source) {
+            cache.fetch(expected, |tmp| fetch::download(source, tmp))
         } else {
-            read_file(&manifest.resolve(source))
+            let path = match source.strip_prefix("file://") {
+                Some(p) => PathBuf::from(p),
+                None => manifest.resolve(source),
+            };
+            fetch::read_local(&path).and_then(|bytes| {
+                let actual = checksum::sha256_hex(&bytes);
+                match expected {
+                    Some(e) if !e.eq_ignore_ascii_case(&actual) => Err(anyhow!(
+                        "hash mismatch: expected sha256 {e}, file has {actual}"
+                    )),
+                    _ => Ok((bytes, actual)),
+                }
+            })
         };
         match result {
-            Ok(bytes) => return Ok(bytes),
+            Ok(found) => return Ok(found),
             Err(e) => failures.push(format!("  {source}: {e:#}")),
         }
     }
-    bail!("no source could be read:\n{}", failures.join("\n"))
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    bail!("no source could be fetched:\n{}", failures.join("\n"))
 }
 
 fn pack_one(
@@ -91,20 +120,29 @@ fn pack_one(
     spec: &ModelSpec,
     old: Option<&ModelEntry>,
     update: bool,
+    cache: &Cache,
 ) -> Result<Packed> {
-    let bytes = fetch(manifest, spec)?;
-    let source_sha = checksum::sha256_hex(&bytes);
-    if let Some(pinned) = &spec.sha256 {
-        if !pinned.eq_ignore_ascii_case(&source_sha) {
-            bail!("source hash mismatch: manifest pins sha256 {pinned}, fetched file has {source_sha}");
+    let recorded = old
+        .and_then(|o| o.source_sha256.as_deref())
+        .filter(|_| !update);
+    let expected = spec.sha256.as_deref().or(recorded);
+    let (source, source_sha) = fetch_source(manifest, spec, expected, cache).map_err(|e| {
+        if spec.sha256.is_none() && recorded.is_some() {
+            e.context("the expected hash is the one models.lock recorded at the first pack; pass --update to accept a new file")
+        } else {
+            e
         }
-    } else if let Some(recorded) = old.and_then(|o| o.source_sha256.as_deref()) {
-        if recorded != source_sha && !update {
-            bail!(
-                "source changed: models.lock recorded sha256 {recorded}, fetched file has {source_sha}. Pass --update to accept the new file."
-            );
+    })?;
+
+    let bytes = match spec.quantize {
+        Quantize::None => source.clone(),
+        Quantize::Int8 => {
+            let mut proto = tract_onnx::pb::ModelProto::decode(source.as_slice())
+                .map_err(|e| anyhow!("cannot decode ONNX: {e}"))?;
+            int8::quantize(&mut proto, int8::DEFAULT_MIN_ELEMENTS).map_err(anyhow::Error::msg)?;
+            proto.encode_to_vec()
         }
-    }
+    };
 
     let overrides: Vec<InputOverride> = spec
         .inputs
@@ -120,7 +158,7 @@ fn pack_one(
         file: format!("{}.onnx", spec.name),
         sha256: checksum::sha256_hex(&bytes),
         size: bytes.len() as u64,
-        source_sha256: Some(source_sha),
+        source_sha256: Some(source_sha.clone()),
         embed: spec.embed,
         labels: spec.labels.clone(),
         inputs,
@@ -137,13 +175,104 @@ fn pack_one(
         }
         None => generated_request(&entry.inputs),
     };
-    let load_ms = validate(&entry, &bytes, sample)?;
+    let (load_ms, packed_answer) = validate(&entry, &bytes, sample.clone())?;
+    let drift = if spec.quantize == Quantize::None {
+        None
+    } else {
+        // The original, run the same way, is the reference.
+        let reference = ModelEntry {
+            sha256: source_sha,
+            size: source.len() as u64,
+            ..entry.clone()
+        };
+        let (_, want) = validate(&reference, &source, sample)?;
+        let drift = Drift::between(&want["outputs"], &packed_answer["outputs"]);
+        if !(drift.cosine >= spec.max_drift.cosine && drift.max_abs <= spec.max_drift.max_abs) {
+            bail!(
+                "int8 drift too large: cosine {:.5} (min {}), max abs error {:.5} (max {}). Raise max_drift or use quantize = \"none\"",
+                drift.cosine,
+                spec.max_drift.cosine,
+                drift.max_abs,
+                spec.max_drift.max_abs
+            );
+        }
+        Some(drift)
+    };
     Ok(Packed {
-        source_size: bytes.len() as u64,
+        source_size: source.len() as u64,
         entry,
         bytes,
         load_ms,
+        drift,
     })
+}
+
+/// How far packed outputs are from the original's, over every float in every output.
+#[derive(Debug, Clone, Copy)]
+pub struct Drift {
+    pub cosine: f64,
+    pub max_abs: f64,
+}
+
+impl Drift {
+    /// The worst output: lowest cosine and largest absolute error, each output compared on
+    /// its own (an integer passthrough output must not dilute a drifting float one).
+    fn between(want: &Value, got: &Value) -> Drift {
+        fn floats(v: &Value, out: &mut Vec<f64>) {
+            match v {
+                Value::Array(items) => items.iter().for_each(|i| floats(i, out)),
+                Value::Number(n) => out.push(n.as_f64().unwrap_or(f64::NAN)),
+                Value::Null => out.push(f64::NAN),
+                _ => {}
+            }
+        }
+        let mut worst = Drift {
+            cosine: 1.0,
+            max_abs: 0.0,
+        };
+        let (Some(want), Some(got)) = (want.as_object(), got.as_object()) else {
+            return Drift {
+                cosine: f64::NAN,
+                max_abs: f64::INFINITY,
+            };
+        };
+        for (name, w) in want {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            floats(w, &mut a);
+            floats(got.get(name).unwrap_or(&Value::Null), &mut b);
+            if a.len() != b.len() {
+                return Drift {
+                    cosine: f64::NAN,
+                    max_abs: f64::INFINITY,
+                };
+            }
+            let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let cosine = if na == 0.0 && nb == 0.0 {
+                1.0
+            } else {
+                dot / (na * nb)
+            };
+            let max_abs = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            // NaN compares false: make it the worst.
+            worst.cosine = if cosine.is_nan() {
+                f64::NAN
+            } else {
+                worst.cosine.min(cosine)
+            };
+            worst.max_abs = if max_abs.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max_abs.max(max_abs)
+            };
+        }
+        worst
+    }
 }
 
 /// A request of zeros, one per input, symbolic dims set to 1.
@@ -168,8 +297,8 @@ fn generated_request(inputs: &[TensorSpec]) -> Value {
 }
 
 /// Loads the packed bytes exactly as the function will (checksum, decode, optimize) and
-/// answers the sample request. Returns the load time in ms.
-fn validate(entry: &ModelEntry, bytes: &[u8], mut sample: Value) -> Result<f64> {
+/// answers the sample request. Returns the load time in ms and the answer.
+fn validate(entry: &ModelEntry, bytes: &[u8], mut sample: Value) -> Result<(f64, Value)> {
     // The registry wants 'static data, as the binary provides; leaking at pack time is fine.
     let bytes: &'static [u8] = Box::leak(bytes.to_vec().into_boxed_slice());
     let sha: &'static str = Box::leak(entry.sha256.clone().into_boxed_str());
@@ -195,10 +324,10 @@ fn validate(entry: &ModelEntry, bytes: &[u8], mut sample: Value) -> Result<f64> 
     if let Value::Object(obj) = &mut sample {
         obj.insert("model".into(), json!(entry.name));
     }
-    registry
+    let answer = registry
         .handle_value(sample)
         .map_err(|e| anyhow!("the packed model does not answer its sample request: {e}"))?;
-    Ok(load_ms)
+    Ok((load_ms, answer))
 }
 
 /// Stage every file next to its destination, then rename into place; the lock goes last,
@@ -247,16 +376,22 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 
 fn print_table(packed: &[Packed]) {
     println!(
-        "{:<24} {:>12} {:>12} {:>7} {:>10}",
-        "model", "source", "packed", "ratio", "load ms"
+        "{:<24} {:>12} {:>12} {:>7} {:>9} {:>10} {:>9}",
+        "model", "source", "packed", "ratio", "cosine", "max abs", "load ms"
     );
     for p in packed {
+        let (cos, abs) = match p.drift {
+            Some(d) => (format!("{:.5}", d.cosine), format!("{:.5}", d.max_abs)),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{:<24} {:>12} {:>12} {:>7.2} {:>10.1}",
+            "{:<24} {:>12} {:>12} {:>7.2} {:>9} {:>10} {:>9.1}",
             p.entry.name,
             p.source_size,
             p.bytes.len(),
             p.bytes.len() as f64 / p.source_size.max(1) as f64,
+            cos,
+            abs,
             p.load_ms
         );
     }
@@ -280,6 +415,7 @@ mod tests {
             manifest: dir.path().join("models.toml"),
             out: dir.path().join("packed"),
             update: false,
+            cache_dir: Some(dir.path().join("cache")),
         };
         (dir, args)
     }
@@ -408,5 +544,213 @@ mod tests {
             let e = err(&args);
             assert!(e.contains(needle), "{manifest}: {e}");
         }
+    }
+
+    /// `python3 -m http.server` on an ephemeral loopback port: a real HTTP server standing
+    /// in for a model hub. Killed on drop.
+    struct HttpServer {
+        child: std::process::Child,
+        url: String,
+    }
+
+    impl HttpServer {
+        fn start(dir: &Path) -> HttpServer {
+            use std::io::BufRead as _;
+            let mut child = std::process::Command::new("python3")
+                .args([
+                    "-u",
+                    "-m",
+                    "http.server",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                ])
+                .arg(dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("python3 http.server starts");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            // "Serving HTTP on 127.0.0.1 port 38219 (http://127.0.0.1:38219/) ..."
+            let port: u16 = line
+                .split(" port ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected http.server banner {line:?}"));
+            HttpServer {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+            }
+        }
+    }
+
+    impl Drop for HttpServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn test_data(file: &str) -> PathBuf {
+        let dir = std::env::var_os("TEST_DATA_DIR").map(PathBuf::from).expect(
+            "TEST_DATA_DIR is not set: run the tests with `cargo xtask test`, which fetches the test models",
+        );
+        dir.join(file)
+    }
+
+    /// Real WordPiece ids (uncased BERT vocabulary): "the cat sits on the mat ." and
+    /// "how do i bake bread at home ?", padded.
+    const MINILM_SAMPLE: &str = r#"{"inputs": {
+        "input_ids": [[101, 1996, 4937, 7719, 2006, 1996, 13523, 1012, 102, 0, 0],
+                      [101, 2129, 2079, 1045, 8670, 7852, 2012, 2188, 1029, 102, 0]],
+        "attention_mask": [[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0],
+                           [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]]}}"#;
+
+    fn minilm_manifest(dir: &Path, sources: &[String], extra: &str) -> PackArgs {
+        std::fs::write(dir.join("sample.json"), MINILM_SAMPLE).unwrap();
+        let sources: Vec<String> = sources.iter().map(|s| format!("{s:?}")).collect();
+        let manifest = format!(
+            "[[model]]\nname = \"minilm\"\nsources = [{}]\nquantize = \"int8\"\nsample_request = \"sample.json\"\n{extra}",
+            sources.join(", ")
+        );
+        std::fs::write(dir.join("models.toml"), manifest).unwrap();
+        PackArgs {
+            manifest: dir.join("models.toml"),
+            out: dir.join("packed"),
+            update: false,
+            cache_dir: Some(dir.join("cache")),
+        }
+    }
+
+    /// MiniLM over HTTP: a 404 mirror falls through to the next, int8 packing shrinks it
+    /// ~4x within the drift gate, the second run needs no server, a corrupted cache entry is
+    /// fetched again, and a wrong pin names both hashes.
+    #[test]
+    fn minilm_over_http_with_cache_and_int8() {
+        let fp32 = std::fs::read(test_data("paraphrase-MiniLM-L3-v2.onnx")).unwrap();
+        let sha = checksum::sha256_hex(&fp32);
+        let hub = tempfile::tempdir().unwrap();
+        std::fs::write(hub.path().join("minilm.onnx"), &fp32).unwrap();
+        let work = tempfile::tempdir().unwrap();
+
+        let server = HttpServer::start(hub.path());
+        let sources = [
+            format!("{}/missing.onnx", server.url),
+            format!("{}/minilm.onnx", server.url),
+        ];
+        let args = minilm_manifest(work.path(), &sources, "");
+        let lock = run(&args).unwrap();
+        let m = &lock.models[0];
+        assert_eq!(m.source_sha256.as_deref(), Some(sha.as_str()));
+        assert!(m.size <= 18_000_000, "packed MiniLM is {} bytes", m.size);
+        assert!(fp32.len() as u64 > 3 * m.size);
+        let cached = Cache::at(work.path().join("cache")).path(&sha);
+        assert_eq!(std::fs::read(&cached).unwrap(), fp32);
+
+        // Server gone: the lock's hash finds the file in the cache.
+        drop(server);
+        std::fs::remove_dir_all(&args.out).unwrap();
+        std::fs::create_dir_all(&args.out).unwrap();
+        std::fs::write(args.out.join(LOCK_FILE_NAME), lock.to_toml()).unwrap();
+        assert_eq!(run(&args).unwrap(), lock);
+
+        // A truncated cache entry is detected and fetched again.
+        std::fs::write(&cached, &fp32[..1000]).unwrap();
+        let server = HttpServer::start(hub.path());
+        let args = minilm_manifest(work.path(), &[format!("{}/minilm.onnx", server.url)], "");
+        assert_eq!(run(&args).unwrap().models[0].sha256, lock.models[0].sha256);
+        assert_eq!(std::fs::read(&cached).unwrap(), fp32);
+
+        // A pinned hash that does not match fails with both hashes, after trying every mirror.
+        let wrong = "0".repeat(64);
+        std::fs::remove_file(&cached).unwrap();
+        let args = minilm_manifest(
+            work.path(),
+            &[format!("{}/minilm.onnx", server.url)],
+            &format!("sha256 = \"{wrong}\"\n"),
+        );
+        let e = err(&args);
+        assert!(e.contains(&wrong) && e.contains(&sha), "{e}");
+        assert!(!cached.exists(), "a mismatching download is never cached");
+
+        // The drift gate: a stricter bound than int8 can meet fails the pack.
+        let args = minilm_manifest(
+            work.path(),
+            &[format!("{}/minilm.onnx", server.url)],
+            "max_drift = { cosine = 0.99999, max_abs = 0.1 }\n",
+        );
+        let e = err(&args);
+        assert!(e.contains("int8 drift too large") && e.contains("cosine 0.99"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only() {
+        let (_dir, args) = setup(
+            "[[model]]\nname = \"m\"\nsources = [\"http://example.com/m.onnx\", \"ftp://x/m.onnx\"]\n",
+        );
+        let e = err(&args);
+        assert!(e.contains("only allowed for loopback"), "{e}");
+        assert!(e.contains("unsupported source scheme ftp://"), "{e}");
+    }
+
+    /// A real ONNX-ML operator tract 0.23 lacks (`Scaler`) fails at pack time, named.
+    #[test]
+    fn operator_tract_lacks_fails_at_pack_time() {
+        use tract_onnx::pb;
+        let float = pb::tensor_proto::DataType::Float as i32;
+        let value = |name: &str| pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: float,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: vec![pb::tensor_shape_proto::Dimension {
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(2)),
+                            ..Default::default()
+                        }],
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let model = pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![
+                pb::OperatorSetIdProto {
+                    domain: String::new(),
+                    version: 17,
+                },
+                pb::OperatorSetIdProto {
+                    domain: "ai.onnx.ml".into(),
+                    version: 3,
+                },
+            ],
+            graph: Some(pb::GraphProto {
+                name: "g".into(),
+                node: vec![pb::NodeProto {
+                    name: "scale_features".into(),
+                    op_type: "Scaler".into(),
+                    domain: "ai.onnx.ml".into(),
+                    input: vec!["x".into()],
+                    output: vec!["y".into()],
+                    ..Default::default()
+                }],
+                input: vec![value("x")],
+                output: vec![value("y")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (dir, args) = setup("[[model]]\nname = \"m\"\nsources = [\"scaler.onnx\"]\n");
+        std::fs::write(dir.path().join("scaler.onnx"), model.encode_to_vec()).unwrap();
+        let e = err(&args);
+        assert!(e.contains("Scaler") && e.contains("scale_features"), "{e}");
+        assert!(!args.out.exists());
     }
 }

@@ -20,6 +20,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         manifest: workspace::default_manifest(),
         out: workspace::default_packed_dir(),
         update: false,
+        cache_dir: None,
     })?;
     let data = test_data::ensure()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
