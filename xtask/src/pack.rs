@@ -685,7 +685,10 @@ mod tests {
             "max_drift = { cosine = 0.99999, max_abs = 0.1 }\n",
         );
         let e = err(&args);
-        assert!(e.contains("int8 drift too large") && e.contains("cosine 0.99"), "{e}");
+        assert!(
+            e.contains("int8 drift too large") && e.contains("cosine 0.99"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn download(source: &str, dest: &Path) -> Result<u64> {
             Err(Failure::Final(e)) => return Err(e),
             Err(Failure::Retry(e)) => {
                 if attempt < ATTEMPTS {
-                    eprintln!("{url}: {e:#}; retrying ({attempt}/{ATTEMPTS})");
+                    eprintln!("{e:#}; retrying ({attempt}/{ATTEMPTS})");
                     std::thread::sleep(Duration::from_millis(500 * u64::from(attempt)));
                 }
                 last = Some(e);
