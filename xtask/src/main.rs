@@ -6,6 +6,7 @@ mod fetch;
 mod local;
 mod manifest;
 mod pack;
+mod python_env;
 mod test_data;
 mod testing;
 mod workspace;

@@ -132,3 +132,25 @@ impl Manifest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manifests shipped in `models/` must stay valid as the format evolves.
+    #[test]
+    fn shipped_manifests_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let minilm = Manifest::read(&root.join("examples/minilm.toml")).unwrap();
+        let spec = &minilm.models[0];
+        assert_eq!(spec.quantize, Quantize::Int8);
+        assert!(spec.sources[0].starts_with("https://"));
+        let sample = minilm.resolve(spec.sample_request.as_deref().unwrap());
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&sample).unwrap()).unwrap();
+        assert!(body["inputs"]["input_ids"].is_array(), "{body}");
+
+        let default = Manifest::read(&root.join("models.toml")).unwrap();
+        assert!(!default.models.is_empty());
+    }
+}

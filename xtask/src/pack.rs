@@ -89,7 +89,7 @@ fn fetch_source(
         }
     }
     let mut failures = Vec::new();
-    for source in &spec.sources {
+    for (i, source) in spec.sources.iter().enumerate() {
         let result = if fetch::is_remote(source) {
             cache.fetch(expected, |tmp| fetch::download(source, tmp))
         } else {
@@ -109,7 +109,16 @@ fn fetch_source(
         };
         match result {
             Ok(found) => return Ok(found),
-            Err(e) => failures.push(format!("  {source}: {e:#}")),
+            Err(e) => {
+                // Said now, so a mirror that silently rots is noticed even when the next works.
+                let next = if i + 1 < spec.sources.len() {
+                    ", trying the next source"
+                } else {
+                    ""
+                };
+                eprintln!("{}: {source} failed{next}: {e:#}", spec.name);
+                failures.push(format!("  {source}: {e:#}"))
+            }
         }
     }
     bail!("no source could be fetched:\n{}", failures.join("\n"))
@@ -400,6 +409,7 @@ fn print_table(packed: &[Packed]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use test_servers::HttpServer;
 
     const MODEL: &str = "default/breast_cancer_lr.onnx";
 
@@ -543,56 +553,6 @@ mod tests {
             let (_dir, args) = setup(manifest);
             let e = err(&args);
             assert!(e.contains(needle), "{manifest}: {e}");
-        }
-    }
-
-    /// `python3 -m http.server` on an ephemeral loopback port: a real HTTP server standing
-    /// in for a model hub. Killed on drop.
-    struct HttpServer {
-        child: std::process::Child,
-        url: String,
-    }
-
-    impl HttpServer {
-        fn start(dir: &Path) -> HttpServer {
-            use std::io::BufRead as _;
-            let mut child = std::process::Command::new("python3")
-                .args([
-                    "-u",
-                    "-m",
-                    "http.server",
-                    "0",
-                    "--bind",
-                    "127.0.0.1",
-                    "--directory",
-                ])
-                .arg(dir)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("python3 http.server starts");
-            let mut line = String::new();
-            std::io::BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            // "Serving HTTP on 127.0.0.1 port 38219 (http://127.0.0.1:38219/) ..."
-            let port: u16 = line
-                .split(" port ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected http.server banner {line:?}"));
-            HttpServer {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-            }
-        }
-    }
-
-    impl Drop for HttpServer {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 

@@ -5,7 +5,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::{pack, test_data, workspace};
+use crate::{pack, python_env, test_data, workspace};
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -23,9 +23,12 @@ pub fn run(args: TestArgs) -> Result<()> {
         cache_dir: None,
     })?;
     let data = test_data::ensure()?;
+    // moto's server mode: the real S3 (and Lambda, IAM) APIs on loopback, for the tests.
+    let moto = python_env::ensure("moto")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .env("TEST_DATA_DIR", &data)
+        .env("MOTO_SERVER", moto.bin("moto_server"))
         .current_dir(workspace::root())
         .args(["test", "--workspace"])
         .args(&args.cargo_args)

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 
-const ATTEMPTS: u32 = 3;
+use super::progress::progress_bar;
+use super::retry::{with_retries, Failure};
 
 /// Plain HTTP is only for servers on this machine (tests, a local mirror).
 pub fn check_scheme(url: &reqwest::Url) -> Result<()> {
@@ -40,30 +40,7 @@ pub fn download(source: &str, dest: &Path) -> Result<u64> {
         .timeout(Duration::from_secs(600))
         .build()
         .context("building the HTTP client")?;
-    let mut last = None;
-    for attempt in 1..=ATTEMPTS {
-        match try_once(&client, &url, dest) {
-            Ok(n) => return Ok(n),
-            Err(Failure::Final(e)) => return Err(e),
-            Err(Failure::Retry(e)) => {
-                if attempt < ATTEMPTS {
-                    eprintln!("{e:#}; retrying ({attempt}/{ATTEMPTS})");
-                    std::thread::sleep(Duration::from_millis(500 * u64::from(attempt)));
-                }
-                last = Some(e);
-            }
-        }
-    }
-    Err(last
-        .expect("at least one attempt")
-        .context(format!("{url}: gave up after {ATTEMPTS} attempts")))
-}
-
-enum Failure {
-    /// Worth another try (connection trouble, 5xx, a cut-off body).
-    Retry(anyhow::Error),
-    /// Not going to change (404, 403, a bad URL).
-    Final(anyhow::Error),
+    with_retries(&url, |_| try_once(&client, &url, dest))
 }
 
 fn try_once(
@@ -82,20 +59,7 @@ fn try_once(
         return Err(Failure::Final(anyhow::anyhow!("{url}: HTTP {status}")));
     }
     let total = resp.content_length();
-    let bar = match total {
-        Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
-        None => ProgressBar::new_spinner(),
-    };
-    bar.set_message(
-        url.path()
-            .rsplit('/')
-            .next()
-            .unwrap_or("download")
-            .to_string(),
-    );
+    let bar = progress_bar(total, url.path().rsplit('/').next().unwrap_or("download"));
     let mut out = std::fs::File::create(dest)
         .with_context(|| format!("cannot write {}", dest.display()))
         .map_err(Failure::Final)?;

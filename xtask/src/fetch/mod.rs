@@ -3,6 +3,8 @@
 //! result and renames it into place.
 
 pub mod http;
+mod progress;
+mod retry;
 pub mod s3;
 
 use std::path::Path;

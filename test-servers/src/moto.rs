@@ -1,0 +1,131 @@
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A moto server on its own loopback port, empty at start.
+pub struct MotoServer {
+    child: Child,
+    pub endpoint: String,
+    http: reqwest::blocking::Client,
+}
+
+/// Region and credentials the servers accept; moto checks no signatures.
+pub const REGION: &str = "us-east-1";
+
+impl MotoServer {
+    pub fn start() -> MotoServer {
+        let program = std::env::var_os("MOTO_SERVER").map(PathBuf::from).expect(
+            "MOTO_SERVER is not set: run the tests with `cargo xtask test`, which installs moto",
+        );
+        let port = super::free_port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let server = MotoServer {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            http: reqwest::blocking::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = server
+                .http
+                .get(format!("{}/moto-api/data.json", server.endpoint))
+                .send()
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if ready {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not come up on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The environment an AWS SDK client needs to talk to this server.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    /// Applies [`Self::aws_env`] to a command, clearing profile settings that could point
+    /// it at a real account.
+    pub fn configure(&self, cmd: &mut Command) {
+        for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.aws_env());
+    }
+
+    // moto serves S3 path-style and without signature checks, so plain HTTP requests do to
+    // set up fixtures; the code under test talks to it through the AWS SDK.
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let r = self
+            .http
+            .put(format!("{}/{bucket}", self.endpoint))
+            .send()
+            .expect("create bucket");
+        assert!(
+            r.status().is_success(),
+            "create bucket {bucket}: {}",
+            r.status()
+        );
+    }
+
+    pub fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        let r = self
+            .http
+            .put(format!("{}/{bucket}/{key}", self.endpoint))
+            .body(body)
+            .send()
+            .expect("put object");
+        assert!(
+            r.status().is_success(),
+            "put s3://{bucket}/{key}: {}",
+            r.status()
+        );
+    }
+
+    pub fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let r = self
+            .http
+            .get(format!("{}/{bucket}/{key}", self.endpoint))
+            .send()
+            .expect("get object");
+        r.status()
+            .is_success()
+            .then(|| r.bytes().expect("object body").to_vec())
+    }
+
+    /// Everything the server holds, as moto reports it (to check that nothing changed).
+    pub fn state(&self) -> String {
+        self.http
+            .get(format!("{}/moto-api/data.json", self.endpoint))
+            .send()
+            .and_then(|r| r.text())
+            .expect("moto state")
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
