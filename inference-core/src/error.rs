@@ -9,6 +9,8 @@ pub enum InitError {
         expected: String,
         actual: String,
     },
+    #[error("model {model:?}: no copy with the build's hash could be found; tried {}", tried.join("; "))]
+    NoSource { model: String, tried: Vec<String> },
     #[error("model {model:?}: not embedded in this binary and no fallback store is configured")]
     NotEmbedded { model: String },
     #[error("model {model:?}: cannot be loaded: {message}")]

@@ -4,6 +4,7 @@
 
 pub mod checksum;
 pub mod error;
+pub mod fallback;
 pub mod int8;
 pub mod loader;
 pub mod registry;
@@ -12,8 +13,9 @@ pub mod response;
 pub mod tensor_json;
 
 pub use error::{InitError, RequestError};
+pub use fallback::FallbackConfig;
 pub use loader::{LoadedModel, PhaseTimings};
-pub use registry::{LoadMode, Registry};
+pub use registry::{LoadMode, Options, Registry, DEFAULT_MAX_LOADED};
 pub use request::{InferenceRequest, MAX_REQUEST_BYTES};
 pub use response::InferenceResponse;
 

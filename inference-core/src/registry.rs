@@ -1,6 +1,7 @@
 //! The model registry: which models this function serves, loading them (eagerly at init or
 //! on first use), and answering requests.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use tract_onnx::prelude::*;
 
 use crate::checksum;
 use crate::error::{InitError, RequestError};
+use crate::fallback::{self, FallbackConfig};
 use crate::loader::{self, LoadedModel, PhaseTimings};
 use crate::request::{InferenceRequest, RequestInputs};
 use crate::response::InferenceResponse;
@@ -41,11 +43,41 @@ struct Slot {
     embedded: EmbeddedModel,
     entry: ModelEntry,
     loaded: Mutex<Option<Arc<LoadedModel>>>,
+    /// Loaded at init and kept: never evicted.
+    pinned: bool,
+}
+
+/// How many models loaded on first use stay in memory by default (`MODEL_MAX_LOADED`).
+pub const DEFAULT_MAX_LOADED: usize = 8;
+
+/// How the registry loads models.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: LoadMode,
+    /// Where to look when an embedded copy is missing or corrupt.
+    pub fallback: FallbackConfig,
+    /// The LRU cap on models loaded on first use (`embed = false`, or lazy mode); models
+    /// loaded at init are not counted and never evicted.
+    pub max_loaded: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: LoadMode::Eager,
+            fallback: FallbackConfig::disabled(),
+            max_loaded: DEFAULT_MAX_LOADED,
+        }
+    }
 }
 
 pub struct Registry {
     default_model: Option<String>,
     slots: Vec<Slot>,
+    fallback: FallbackConfig,
+    max_loaded: usize,
+    /// Slots loaded on demand, least recently used first.
+    recent: Mutex<VecDeque<usize>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -57,19 +89,56 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// Verify and load one model from the bytes compiled into the binary.
-fn load_embedded(embedded: &EmbeddedModel, entry: &ModelEntry) -> Result<LoadedModel, InitError> {
-    // Seam for the EFS/S3 fallback: a missing or corrupt embedded copy is where it starts.
-    let bytes = embedded.bytes.ok_or_else(|| InitError::NotEmbedded {
-        model: entry.name.clone(),
-    })?;
+/// Verify and load one model: the embedded copy when it has the build's hash, otherwise a
+/// copy from the fallback stores checked against that same hash.
+fn load_model(
+    embedded: &EmbeddedModel,
+    entry: &ModelEntry,
+    fallback: &FallbackConfig,
+) -> Result<LoadedModel, InitError> {
     let started = Instant::now();
-    checksum::verify(bytes, embedded.sha256).map_err(|actual| InitError::ChecksumMismatch {
-        model: entry.name.clone(),
-        expected: embedded.sha256.to_string(),
-        actual,
-    })?;
-    let verify = started.elapsed();
+    let embedded_failure = match embedded.bytes {
+        Some(bytes) => match checksum::verify(bytes, embedded.sha256) {
+            Ok(()) => return finish_load(entry, bytes, "embedded", started.elapsed()),
+            Err(actual) => {
+                let mismatch = InitError::ChecksumMismatch {
+                    model: entry.name.clone(),
+                    expected: embedded.sha256.to_string(),
+                    actual,
+                };
+                if fallback.is_disabled() {
+                    return Err(mismatch);
+                }
+                tracing::error!(model = %entry.name, error = %mismatch, "embedded copy failed its checksum; trying the fallback stores");
+                format!("embedded: {mismatch}")
+            }
+        },
+        None => {
+            if fallback.is_disabled() {
+                return Err(InitError::NotEmbedded {
+                    model: entry.name.clone(),
+                });
+            }
+            "embedded: not embedded in this binary (embed = false)".to_string()
+        }
+    };
+    match fallback::fetch(fallback, &entry.name, embedded.sha256) {
+        Ok(found) => finish_load(entry, &found.bytes, found.source, started.elapsed()),
+        Err(exhausted) => Err(InitError::NoSource {
+            model: entry.name.clone(),
+            tried: std::iter::once(embedded_failure)
+                .chain(exhausted.tried)
+                .collect(),
+        }),
+    }
+}
+
+fn finish_load(
+    entry: &ModelEntry,
+    bytes: &[u8],
+    source: &'static str,
+    verify: std::time::Duration,
+) -> Result<LoadedModel, InitError> {
     let (plan, decode, optimize) =
         loader::load(bytes, entry).map_err(|message| InitError::Load {
             model: entry.name.clone(),
@@ -82,7 +151,7 @@ fn load_embedded(embedded: &EmbeddedModel, entry: &ModelEntry) -> Result<LoadedM
     };
     tracing::info!(
         model = %entry.name,
-        source = "embedded",
+        source,
         bytes = bytes.len(),
         verify_ms = ms(timings.verify),
         decode_ms = ms(timings.decode),
@@ -92,7 +161,7 @@ fn load_embedded(embedded: &EmbeddedModel, entry: &ModelEntry) -> Result<LoadedM
     Ok(LoadedModel {
         entry: entry.clone(),
         plan,
-        source: "embedded",
+        source,
         timings,
     })
 }
@@ -102,9 +171,21 @@ fn ms(d: std::time::Duration) -> f64 {
 }
 
 impl Registry {
-    /// Builds the registry from what the build embedded. In eager mode every model is
-    /// verified and loaded here, and any failure is an init error.
+    /// Builds the registry from what the build embedded, with no fallback store.
     pub fn new(packed: &PackedModels, mode: LoadMode) -> Result<Self, InitError> {
+        Self::with_options(
+            packed,
+            Options {
+                mode,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Builds the registry. In eager mode every embedded model is verified and loaded here
+    /// (through the fallback stores if its embedded copy is corrupt), and any failure is an
+    /// init error. `embed = false` models are always loaded on first use.
+    pub fn with_options(packed: &PackedModels, options: Options) -> Result<Self, InitError> {
         let mut slots = Vec::with_capacity(packed.models.len());
         for embedded in packed.models {
             let entry =
@@ -116,6 +197,7 @@ impl Registry {
                 embedded: *embedded,
                 entry,
                 loaded: Mutex::new(None),
+                pinned: false,
             });
         }
         slots.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
@@ -129,17 +211,20 @@ impl Registry {
             None if slots.len() == 1 => Some(slots[0].entry.name.clone()),
             None => None,
         };
-        let registry = Registry {
-            default_model,
-            slots,
-        };
-        if mode == LoadMode::Eager {
-            for slot in &registry.slots {
-                let model = load_embedded(&slot.embedded, &slot.entry)?;
-                *slot.loaded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(model));
+        if options.mode == LoadMode::Eager {
+            for slot in slots.iter_mut().filter(|s| s.embedded.bytes.is_some()) {
+                let model = load_model(&slot.embedded, &slot.entry, &options.fallback)?;
+                slot.loaded = Mutex::new(Some(Arc::new(model)));
+                slot.pinned = true;
             }
         }
-        Ok(registry)
+        Ok(Registry {
+            default_model,
+            slots,
+            fallback: options.fallback,
+            max_loaded: options.max_loaded.max(1),
+            recent: Mutex::new(VecDeque::new()),
+        })
     }
 
     pub fn model_names(&self) -> Vec<String> {
@@ -151,14 +236,14 @@ impl Registry {
     }
 
     pub fn entry(&self, name: &str) -> Option<&ModelEntry> {
-        self.slot(name).map(|s| &s.entry)
+        self.index(name).map(|ix| &self.slots[ix].entry)
     }
 
-    fn slot(&self, name: &str) -> Option<&Slot> {
-        self.slots.iter().find(|s| s.entry.name == name)
+    fn index(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.entry.name == name)
     }
 
-    fn resolve(&self, requested: Option<&str>) -> Result<&Slot, RequestError> {
+    fn resolve(&self, requested: Option<&str>) -> Result<usize, RequestError> {
         let name = match requested {
             Some(name) => name,
             None => self.default_model.as_deref().ok_or_else(|| {
@@ -168,7 +253,7 @@ impl Registry {
                 ))
             })?,
         };
-        self.slot(name).ok_or_else(|| RequestError::UnknownModel {
+        self.index(name).ok_or_else(|| RequestError::UnknownModel {
             name: name.to_string(),
             available: self.model_names(),
         })
@@ -176,25 +261,49 @@ impl Registry {
 
     /// The loaded model, loading it now if this is its first use.
     pub fn get(&self, name: &str) -> Result<Arc<LoadedModel>, RequestError> {
-        let slot = self.resolve(Some(name))?;
-        self.loaded(slot)
+        let ix = self.resolve(Some(name))?;
+        self.loaded(ix)
     }
 
-    fn loaded(&self, slot: &Slot) -> Result<Arc<LoadedModel>, RequestError> {
-        let mut guard = slot.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(model) = guard.as_ref() {
-            return Ok(model.clone());
+    fn loaded(&self, ix: usize) -> Result<Arc<LoadedModel>, RequestError> {
+        let slot = &self.slots[ix];
+        let model = {
+            let mut guard = slot.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_ref() {
+                Some(model) => model.clone(),
+                None => match load_model(&slot.embedded, &slot.entry, &self.fallback) {
+                    Ok(model) => {
+                        let model = Arc::new(model);
+                        *guard = Some(model.clone());
+                        model
+                    }
+                    Err(e) => {
+                        tracing::error!(model = %slot.entry.name, error = %e, "model load failed");
+                        return Err(RequestError::Unavailable(e.to_string()));
+                    }
+                },
+            }
+        };
+        if !slot.pinned {
+            self.touch_and_evict(ix);
         }
-        match load_embedded(&slot.embedded, &slot.entry) {
-            Ok(model) => {
-                let model = Arc::new(model);
-                *guard = Some(model.clone());
-                Ok(model)
-            }
-            Err(e) => {
-                tracing::error!(model = %slot.entry.name, error = %e, "model load failed");
-                Err(RequestError::Unavailable(e.to_string()))
-            }
+        Ok(model)
+    }
+
+    /// Marks `ix` most recently used and unloads the least recently used models beyond the
+    /// cap. Runs with no slot lock held, so two slots' locks are never taken together.
+    fn touch_and_evict(&self, ix: usize) {
+        let evicted: Vec<usize> = {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent.retain(|&i| i != ix);
+            recent.push_back(ix);
+            let over = recent.len().saturating_sub(self.max_loaded);
+            recent.drain(..over).collect()
+        };
+        for i in evicted {
+            let slot = &self.slots[i];
+            *slot.loaded.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            tracing::info!(model = %slot.entry.name, max_loaded = self.max_loaded, "model unloaded (least recently used)");
         }
     }
 
@@ -247,8 +356,8 @@ impl Registry {
 
     /// Runs one decoded request.
     pub fn infer(&self, req: &InferenceRequest) -> Result<InferenceResponse, RequestError> {
-        let slot = self.resolve(req.model.as_deref())?;
-        let entry = &slot.entry;
+        let ix = self.resolve(req.model.as_deref())?;
+        let entry = &self.slots[ix].entry;
         if let Some(wanted) = &req.return_outputs {
             if let Some(bad) = wanted
                 .iter()
@@ -262,7 +371,7 @@ impl Registry {
             }
         }
         let inputs = build_inputs(entry, &req.inputs)?;
-        let model = self.loaded(slot)?;
+        let model = self.loaded(ix)?;
         let outputs = model
             .plan
             .run(inputs)

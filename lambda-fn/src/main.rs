@@ -7,7 +7,7 @@ mod logging;
 
 use std::sync::Arc;
 
-use inference_core::{LoadMode, Registry};
+use inference_core::{FallbackConfig, LoadMode, Options, Registry, DEFAULT_MAX_LOADED};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -33,13 +33,33 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 fn init() -> Result<Registry, String> {
-    let mode = LoadMode::parse(&std::env::var("MODEL_LOAD").unwrap_or_default())?;
+    let var = |k: &str| std::env::var(k).ok();
+    let mode = LoadMode::parse(&var("MODEL_LOAD").unwrap_or_default())?;
+    let fallback = FallbackConfig::from_vars(var)?;
+    let max_loaded = match var("MODEL_MAX_LOADED") {
+        None => DEFAULT_MAX_LOADED,
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("MODEL_MAX_LOADED={v:?}: expected a whole number above 0"))?,
+    };
     let started = std::time::Instant::now();
-    let registry = Registry::new(model_pack::packed(), mode).map_err(|e| e.to_string())?;
+    let options = Options {
+        mode,
+        fallback: fallback.clone(),
+        max_loaded,
+    };
+    let registry =
+        Registry::with_options(model_pack::packed(), options).map_err(|e| e.to_string())?;
     tracing::info!(
         models = ?registry.model_names(),
         default_model = registry.default_model(),
         load_mode = ?mode,
+        efs_dir = ?fallback.efs_dir,
+        s3 = ?fallback.s3,
+        max_loaded,
         init_ms = started.elapsed().as_secs_f64() * 1000.0,
         "ready"
     );

@@ -68,13 +68,21 @@ impl MotoServer {
         cmd.envs(self.aws_env());
     }
 
-    // moto serves S3 path-style and without signature checks, so plain HTTP requests do to
-    // set up fixtures; the code under test talks to it through the AWS SDK.
+    // moto serves S3 path-style and checks no signatures, so plain HTTP requests do to set
+    // up fixtures (the code under test talks to it through the AWS SDK). It does refuse
+    // anonymous reads and overwrites, so requests carry SigV4-shaped credentials.
+    fn s3(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.http
+            .request(method, format!("{}/{path}", self.endpoint))
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/s3/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+    }
 
     pub fn create_bucket(&self, bucket: &str) {
         let r = self
-            .http
-            .put(format!("{}/{bucket}", self.endpoint))
+            .s3(reqwest::Method::PUT, bucket)
             .send()
             .expect("create bucket");
         assert!(
@@ -86,8 +94,7 @@ impl MotoServer {
 
     pub fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {
         let r = self
-            .http
-            .put(format!("{}/{bucket}/{key}", self.endpoint))
+            .s3(reqwest::Method::PUT, &format!("{bucket}/{key}"))
             .body(body)
             .send()
             .expect("put object");
@@ -100,8 +107,7 @@ impl MotoServer {
 
     pub fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let r = self
-            .http
-            .get(format!("{}/{bucket}/{key}", self.endpoint))
+            .s3(reqwest::Method::GET, &format!("{bucket}/{key}"))
             .send()
             .expect("get object");
         r.status()

@@ -1,6 +1,6 @@
 //! Building the `bootstrap` binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -9,15 +9,20 @@ use crate::workspace;
 
 /// `cargo build --release -p lambda-fn --bin bootstrap`; returns the binary's path.
 pub fn build_release() -> Result<PathBuf> {
-    build(true)
+    build(true, None)
 }
 
 /// The dev-profile build (dependencies optimised, quick to rebuild our crates).
 pub fn build_dev() -> Result<PathBuf> {
-    build(false)
+    build(false, None)
 }
 
-fn build(release: bool) -> Result<PathBuf> {
+/// A dev build embedding the models packed in `packed` instead of models/packed/.
+pub fn build_dev_with_models(packed: &Path) -> Result<PathBuf> {
+    build(false, Some(packed))
+}
+
+fn build(release: bool, packed: Option<&Path>) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace::root()).args([
@@ -30,6 +35,10 @@ fn build(release: bool) -> Result<PathBuf> {
     if release {
         cmd.arg("--release");
     }
+    match packed {
+        Some(dir) => cmd.env("MODEL_PACK_DIR", dir),
+        None => cmd.env_remove("MODEL_PACK_DIR"),
+    };
     eprintln!(
         "building bootstrap ({})",
         if release { "release" } else { "dev" }

@@ -6,6 +6,7 @@ mod fetch;
 mod local;
 mod manifest;
 mod pack;
+mod publish;
 mod python_env;
 mod test_data;
 mod testing;
@@ -30,6 +31,8 @@ enum Task {
     Build,
     /// Pack the models in the manifest into models/packed/ and write the lock.
     PackModels(pack::PackArgs),
+    /// Publish the packed models to S3 and/or an EFS directory for the function's fallback.
+    PublishModels(publish::PublishArgs),
     /// Pack, build and serve the function locally: a Lambda Runtime API emulator plus an
     /// HTTP front door that turns requests into API Gateway v2 events.
     Local(local::LocalArgs),
@@ -44,6 +47,7 @@ fn main() -> Result<()> {
     match cli.task {
         Task::Build => bootstrap_build::build_release().map(|_| ()),
         Task::PackModels(args) => pack::run(&args).map(|_| ()),
+        Task::PublishModels(args) => publish::run(&args),
         Task::Local(args) => local::local(args),
         Task::Invoke(args) => local::invoke(args),
         Task::Test(args) => testing::run(args),

@@ -12,24 +12,10 @@ use aws_sdk_s3::operation::get_object::GetObjectError;
 use super::progress::progress_bar;
 use super::retry::{with_retries, Failure};
 
-/// An S3 client from the environment. A custom endpoint gets path-style addressing:
-/// S3-compatible servers on an IP address cannot do virtual-host buckets.
+/// An S3 client from the environment, shared with the function's fallback (path-style
+/// addressing for a custom endpoint).
 pub async fn client() -> aws_sdk_s3::Client {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(60))
-        .build();
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
-    let mut conf = aws_sdk_s3::config::Builder::from(&shared);
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
-    {
-        conf = conf.force_path_style(true);
-    }
-    aws_sdk_s3::Client::from_conf(conf.build())
+    inference_core::fallback::s3::client(Duration::from_secs(10), Duration::from_secs(60)).await
 }
 
 /// Downloads `s3://bucket/key` into `dest`. Returns the byte count.

@@ -1,0 +1,175 @@
+//! The S3 store: `s3://<bucket>/<prefix>/<name>/<sha256>.onnx`, downloaded into `/tmp` and
+//! hashed while streaming; only a copy with the build's hash is kept or used.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use sha2::{Digest, Sha256};
+
+use crate::checksum;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Without leading or trailing slashes; may be empty.
+    pub prefix: String,
+}
+
+impl S3Location {
+    pub fn key(&self, name: &str, sha256: &str) -> String {
+        let rel = super::relative_path(name, sha256);
+        if self.prefix.is_empty() {
+            rel
+        } else {
+            format!("{}/{rel}", self.prefix)
+        }
+    }
+}
+
+/// An S3 client from the environment (default credential chain and region), with bounded
+/// timeouts. A custom endpoint (`AWS_ENDPOINT_URL[_S3]`, an S3-compatible store or a local
+/// test server on an IP address) gets path-style addressing, which such servers need.
+pub async fn client(connect: Duration, read: Duration) -> aws_sdk_s3::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(connect)
+        .read_timeout(read)
+        .build();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+    {
+        conf = conf.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(conf.build())
+}
+
+/// A verified copy of the model: the one a warm container already has in `tmp_dir`, or a
+/// fresh download, within `budget`.
+pub fn fetch(
+    location: &S3Location,
+    tmp_dir: &Path,
+    name: &str,
+    sha256: &str,
+    budget: Duration,
+) -> Result<Vec<u8>, String> {
+    let cached = tmp_dir.join(format!("{}.onnx", sha256.to_ascii_lowercase()));
+    if let Ok(bytes) = std::fs::read(&cached) {
+        if checksum::verify(&bytes, sha256).is_ok() {
+            tracing::info!(model = name, path = %cached.display(), "reusing the verified /tmp copy");
+            return Ok(bytes);
+        }
+        // Only verified files are renamed into place, so this is outside interference.
+        tracing::warn!(model = name, path = %cached.display(), "discarding a /tmp copy with the wrong hash");
+        let _ = std::fs::remove_file(&cached);
+    }
+    if budget.is_zero() {
+        return Err("no time left in the fallback budget".to_string());
+    }
+    let url = format!("s3://{}/{}", location.bucket, location.key(name, sha256));
+    let download = download(location, name, sha256, cached, url.clone());
+    run_to_completion(async move {
+        match tokio::time::timeout(budget, download).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "{url}: gave up after the {:.1} s fallback budget (MODEL_FALLBACK_BUDGET_SECS)",
+                budget.as_secs_f64()
+            )),
+        }
+    })
+}
+
+async fn download(
+    location: &S3Location,
+    name: &str,
+    sha256: &str,
+    cached: PathBuf,
+    url: String,
+) -> Result<Vec<u8>, String> {
+    // The SDK retries connection failures and 5xx itself (3 attempts); the budget bounds it.
+    let client = client(Duration::from_secs(3), Duration::from_secs(20)).await;
+    let mut obj = client
+        .get_object()
+        .bucket(&location.bucket)
+        .key(location.key(name, sha256))
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", DisplayErrorContext(&e)))?;
+    let expected_len = obj
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mut bytes = Vec::with_capacity(expected_len);
+    let mut hasher = Sha256::new();
+    let mut tmp = staging_file(&cached);
+    while let Some(chunk) = obj
+        .body
+        .try_next()
+        .await
+        .map_err(|e| format!("{url}: reading the body: {e}"))?
+    {
+        hasher.update(&chunk);
+        bytes.extend_from_slice(&chunk);
+        if let Some(file) = tmp.as_mut() {
+            if let Err(e) = file.write_all(&chunk) {
+                tracing::warn!(error = %e, "cannot keep a /tmp copy; serving from memory only");
+                tmp = None;
+            }
+        }
+    }
+    let actual = hex::encode(hasher.finalize());
+    if !actual.eq_ignore_ascii_case(sha256) {
+        // The staging file is deleted when dropped: a wrong copy is never kept.
+        return Err(format!(
+            "{url}: wrong contents (sha256 {actual}, the build expects {sha256}); not used"
+        ));
+    }
+    if let Some(file) = tmp {
+        if let Err(e) = file.persist(&cached) {
+            tracing::warn!(error = %e.error, path = %cached.display(), "cannot keep the /tmp copy");
+        }
+    }
+    Ok(bytes)
+}
+
+/// A temporary file next to `cached`, so the final rename stays on one filesystem. `None`
+/// when `/tmp` is not writable: the download still serves, it just is not kept.
+fn staging_file(cached: &Path) -> Option<tempfile::NamedTempFile> {
+    let dir = cached.parent()?;
+    let made = std::fs::create_dir_all(dir).and_then(|_| tempfile::NamedTempFile::new_in(dir));
+    match made {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot stage a /tmp copy");
+            None
+        }
+    }
+}
+
+/// Runs `fut` on a private single-threaded runtime in a helper thread. The fallback is
+/// called from synchronous code that may itself run inside the function's async runtime,
+/// where blocking on a nested runtime is not allowed; it is rare and one event runs at a
+/// time, so parking the caller for its duration costs nothing.
+fn run_to_completion<F>(fut: F) -> Result<Vec<u8>, String>
+where
+    F: Future<Output = Result<Vec<u8>, String>> + Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the runtime for S3: {e}"))?
+                    .block_on(fut)
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the S3 download thread panicked".to_string()))
+    })
+}
