@@ -25,15 +25,15 @@ pub fn build_dev_with_models(packed: &Path) -> Result<PathBuf> {
 fn build(release: bool, packed: Option<&Path>) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace::root()).args([
-        "build",
-        "--package",
-        "lambda-fn",
-        "--bin",
-        "bootstrap",
-    ]);
+    cmd.current_dir(workspace::root())
+        .args(["build", "--bin", "bootstrap"]);
     if release {
-        cmd.arg("--release");
+        // Only the function's own dependency features: the shipped binary stays lean.
+        cmd.args(["--package", "lambda-fn", "--release"]);
+    } else {
+        // Features unified over the workspace, as `cargo test --workspace` resolves them, so
+        // dev builds for tests and `local --dev` share one compiled dependency set.
+        cmd.arg("--workspace");
     }
     match packed {
         Some(dir) => cmd.env("MODEL_PACK_DIR", dir),
