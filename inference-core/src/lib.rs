@@ -11,6 +11,7 @@ pub mod registry;
 pub mod request;
 pub mod response;
 pub mod tensor_json;
+pub mod text;
 
 pub use error::{InitError, RequestError};
 pub use fallback::FallbackConfig;

@@ -25,6 +25,8 @@ pub struct LoadedModel {
     /// Which store the bytes came from (`embedded`, later `efs`/`s3`).
     pub source: &'static str,
     pub timings: PhaseTimings,
+    /// The tokenizer and pipeline of a text model.
+    pub text: Option<crate::text::TextModel>,
 }
 
 /// A manifest override of one input's shape.

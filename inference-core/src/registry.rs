@@ -99,7 +99,7 @@ fn load_model(
     let started = Instant::now();
     let embedded_failure = match embedded.bytes {
         Some(bytes) => match checksum::verify(bytes, embedded.sha256) {
-            Ok(()) => return finish_load(entry, bytes, "embedded", started.elapsed()),
+            Ok(()) => return finish_load(entry, embedded, bytes, "embedded", started.elapsed()),
             Err(actual) => {
                 let mismatch = InitError::ChecksumMismatch {
                     model: entry.name.clone(),
@@ -123,7 +123,13 @@ fn load_model(
         }
     };
     match fallback::fetch(fallback, &entry.name, embedded.sha256) {
-        Ok(found) => finish_load(entry, &found.bytes, found.source, started.elapsed()),
+        Ok(found) => finish_load(
+            entry,
+            embedded,
+            &found.bytes,
+            found.source,
+            started.elapsed(),
+        ),
         Err(exhausted) => Err(InitError::NoSource {
             model: entry.name.clone(),
             tried: std::iter::once(embedded_failure)
@@ -135,6 +141,7 @@ fn load_model(
 
 fn finish_load(
     entry: &ModelEntry,
+    embedded: &EmbeddedModel,
     bytes: &[u8],
     source: &'static str,
     verify: std::time::Duration,
@@ -163,7 +170,37 @@ fn finish_load(
         plan,
         source,
         timings,
+        text: text_model(entry, embedded)?,
     })
+}
+
+/// The tokenizer and pipeline of a text model, the tokenizer checked against the hash the
+/// build recorded for it.
+fn text_model(
+    entry: &ModelEntry,
+    embedded: &EmbeddedModel,
+) -> Result<Option<crate::text::TextModel>, InitError> {
+    if entry.pipeline.is_none() {
+        return Ok(None);
+    }
+    let load_error = |message: String| InitError::Load {
+        model: entry.name.clone(),
+        message,
+    };
+    let (Some(expected), Some(bytes)) = (&entry.tokenizer, embedded.tokenizer) else {
+        return Err(load_error(
+            "a text pipeline needs a tokenizer, and none was packed".into(),
+        ));
+    };
+    checksum::verify(bytes, &expected.sha256).map_err(|actual| {
+        load_error(format!(
+            "tokenizer checksum mismatch: expected sha256 {}, embedded bytes hash to {actual}",
+            expected.sha256
+        ))
+    })?;
+    crate::text::TextModel::new(entry, bytes)
+        .map(Some)
+        .map_err(load_error)
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -370,6 +407,9 @@ impl Registry {
                 )));
             }
         }
+        if let RequestInputs::Text(texts) = &req.inputs {
+            return self.infer_text(ix, texts);
+        }
         let inputs = build_inputs(entry, &req.inputs)?;
         let model = self.loaded(ix)?;
         let outputs = model
@@ -395,6 +435,36 @@ impl Registry {
             source: model.source,
             outputs: encoded,
             labels,
+            text: None,
+        })
+    }
+
+    /// Tokenize, run once for the whole batch, pool or classify.
+    fn infer_text(&self, ix: usize, texts: &[String]) -> Result<InferenceResponse, RequestError> {
+        let entry = &self.slots[ix].entry;
+        if entry.pipeline.is_none() {
+            return Err(RequestError::bad(format!(
+                "field \"text\": model {:?} was not packed with a tokenizer; send \"inputs\" or \"features\"",
+                entry.name
+            )));
+        }
+        let model = self.loaded(ix)?;
+        let text = model.text.as_ref().ok_or_else(|| {
+            RequestError::Internal(format!("model {:?}: text pipeline missing", entry.name))
+        })?;
+        let encoded = text.encode(texts)?;
+        let outputs = model
+            .plan
+            .run(encoded.inputs.clone())
+            .map_err(|e| RequestError::Internal(format!("model {:?}: {e:#}", entry.name)))?;
+        let answer = text.answer(&encoded, &outputs, &entry.labels)?;
+        Ok(InferenceResponse {
+            model: entry.name.clone(),
+            model_version: entry.sha256.chars().take(12).collect(),
+            source: model.source,
+            outputs: Vec::new(),
+            labels: None,
+            text: Some(answer),
         })
     }
 }
@@ -430,6 +500,9 @@ fn build_inputs(entry: &ModelEntry, inputs: &RequestInputs) -> Result<TVec<TValu
             let t = json_to_tensor("features", value, spec, &mut symbols)?;
             Ok(tvec![t.into()])
         }
+        RequestInputs::Text(_) => Err(RequestError::Internal(
+            "text requests are tokenized, not decoded as tensors".into(),
+        )),
         RequestInputs::Named(map) => {
             if let Some(unknown) = map
                 .keys()

@@ -1,4 +1,4 @@
-//! The request protocol: `{"model", "inputs" | "features", "return"}`.
+//! The request protocol: `{"model", "inputs" | "features" | "text", "return"}`.
 
 use serde_json::{Map, Value};
 
@@ -8,7 +8,7 @@ use crate::tensor_json::describe as kind;
 /// Lambda's synchronous payload limit; larger bodies get 413 before any parsing.
 pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
-const FIELDS: &[&str] = &["model", "inputs", "features", "return"];
+const FIELDS: &[&str] = &["model", "inputs", "features", "text", "return"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestInputs {
@@ -16,6 +16,8 @@ pub enum RequestInputs {
     Named(Map<String, Value>),
     /// `"features": [..]` (one row) or `[[..], ..]` (a batch): single-input models.
     Features(Value),
+    /// `"text": "..."` or `["...", ...]` (a batch): models packed with a tokenizer.
+    Text(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,12 @@ impl InferenceRequest {
                 size: body.len(),
                 limit: MAX_REQUEST_BYTES,
             });
+        }
+        if let Err(e) = std::str::from_utf8(body) {
+            return Err(RequestError::bad(format!(
+                "request body is not valid UTF-8 (invalid bytes at offset {}); JSON text must be UTF-8",
+                e.valid_up_to()
+            )));
         }
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| RequestError::bad(format!("malformed JSON in request body: {e}")))?;
@@ -87,37 +95,65 @@ impl InferenceRequest {
                 )))
             }
         };
-        let inputs = match (obj.remove("inputs"), obj.remove("features")) {
-            (Some(_), Some(_)) => {
+        let text = obj.remove("text");
+        let inputs = match (obj.remove("inputs"), obj.remove("features"), text) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(RequestError::bad(
-                    "give either \"inputs\" or \"features\", not both",
+                    "give one of \"inputs\", \"features\" or \"text\", not several",
                 ))
             }
-            (Some(Value::Object(map)), None) => RequestInputs::Named(map),
-            (Some(other), None) => {
+            (Some(Value::Object(map)), None, None) => RequestInputs::Named(map),
+            (Some(other), None, None) => {
                 return Err(RequestError::bad(format!(
                     "field \"inputs\" must be an object mapping input names to nested arrays, found {}",
                     kind(&other)
                 )))
             }
-            (None, Some(v @ Value::Array(_))) => RequestInputs::Features(v),
-            (None, Some(other)) => {
+            (None, Some(v @ Value::Array(_)), None) => RequestInputs::Features(v),
+            (None, Some(other), None) => {
                 return Err(RequestError::bad(format!(
                     "field \"features\" must be an array (one row) or an array of rows, found {}",
                     kind(&other)
                 )))
             }
-            (None, None) => {
+            (None, None, Some(text)) => RequestInputs::Text(texts(text)?),
+            (None, None, None) => {
                 return Err(RequestError::bad(
-                    "missing field: give \"inputs\" (an object of named nested arrays) or \"features\" (an array)",
+                    "missing field: give \"inputs\" (an object of named nested arrays), \"features\" (an array) or \"text\" (a string or an array of strings)",
                 ))
             }
         };
+        if matches!(inputs, RequestInputs::Text(_)) && return_outputs.is_some() {
+            return Err(RequestError::bad(
+                "field \"return\" selects raw tensor outputs; text requests get the pipeline's answer",
+            ));
+        }
         Ok(InferenceRequest {
             model,
             inputs,
             return_outputs,
         })
+    }
+}
+
+fn texts(value: Value) -> Result<Vec<String>, RequestError> {
+    match value {
+        Value::String(s) => Ok(vec![s]),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                other => Err(RequestError::bad(format!(
+                    "field \"text\": item {i} must be a string, found {}",
+                    kind(&other)
+                ))),
+            })
+            .collect(),
+        other => Err(RequestError::bad(format!(
+            "field \"text\" must be a string or an array of strings, found {}",
+            kind(&other)
+        ))),
     }
 }
 
@@ -145,6 +181,16 @@ mod tests {
         assert!(err(r#"{"inputs":[]}"#).contains("\"inputs\" must be an object"));
         assert!(err(r#"{"feature":[]}"#).contains("unknown field"));
         assert!(err(r#"{}"#).contains("missing field"));
+        assert!(err(r#"{"text":"a","features":[1]}"#).contains("not several"));
+        assert!(err(r#"{"text":["a",1]}"#).contains("item 1 must be a string"));
+        assert!(err(r#"{"text":{}}"#).contains("string or an array of strings"));
+        assert!(err(r#"{"text":"a","return":["x"]}"#).contains("\"return\""));
+        let r = InferenceRequest::from_slice(r#"{"text":"héllo"}"#.as_bytes()).unwrap();
+        assert_eq!(r.inputs, RequestInputs::Text(vec!["héllo".into()]));
+        assert!(InferenceRequest::from_slice(b"{\"text\": \"\xff\xfe\"}")
+            .unwrap_err()
+            .to_string()
+            .contains("not valid UTF-8 (invalid bytes at offset 10)"));
         let big = vec![b' '; MAX_REQUEST_BYTES + 1];
         assert_eq!(
             InferenceRequest::from_slice(&big).unwrap_err().status(),

@@ -13,10 +13,24 @@ pub struct InferenceResponse {
     pub outputs: Vec<(String, Value)>,
     /// Predicted class names, when the manifest gives labels for a classifier.
     pub labels: Option<Vec<String>>,
+    /// A text pipeline's answer (`embeddings`, or `labels`/`scores`, with `tokens` and
+    /// `truncated`), which takes the place of the raw outputs.
+    pub text: Option<Map<String, Value>>,
 }
 
 impl InferenceResponse {
     pub fn to_json(&self) -> Value {
+        if let Some(text) = &self.text {
+            let mut body = json!({
+                "model": self.model,
+                "model_version": self.model_version,
+                "source": self.source,
+            });
+            if let Value::Object(obj) = &mut body {
+                obj.extend(text.clone());
+            }
+            return body;
+        }
         let outputs: Map<String, Value> = self.outputs.iter().cloned().collect();
         let prediction = self
             .outputs

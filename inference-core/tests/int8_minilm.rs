@@ -28,6 +28,8 @@ fn entry(bytes: &[u8]) -> ModelEntry {
         labels: vec![],
         inputs,
         outputs,
+        tokenizer: None,
+        pipeline: None,
     }
 }
 

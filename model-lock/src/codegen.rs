@@ -56,9 +56,26 @@ pub fn generate(dir: &Path) -> Result<Generated, String> {
         } else {
             "None".to_string()
         };
+        // Tokenizers are embedded even for `embed = false` models: they are small and the
+        // fallback stores hold only model files.
+        let tokenizer = match &model.tokenizer {
+            Some(t) => {
+                let path = dir.join(&t.file);
+                watched.push(path.clone());
+                check_file(&path, &model.name, &t.sha256, t.size)?;
+                let abs = path
+                    .canonicalize()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let abs = abs
+                    .to_str()
+                    .ok_or_else(|| format!("{} is not a UTF-8 path", abs.display()))?;
+                format!("Some(include_bytes!({abs:?}))")
+            }
+            None => "None".to_string(),
+        };
         writeln!(
             code,
-            "        EmbeddedModel {{ name: {:?}, sha256: {:?}, size: {}, bytes: {bytes}, entry_json: {:?} }},",
+            "        EmbeddedModel {{ name: {:?}, sha256: {:?}, size: {}, bytes: {bytes}, tokenizer: {tokenizer}, entry_json: {:?} }},",
             model.name,
             model.sha256,
             model.size,
@@ -111,6 +128,8 @@ mod tests {
                 labels: vec![],
                 inputs: vec![],
                 outputs: vec![],
+                tokenizer: None,
+                pipeline: None,
             }],
         }
     }

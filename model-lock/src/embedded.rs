@@ -8,6 +8,8 @@ pub struct EmbeddedModel {
     pub size: u64,
     /// The packed bytes, 64-byte aligned inside the binary; `None` for `embed = false` models.
     pub bytes: Option<&'static [u8]>,
+    /// The packed tokenizer (text models only), checked against the entry's tokenizer hash.
+    pub tokenizer: Option<&'static [u8]>,
     /// The model's lock entry (signature, labels, overrides) as JSON.
     pub entry_json: &'static str,
 }

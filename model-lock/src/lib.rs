@@ -11,6 +11,7 @@ mod name;
 
 pub use embedded::{EmbeddedModel, PackedModels};
 pub use lock::{
-    DType, Dim, LockError, LockFile, ModelEntry, TensorSpec, LOCK_FILE_NAME, LOCK_VERSION,
+    DType, Dim, LockError, LockFile, ModelEntry, Padding, TensorSpec, TextPipeline, TextTask,
+    TokenizerEntry, LOCK_FILE_NAME, LOCK_VERSION,
 };
 pub use name::{validate_model_name, MODEL_NAME_RULE};

@@ -47,10 +47,96 @@ pub struct ModelEntry {
     pub labels: Vec<String>,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+    /// The tokenizer packed next to a text model (always embedded: it is small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerEntry>,
+    /// Text in, embeddings or classes out: how the function turns text into the model's
+    /// inputs and its outputs into an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<TextPipeline>,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// A packed `tokenizer.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerEntry {
+    /// File name inside the packed directory.
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// What a text model does with its output. The same table in the manifest and the lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextPipeline {
+    pub task: TextTask,
+    /// Longest token sequence fed to the model, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Cut longer texts to `max_length` (and say so in the response); `false` rejects them.
+    #[serde(default = "default_true")]
+    pub truncation: bool,
+    /// Pad a batch to its longest text (`longest`) or always to `max_length`.
+    #[serde(default)]
+    pub padding: Padding,
+    /// Embeddings: scale each to unit length (for cosine similarity by dot product).
+    #[serde(default)]
+    pub normalize: bool,
+    /// Most texts one request may carry.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// The model output to pool or classify (default: the first float output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextTask {
+    /// Mean pooling of the token embeddings over the attention mask.
+    Embedding,
+    /// Softmax over the logits; the manifest's labels name the classes.
+    Classification,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    #[default]
+    Longest,
+    MaxLength,
+}
+
+fn default_max_length() -> usize {
+    128
+}
+
+fn default_max_batch() -> usize {
+    32
+}
+
+impl TextPipeline {
+    /// Checks the settings that serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(2..=8192).contains(&self.max_length) {
+            return Err(format!(
+                "pipeline.max_length = {}: expected 2 to 8192 tokens",
+                self.max_length
+            ));
+        }
+        if !(1..=1024).contains(&self.max_batch) {
+            return Err(format!(
+                "pipeline.max_batch = {}: expected 1 to 1024 texts",
+                self.max_batch
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A model input or output as the served model sees it (after manifest overrides).
@@ -215,6 +301,20 @@ mod tests {
                     shape: vec![Dim::Symbol("batch".into()), Dim::Fixed(30)],
                 }],
                 outputs: vec![],
+                tokenizer: Some(TokenizerEntry {
+                    file: "m.tokenizer.json".into(),
+                    sha256: "cd".repeat(32),
+                    size: 9,
+                }),
+                pipeline: Some(TextPipeline {
+                    task: TextTask::Embedding,
+                    max_length: 64,
+                    truncation: true,
+                    padding: Padding::Longest,
+                    normalize: true,
+                    max_batch: 8,
+                    output: None,
+                }),
             }],
         };
         let text = lock.to_toml();

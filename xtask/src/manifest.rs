@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use model_lock::{validate_model_name, Dim};
+use model_lock::{validate_model_name, Dim, TextPipeline};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +41,19 @@ pub struct ModelSpec {
     /// How far the int8 model's outputs may drift from the original's on the sample request.
     #[serde(default)]
     pub max_drift: MaxDrift,
+    /// A Hugging Face `tokenizer.json` for a text model, fetched like the model.
+    pub tokenizer: Option<TokenizerSpec>,
+    /// What a text model does: `[model.pipeline] task = "embedding" | "classification"`.
+    pub pipeline: Option<TextPipeline>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSpec {
+    /// Where to get it, tried in order (same forms as model sources).
+    pub sources: Vec<String>,
+    /// Pinned SHA-256 of the file.
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -112,6 +125,24 @@ impl Manifest {
                         m.name
                     );
                 }
+            }
+            match (&m.tokenizer, &m.pipeline) {
+                (Some(t), Some(p)) => {
+                    if t.sources.is_empty() {
+                        bail!("model {:?}: tokenizer has no sources", m.name);
+                    }
+                    p.validate()
+                        .map_err(|e| anyhow::anyhow!("model {:?}: {e}", m.name))?;
+                }
+                (Some(_), None) => bail!(
+                    "model {:?}: a tokenizer without a [model.pipeline] is never used; add task = \"embedding\" or \"classification\"",
+                    m.name
+                ),
+                (None, Some(_)) => bail!(
+                    "model {:?}: a text pipeline needs a tokenizer = {{ sources = [...] }}",
+                    m.name
+                ),
+                (None, None) => {}
             }
         }
         if let Some(d) = &self.default {

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use inference_core::loader::{self, InputOverride};
 use inference_core::{checksum, int8, EmbeddedModel, LoadMode, PackedModels, Registry};
-use model_lock::{Dim, LockFile, ModelEntry, TensorSpec, LOCK_FILE_NAME};
+use model_lock::{Dim, LockFile, ModelEntry, TensorSpec, TokenizerEntry, LOCK_FILE_NAME};
 use prost::Message as _;
 use serde_json::{json, Value};
 
@@ -36,6 +36,7 @@ pub struct PackArgs {
 struct Packed {
     entry: ModelEntry,
     bytes: Vec<u8>,
+    tokenizer: Option<Vec<u8>>,
     source_size: u64,
     load_ms: f64,
     drift: Option<Drift>,
@@ -78,18 +79,19 @@ pub fn run(args: &PackArgs) -> Result<LockFile> {
 /// cached (no network), otherwise from the first source that works, in order.
 fn fetch_source(
     manifest: &Manifest,
-    spec: &ModelSpec,
+    label: &str,
+    sources: &[String],
     expected: Option<&str>,
     cache: &Cache,
 ) -> Result<(Vec<u8>, String)> {
     if let Some(sha) = expected {
         if let Some(bytes) = cache.get(sha) {
-            eprintln!("{}: source {} from the cache", spec.name, &sha[..12]);
+            eprintln!("{label}: source {} from the cache", &sha[..12]);
             return Ok((bytes, sha.to_ascii_lowercase()));
         }
     }
     let mut failures = Vec::new();
-    for (i, source) in spec.sources.iter().enumerate() {
+    for (i, source) in sources.iter().enumerate() {
         let result = if fetch::is_remote(source) {
             cache.fetch(expected, |tmp| fetch::download(source, tmp))
         } else {
@@ -111,12 +113,12 @@ fn fetch_source(
             Ok(found) => return Ok(found),
             Err(e) => {
                 // Said now, so a mirror that silently rots is noticed even when the next works.
-                let next = if i + 1 < spec.sources.len() {
+                let next = if i + 1 < sources.len() {
                     ", trying the next source"
                 } else {
                     ""
                 };
-                eprintln!("{}: {source} failed{next}: {e:#}", spec.name);
+                eprintln!("{label}: {source} failed{next}: {e:#}");
                 failures.push(format!("  {source}: {e:#}"))
             }
         }
@@ -135,13 +137,27 @@ fn pack_one(
         .and_then(|o| o.source_sha256.as_deref())
         .filter(|_| !update);
     let expected = spec.sha256.as_deref().or(recorded);
-    let (source, source_sha) = fetch_source(manifest, spec, expected, cache).map_err(|e| {
-        if spec.sha256.is_none() && recorded.is_some() {
-            e.context("the expected hash is the one models.lock recorded at the first pack; pass --update to accept a new file")
-        } else {
-            e
+    let (source, source_sha) =
+        fetch_source(manifest, &spec.name, &spec.sources, expected, cache).map_err(|e| {
+            if spec.sha256.is_none() && recorded.is_some() {
+                e.context("the expected hash is the one models.lock recorded at the first pack; pass --update to accept a new file")
+            } else {
+                e
+            }
+        })?;
+    let tokenizer = match &spec.tokenizer {
+        None => None,
+        Some(t) => {
+            let recorded = old
+                .and_then(|o| o.tokenizer.as_ref())
+                .map(|t| t.sha256.as_str())
+                .filter(|_| !update);
+            let label = format!("{} tokenizer", spec.name);
+            let expected = t.sha256.as_deref().or(recorded);
+            let (bytes, sha) = fetch_source(manifest, &label, &t.sources, expected, cache)?;
+            Some((bytes, sha))
         }
-    })?;
+    };
 
     let bytes = match spec.quantize {
         Quantize::None => source.clone(),
@@ -172,7 +188,14 @@ fn pack_one(
         labels: spec.labels.clone(),
         inputs,
         outputs,
+        tokenizer: tokenizer.as_ref().map(|(bytes, sha)| TokenizerEntry {
+            file: format!("{}.tokenizer.json", spec.name),
+            sha256: sha.clone(),
+            size: bytes.len() as u64,
+        }),
+        pipeline: spec.pipeline.clone(),
     };
+    let tokenizer = tokenizer.map(|(bytes, _)| bytes);
 
     let sample = match &spec.sample_request {
         Some(p) => {
@@ -182,9 +205,15 @@ fn pack_one(
             serde_json::from_str(&text)
                 .with_context(|| format!("sample_request {} is not JSON", path.display()))?
         }
+        None if entry.pipeline.is_some() => text_check_request(),
         None => generated_request(&entry.inputs),
     };
-    let (load_ms, packed_answer) = validate(&entry, &bytes, sample.clone())?;
+    let tok = tokenizer.as_deref();
+    let (load_ms, packed_answer) = validate(&entry, &bytes, tok, sample.clone())?;
+    if entry.pipeline.is_some() && sample.get("text").is_none() {
+        // A tensor sample does not exercise the tokenizer and pipeline; this does.
+        validate(&entry, &bytes, tok, text_check_request())?;
+    }
     let drift = if spec.quantize == Quantize::None {
         None
     } else {
@@ -194,8 +223,8 @@ fn pack_one(
             size: source.len() as u64,
             ..entry.clone()
         };
-        let (_, want) = validate(&reference, &source, sample)?;
-        let drift = Drift::between(&want["outputs"], &packed_answer["outputs"]);
+        let (_, want) = validate(&reference, &source, tok, sample)?;
+        let drift = Drift::between(&comparable(&want), &comparable(&packed_answer));
         if !(drift.cosine >= spec.max_drift.cosine && drift.max_abs <= spec.max_drift.max_abs) {
             bail!(
                 "int8 drift too large: cosine {:.5} (min {}), max abs error {:.5} (max {}). Raise max_drift or use quantize = \"none\"",
@@ -211,6 +240,7 @@ fn pack_one(
         source_size: source.len() as u64,
         entry,
         bytes,
+        tokenizer,
         load_ms,
         drift,
     })
@@ -284,6 +314,22 @@ impl Drift {
     }
 }
 
+fn text_check_request() -> Value {
+    json!({"text": ["A short sentence to check the pipeline.", "And a second one."]})
+}
+
+/// The numbers to compare for drift: raw outputs, or a text pipeline's answer.
+fn comparable(answer: &Value) -> Value {
+    if let Some(outputs) = answer.get("outputs") {
+        return outputs.clone();
+    }
+    let picked: serde_json::Map<String, Value> = ["embeddings", "probabilities"]
+        .iter()
+        .filter_map(|k| answer.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    Value::Object(picked)
+}
+
 /// A request of zeros, one per input, symbolic dims set to 1.
 fn generated_request(inputs: &[TensorSpec]) -> Value {
     fn zeros(shape: &[Dim]) -> Value {
@@ -307,17 +353,25 @@ fn generated_request(inputs: &[TensorSpec]) -> Value {
 
 /// Loads the packed bytes exactly as the function will (checksum, decode, optimize) and
 /// answers the sample request. Returns the load time in ms and the answer.
-fn validate(entry: &ModelEntry, bytes: &[u8], mut sample: Value) -> Result<(f64, Value)> {
+fn validate(
+    entry: &ModelEntry,
+    bytes: &[u8],
+    tokenizer: Option<&[u8]>,
+    mut sample: Value,
+) -> Result<(f64, Value)> {
     // The registry wants 'static data, as the binary provides; leaking at pack time is fine.
     let bytes: &'static [u8] = Box::leak(bytes.to_vec().into_boxed_slice());
     let sha: &'static str = Box::leak(entry.sha256.clone().into_boxed_str());
     let name: &'static str = Box::leak(entry.name.clone().into_boxed_str());
     let json: &'static str = Box::leak(entry.to_json().into_boxed_str());
+    let tokenizer: Option<&'static [u8]> =
+        tokenizer.map(|t| &*Box::leak(t.to_vec().into_boxed_slice()));
     let models: &'static [EmbeddedModel] = Box::leak(Box::new([EmbeddedModel {
         name,
         sha256: sha,
         size: entry.size,
         bytes: Some(bytes),
+        tokenizer,
         entry_json: json,
     }]));
     let started = Instant::now();
@@ -345,11 +399,17 @@ fn write_out(out: &Path, lock: &LockFile, packed: &[Packed], old: Option<&LockFi
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for p in packed {
         write_if_changed(&out.join(&p.entry.file), &p.bytes)?;
+        if let (Some(t), Some(bytes)) = (&p.entry.tokenizer, &p.tokenizer) {
+            write_if_changed(&out.join(&t.file), bytes)?;
+        }
     }
     write_if_changed(&out.join(LOCK_FILE_NAME), lock.to_toml().as_bytes())?;
     if let Some(old) = old {
         for stale in old.models.iter().filter(|m| lock.model(&m.name).is_none()) {
             let _ = std::fs::remove_file(out.join(&stale.file));
+            if let Some(t) = &stale.tokenizer {
+                let _ = std::fs::remove_file(out.join(&t.file));
+            }
         }
     }
     Ok(())

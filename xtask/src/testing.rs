@@ -1,6 +1,6 @@
 //! `cargo xtask test`: everything the test suite needs, then the suite.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -25,6 +25,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     })?;
     let data = test_data::ensure()?;
     let fallback = fallback_fixture()?;
+    let text = text_fixture(&data)?;
+    let text_reference = test_data::text_reference(&data)?;
     // moto's server mode: the real S3 (and Lambda, IAM) APIs on loopback, for the tests.
     let moto = python_env::ensure("moto")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -33,6 +35,9 @@ pub fn run(args: TestArgs) -> Result<()> {
         .env("MOTO_SERVER", moto.bin("moto_server"))
         .env("FALLBACK_PACKED", &fallback.packed)
         .env("FALLBACK_BOOTSTRAP", &fallback.bootstrap)
+        .env("TEXT_PACKED", &text.packed)
+        .env("TEXT_BOOTSTRAP", &text.bootstrap)
+        .env("TEXT_REFERENCE", &text_reference)
         .env_remove("MODEL_PACK_DIR")
         .current_dir(workspace::root())
         .args(["test", "--workspace"])
@@ -50,14 +55,14 @@ struct Fixture {
     bootstrap: PathBuf,
 }
 
-/// The fallback tests' function: `xtask/tests/fixtures/fallback/models.toml` packed and
-/// built into its own `bootstrap` (one embedded model, two `embed = false`). Built once here
-/// rather than per test; the suite's own build then relinks with the default models.
-fn fallback_fixture() -> Result<Fixture> {
-    let dir = workspace::target_dir().join("fixture/fallback");
+/// Packs `manifest` into `target/fixture/<name>/packed` and builds a dev `bootstrap`
+/// embedding it (`target/fixture/<name>/bootstrap`). Built once here rather than per test;
+/// the suite's own build then relinks with the default models.
+fn fixture(name: &str, manifest: PathBuf) -> Result<Fixture> {
+    let dir = workspace::target_dir().join("fixture").join(name);
     let packed = dir.join("packed");
     pack::run(&pack::PackArgs {
-        manifest: workspace::root().join("xtask/tests/fixtures/fallback/models.toml"),
+        manifest,
         out: packed.clone(),
         update: false,
         cache_dir: None,
@@ -67,4 +72,46 @@ fn fallback_fixture() -> Result<Fixture> {
     std::fs::copy(&built, &bootstrap)
         .with_context(|| format!("cannot copy {} to {}", built.display(), bootstrap.display()))?;
     Ok(Fixture { packed, bootstrap })
+}
+
+/// The fallback tests' function: one embedded model, two `embed = false`.
+fn fallback_fixture() -> Result<Fixture> {
+    fixture(
+        "fallback",
+        workspace::root().join("xtask/tests/fixtures/fallback/models.toml"),
+    )
+}
+
+/// The text tests' function: MiniLM (int8) with its tokenizer, from the test data. The
+/// manifest is written here because its sources live in the target directory.
+fn text_fixture(data: &Path) -> Result<Fixture> {
+    let dir = workspace::target_dir().join("fixture/text");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let model = data.join(test_data::MINILM_FILE);
+    let tokenizer = data.join(test_data::MINILM_TOKENIZER_FILE);
+    let manifest = format!(
+        r#"# Written by `cargo xtask test` (xtask/src/testing.rs).
+default = "minilm"
+
+[[model]]
+name = "minilm"
+sources = [{model:?}]
+quantize = "int8"
+max_drift = {{ cosine = 0.99, max_abs = 0.1 }}
+tokenizer = {{ sources = [{tokenizer:?}] }}
+
+[model.pipeline]
+task = "embedding"
+normalize = true
+max_length = 128
+max_batch = 16
+# The token embeddings of this export (its first output is not them).
+output = "onnx::Shape_422"
+"#,
+        model = model.to_string_lossy(),
+        tokenizer = tokenizer.to_string_lossy(),
+    );
+    let path = dir.join("models.toml");
+    pack::write_atomic(&path, manifest.as_bytes())?;
+    fixture("text", path)
 }

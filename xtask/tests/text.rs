@@ -1,0 +1,186 @@
+//! Text in, embeddings out, through the real text-fixture `bootstrap` (MiniLM packed as
+//! int8 with its tokenizer, built by `cargo xtask test`), compared with the reference that
+//! Python `tokenizers` + onnxruntime computed on the fp32 model (xtask/tests/text/).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use runtime_emulator::{events, Function, FunctionConfig, Outcome};
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn env_path(var: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{var} is not set: run the tests with `cargo xtask test`, which builds the text fixture")
+    })
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(env_path("TEXT_REFERENCE")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn start() -> Function {
+    Function::start(FunctionConfig::new(env_path("TEXT_BOOTSTRAP")))
+        .await
+        .expect("bootstrap starts")
+}
+
+async fn invoke(f: &Function, request: &Value) -> Value {
+    match f
+        .invoke(serde_json::to_vec(request).unwrap(), TIMEOUT)
+        .await
+    {
+        Ok(Outcome::Response(body)) => serde_json::from_slice(&body).expect("JSON response"),
+        other => panic!(
+            "invocation failed: {other:?}\nlogs:\n{}",
+            f.logs().join("\n")
+        ),
+    }
+}
+
+fn vectors(v: &Value) -> Vec<Vec<f64>> {
+    v.as_array()
+        .expect("an array of vectors")
+        .iter()
+        .map(|e| {
+            e.as_array()
+                .expect("a vector")
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Documents by decreasing similarity to the query.
+fn ranking(query: &[f64], docs: &[Vec<f64>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..docs.len()).collect();
+    order.sort_by(|&a, &b| dot(query, &docs[b]).total_cmp(&dot(query, &docs[a])));
+    order
+}
+
+#[tokio::test]
+async fn embeddings_match_the_python_reference() {
+    let f = start().await;
+    let reference = reference();
+    let sentences = strings(&reference["sentences"]);
+    let want = vectors(&reference["embeddings"]);
+
+    // One text per request.
+    let mut singles = Vec::new();
+    for (sentence, want) in sentences.iter().zip(&want) {
+        let resp = invoke(&f, &json!({"model": "minilm", "text": sentence})).await;
+        assert_eq!(resp["model"], "minilm", "{resp}");
+        assert_eq!(resp["source"], "embedded");
+        assert_eq!(resp["truncated"], json!([false]));
+        let mut got = vectors(&resp["embeddings"]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), 384);
+        let c = cosine(&got[0], want);
+        assert!(
+            c >= 0.99,
+            "{sentence:?}: cosine {c} with the fp32 reference"
+        );
+        assert!(
+            (dot(&got[0], &got[0]).sqrt() - 1.0).abs() < 1e-4,
+            "normalised"
+        );
+        singles.push(got.remove(0));
+    }
+
+    // The same texts as one padded batch: one run, the same embeddings.
+    let resp = invoke(&f, &json!({"text": sentences})).await;
+    let batch = vectors(&resp["embeddings"]);
+    assert_eq!(batch.len(), sentences.len());
+    for (i, (b, s)) in batch.iter().zip(&singles).enumerate() {
+        let c = cosine(b, s);
+        assert!(c > 0.9999, "text {i}: batch vs single cosine {c}");
+    }
+    let tokens = resp["tokens"].as_array().unwrap();
+    assert_eq!(tokens[0], 9, "[CLS] the cat sits on the mat . [SEP]");
+
+    // Nearest neighbours: every query ranks the documents as the reference does.
+    let queries = strings(&reference["queries"]);
+    let docs = strings(&reference["documents"]);
+    let q = vectors(&invoke(&f, &json!({"text": queries})).await["embeddings"]);
+    let d = vectors(&invoke(&f, &json!({"text": docs})).await["embeddings"]);
+    let want_q = vectors(&reference["query_embeddings"]);
+    let want_d = vectors(&reference["document_embeddings"]);
+    for (i, query) in queries.iter().enumerate() {
+        assert_eq!(
+            ranking(&q[i], &d),
+            ranking(&want_q[i], &want_d),
+            "ranking for {query:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn text_edge_cases_get_clear_answers() {
+    let f = start().await;
+
+    // Over-long: cut to max_length and said so.
+    let long = "lambda ".repeat(400);
+    let resp = invoke(&f, &json!({"text": [long, "short"]})).await;
+    assert_eq!(resp["truncated"], json!([true, false]), "{resp}");
+    assert_eq!(resp["tokens"], json!([128, 3]));
+
+    let cases = [
+        (json!({"text": ""}), "text 0 is empty"),
+        (json!({"text": ["fine", "   "]}), "text 1 is empty"),
+        (
+            json!({"text": vec!["a"; 17]}),
+            "17 texts, more than this model takes in one request (16",
+        ),
+        (json!({"text": 7}), "string or an array of strings"),
+        (json!({"text": []}), "the list is empty"),
+        (json!({"text": "x", "features": [1]}), "not several"),
+    ];
+    for (request, needle) in &cases {
+        let resp = invoke(&f, request).await;
+        assert_eq!(resp["status"], 400, "{request}: {resp}");
+        let msg = resp["error"].as_str().unwrap();
+        assert!(msg.contains(needle), "{request}: {msg:?} lacks {needle:?}");
+    }
+
+    // Through API Gateway: text works, and a base64 body that is not UTF-8 is a 400.
+    let body = serde_json::to_vec(&json!({"text": "hello world"})).unwrap();
+    let event = events::apigw_v2("POST", "/", &[], &body, true);
+    let resp = invoke(&f, &event).await;
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    let answer: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+    assert_eq!(vectors(&answer["embeddings"])[0].len(), 384);
+
+    let mut event = events::apigw_v2("POST", "/", &[], b"x", true);
+    event["body"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(b"{\"text\": \"caf\xe9\"}"));
+    let resp = invoke(&f, &event).await;
+    assert_eq!(resp["statusCode"], 400, "{resp}");
+    assert!(
+        resp["body"].as_str().unwrap().contains("not valid UTF-8"),
+        "{resp}"
+    );
+
+    // Still healthy.
+    let resp = invoke(&f, &json!({"text": "still here"})).await;
+    assert_eq!(vectors(&resp["embeddings"]).len(), 1);
+}
