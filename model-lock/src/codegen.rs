@@ -43,15 +43,8 @@ pub fn generate(dir: &Path) -> Result<Generated, String> {
     code.push_str("    models: &[\n");
     for model in &lock.models {
         let bytes = if model.embed {
-            let path = dir.join(&model.file);
-            watched.push(path.clone());
-            check_file(&path, &model.name, &model.sha256, model.size)?;
-            let abs = path
-                .canonicalize()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let abs = abs
-                .to_str()
-                .ok_or_else(|| format!("{} is not a UTF-8 path", abs.display()))?;
+            let abs = checked_path(dir, &model.file, &model.name, &model.sha256, model.size)?;
+            watched.push(abs.clone().into());
             format!("Some(include_bytes_aligned::include_bytes_aligned!(64, {abs:?}))")
         } else {
             "None".to_string()
@@ -60,15 +53,8 @@ pub fn generate(dir: &Path) -> Result<Generated, String> {
         // fallback stores hold only model files.
         let tokenizer = match &model.tokenizer {
             Some(t) => {
-                let path = dir.join(&t.file);
-                watched.push(path.clone());
-                check_file(&path, &model.name, &t.sha256, t.size)?;
-                let abs = path
-                    .canonicalize()
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let abs = abs
-                    .to_str()
-                    .ok_or_else(|| format!("{} is not a UTF-8 path", abs.display()))?;
+                let abs = checked_path(dir, &t.file, &model.name, &t.sha256, t.size)?;
+                watched.push(abs.clone().into());
                 format!("Some(include_bytes!({abs:?}))")
             }
             None => "None".to_string(),
@@ -89,6 +75,24 @@ pub fn generate(dir: &Path) -> Result<Generated, String> {
         watched,
         warning,
     })
+}
+
+/// The absolute path of a packed file, for `include_bytes!`, once it matches the lock.
+fn checked_path(
+    dir: &Path,
+    file: &str,
+    name: &str,
+    sha256: &str,
+    size: u64,
+) -> Result<String, String> {
+    let path = dir.join(file);
+    check_file(&path, name, sha256, size)?;
+    let abs = path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    abs.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{} is not a UTF-8 path", abs.display()))
 }
 
 fn check_file(path: &Path, name: &str, sha256: &str, size: u64) -> Result<(), String> {

@@ -3,6 +3,8 @@
 //! emulator, moto's S3 API on loopback, a temporary directory as EFS, and the stores filled
 //! by the real `cargo xtask publish-models`.
 
+mod support;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,26 +13,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use model_lock::LockFile;
-use runtime_emulator::{events, EmulatorError, Function, FunctionConfig, Outcome};
+use runtime_emulator::{events, EmulatorError, Function, FunctionConfig};
 use serde_json::{json, Value};
 use test_servers::MotoServer;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 const BUCKET: &str = "models";
 const PREFIX: &str = "prod/v1";
 
-fn fixture_var(var: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        panic!("{var} is not set: run the tests with `cargo xtask test`, which builds the fallback fixture")
-    })
-}
-
 fn packed_dir() -> PathBuf {
-    fixture_var("FALLBACK_PACKED")
+    support::env_path("FALLBACK_PACKED")
 }
 
 fn fixture_bootstrap() -> PathBuf {
-    fixture_var("FALLBACK_BOOTSTRAP")
+    support::env_path("FALLBACK_BOOTSTRAP")
 }
 
 fn lock() -> LockFile {
@@ -117,21 +112,8 @@ async fn start(bootstrap: &Path, env: &[(String, String)]) -> Function {
     Function::start(config).await.expect("bootstrap starts")
 }
 
-async fn invoke(f: &Function, request: &Value) -> Value {
-    match f
-        .invoke(serde_json::to_vec(request).unwrap(), TIMEOUT)
-        .await
-    {
-        Ok(Outcome::Response(body)) => serde_json::from_slice(&body).expect("JSON response"),
-        other => panic!(
-            "invocation failed: {other:?}\nlogs:\n{}",
-            f.logs().join("\n")
-        ),
-    }
-}
-
 async fn init_error(f: &Function) -> String {
-    match f.invoke(b"{}".to_vec(), TIMEOUT).await {
+    match f.invoke(b"{}".to_vec(), support::TIMEOUT).await {
         Err(EmulatorError::Init(doc)) => {
             assert_eq!(doc["errorType"], "Runtime.InitError", "{doc}");
             doc["errorMessage"].as_str().unwrap().to_string()
@@ -147,7 +129,7 @@ async fn init_error(f: &Function) -> String {
 async fn assert_serves_samples(f: &Function, model: &str, source: &str) {
     let samples = samples();
     for row in samples["rows"].as_array().unwrap() {
-        let resp = invoke(f, &json!({"model": model, "features": row["features"]})).await;
+        let resp = support::invoke(f, &json!({"model": model, "features": row["features"]})).await;
         assert_eq!(resp["model"], model, "{resp}");
         assert_eq!(resp["source"], source, "{resp}");
         let got = resp["outputs"]["probabilities"][0].as_array().unwrap();
@@ -251,7 +233,7 @@ fn corrupted_embedded_model_falls_back_to_efs_then_s3_never_to_a_tampered_copy()
         );
     }
     assert!(
-        rt.block_on(f.wait_exit(TIMEOUT)).is_some(),
+        rt.block_on(f.wait_exit(support::TIMEOUT)).is_some(),
         "the function exits"
     );
     let failed = log_lines(&f, "fallback source failed");
@@ -304,7 +286,7 @@ fn models_not_embedded_load_from_s3_on_first_use_then_stay_in_memory() {
     // and as a direct invocation; the function stays up.
     let row = &samples()["rows"][0]["features"];
     let request = json!({"model": "lazy-a", "features": row});
-    let resp = rt.block_on(invoke(&f, &request));
+    let resp = rt.block_on(support::invoke(&f, &request));
     assert_eq!(resp["status"], 503, "{resp}");
     let message = resp["error"].as_str().unwrap();
     for needle in ["\"lazy-a\"", "not embedded", "efs: not configured", "s3: "] {
@@ -317,7 +299,7 @@ fn models_not_embedded_load_from_s3_on_first_use_then_stay_in_memory() {
         serde_json::to_vec(&request).unwrap().as_slice(),
         false,
     );
-    let http = rt.block_on(invoke(&f, &event));
+    let http = rt.block_on(support::invoke(&f, &event));
     assert_eq!(http["statusCode"], 503, "{http}");
     rt.block_on(assert_serves_samples(&f, "lazy-b", "s3"));
 }
@@ -399,11 +381,11 @@ async fn model_names_from_requests_never_reach_a_store() {
                     serde_json::to_vec(&request).unwrap().as_slice(),
                     false,
                 );
-                let resp = invoke(&f, &event).await;
+                let resp = support::invoke(&f, &event).await;
                 let body: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
                 (resp["statusCode"].clone(), body)
             } else {
-                let resp = invoke(&f, &request).await;
+                let resp = support::invoke(&f, &request).await;
                 (resp["status"].clone(), resp)
             };
             assert_eq!(status, 400, "{name:?}: {body}");
@@ -414,7 +396,7 @@ async fn model_names_from_requests_never_reach_a_store() {
         }
     }
     // A well-formed name that the build does not know is a 404, also without a lookup.
-    let resp = invoke(&f, &json!({"model": "lazy-c", "features": row})).await;
+    let resp = support::invoke(&f, &json!({"model": "lazy-c", "features": row})).await;
     assert_eq!(resp["status"], 404, "{resp}");
 
     assert_eq!(accepted.load(Ordering::SeqCst), 0, "S3 was contacted");

@@ -2,43 +2,21 @@
 //! int8 with its tokenizer, built by `cargo xtask test`), compared with the reference that
 //! Python `tokenizers` + onnxruntime computed on the fp32 model (xtask/tests/text/).
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod support;
 
 use base64::Engine as _;
-use runtime_emulator::{events, Function, FunctionConfig, Outcome};
+use runtime_emulator::{events, Function, FunctionConfig};
 use serde_json::{json, Value};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn env_path(var: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        panic!("{var} is not set: run the tests with `cargo xtask test`, which builds the text fixture")
-    })
-}
-
 fn reference() -> Value {
-    let text = std::fs::read_to_string(env_path("TEXT_REFERENCE")).unwrap();
+    let text = std::fs::read_to_string(support::env_path("TEXT_REFERENCE")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 async fn start() -> Function {
-    Function::start(FunctionConfig::new(env_path("TEXT_BOOTSTRAP")))
+    Function::start(FunctionConfig::new(support::env_path("TEXT_BOOTSTRAP")))
         .await
         .expect("bootstrap starts")
-}
-
-async fn invoke(f: &Function, request: &Value) -> Value {
-    match f
-        .invoke(serde_json::to_vec(request).unwrap(), TIMEOUT)
-        .await
-    {
-        Ok(Outcome::Response(body)) => serde_json::from_slice(&body).expect("JSON response"),
-        other => panic!(
-            "invocation failed: {other:?}\nlogs:\n{}",
-            f.logs().join("\n")
-        ),
-    }
 }
 
 fn vectors(v: &Value) -> Vec<Vec<f64>> {
@@ -88,7 +66,7 @@ async fn embeddings_match_the_python_reference() {
     // One text per request.
     let mut singles = Vec::new();
     for (sentence, want) in sentences.iter().zip(&want) {
-        let resp = invoke(&f, &json!({"model": "minilm", "text": sentence})).await;
+        let resp = support::invoke(&f, &json!({"model": "minilm", "text": sentence})).await;
         assert_eq!(resp["model"], "minilm", "{resp}");
         assert_eq!(resp["source"], "embedded");
         assert_eq!(resp["truncated"], json!([false]));
@@ -108,7 +86,7 @@ async fn embeddings_match_the_python_reference() {
     }
 
     // The same texts as one padded batch: one run, the same embeddings.
-    let resp = invoke(&f, &json!({"text": sentences})).await;
+    let resp = support::invoke(&f, &json!({"text": sentences})).await;
     let batch = vectors(&resp["embeddings"]);
     assert_eq!(batch.len(), sentences.len());
     for (i, (b, s)) in batch.iter().zip(&singles).enumerate() {
@@ -121,8 +99,8 @@ async fn embeddings_match_the_python_reference() {
     // Nearest neighbours: every query ranks the documents as the reference does.
     let queries = strings(&reference["queries"]);
     let docs = strings(&reference["documents"]);
-    let q = vectors(&invoke(&f, &json!({"text": queries})).await["embeddings"]);
-    let d = vectors(&invoke(&f, &json!({"text": docs})).await["embeddings"]);
+    let q = vectors(&support::invoke(&f, &json!({"text": queries})).await["embeddings"]);
+    let d = vectors(&support::invoke(&f, &json!({"text": docs})).await["embeddings"]);
     let want_q = vectors(&reference["query_embeddings"]);
     let want_d = vectors(&reference["document_embeddings"]);
     for (i, query) in queries.iter().enumerate() {
@@ -140,7 +118,7 @@ async fn text_edge_cases_get_clear_answers() {
 
     // Over-long: cut to max_length and said so.
     let long = "lambda ".repeat(400);
-    let resp = invoke(&f, &json!({"text": [long, "short"]})).await;
+    let resp = support::invoke(&f, &json!({"text": [long, "short"]})).await;
     assert_eq!(resp["truncated"], json!([true, false]), "{resp}");
     assert_eq!(resp["tokens"], json!([128, 3]));
 
@@ -156,7 +134,7 @@ async fn text_edge_cases_get_clear_answers() {
         (json!({"text": "x", "features": [1]}), "not several"),
     ];
     for (request, needle) in &cases {
-        let resp = invoke(&f, request).await;
+        let resp = support::invoke(&f, request).await;
         assert_eq!(resp["status"], 400, "{request}: {resp}");
         let msg = resp["error"].as_str().unwrap();
         assert!(msg.contains(needle), "{request}: {msg:?} lacks {needle:?}");
@@ -165,7 +143,7 @@ async fn text_edge_cases_get_clear_answers() {
     // Through API Gateway: text works, and a base64 body that is not UTF-8 is a 400.
     let body = serde_json::to_vec(&json!({"text": "hello world"})).unwrap();
     let event = events::apigw_v2("POST", "/", &[], &body, true);
-    let resp = invoke(&f, &event).await;
+    let resp = support::invoke(&f, &event).await;
     assert_eq!(resp["statusCode"], 200, "{resp}");
     let answer: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
     assert_eq!(vectors(&answer["embeddings"])[0].len(), 384);
@@ -173,7 +151,7 @@ async fn text_edge_cases_get_clear_answers() {
     let mut event = events::apigw_v2("POST", "/", &[], b"x", true);
     event["body"] =
         json!(base64::engine::general_purpose::STANDARD.encode(b"{\"text\": \"caf\xe9\"}"));
-    let resp = invoke(&f, &event).await;
+    let resp = support::invoke(&f, &event).await;
     assert_eq!(resp["statusCode"], 400, "{resp}");
     assert!(
         resp["body"].as_str().unwrap().contains("not valid UTF-8"),
@@ -181,6 +159,6 @@ async fn text_edge_cases_get_clear_answers() {
     );
 
     // Still healthy.
-    let resp = invoke(&f, &json!({"text": "still here"})).await;
+    let resp = support::invoke(&f, &json!({"text": "still here"})).await;
     assert_eq!(vectors(&resp["embeddings"]).len(), 1);
 }
