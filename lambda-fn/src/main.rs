@@ -2,6 +2,7 @@
 //! (verifying every embedded model), then hand each event to `inference-core`.
 
 mod events;
+mod glibc_compat;
 mod init_error;
 mod logging;
 

@@ -92,6 +92,55 @@ impl MotoServer {
         );
     }
 
+    /// An IAM role (moto's Lambda wants the execution role to exist); returns its ARN.
+    pub fn create_role(&self, name: &str) -> String {
+        let r = self
+            .http
+            .post(&self.endpoint)
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/iam/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .form(&[
+                ("Action", "CreateRole"),
+                ("Version", "2010-05-08"),
+                ("RoleName", name),
+                ("AssumeRolePolicyDocument", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#),
+            ])
+            .send()
+            .expect("create role");
+        assert!(
+            r.status().is_success(),
+            "create role {name}: {}",
+            r.status()
+        );
+        let text = r.text().expect("create role body");
+        let arn = text
+            .split("<Arn>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Arn>").next())
+            .unwrap_or_else(|| panic!("no role ARN in {text}"));
+        arn.to_string()
+    }
+
+    /// A Lambda API GET (e.g. `functions/f/aliases/live`), parsed; `None` on 404.
+    pub fn lambda_get(&self, path: &str) -> Option<serde_json::Value> {
+        let r = self
+            .http
+            .get(format!("{}/2015-03-31/{path}", self.endpoint))
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/lambda/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .send()
+            .expect("lambda get");
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        Some(r.json().expect("lambda JSON"))
+    }
+
     pub fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {
         let r = self
             .s3(reqwest::Method::PUT, &format!("{bucket}/{key}"))

@@ -2,6 +2,7 @@
 
 mod bootstrap_build;
 mod cache;
+mod deploy;
 mod fetch;
 mod local;
 mod manifest;
@@ -27,8 +28,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Build the release `bootstrap` binary (the one place that builds it for shipping).
-    Build,
+    /// Build the release `bootstrap` and package it: target/lambda/bootstrap.zip, checked
+    /// against Lambda's glibc and size limits (the one place that builds it for shipping).
+    Build(deploy::BuildArgs),
+    /// Build and ship to Lambda: create/update the function, publish a version, point an
+    /// alias (optionally as a canary; `--promote` finishes it).
+    Deploy(Box<deploy::DeployArgs>),
     /// Pack the models in the manifest into models/packed/ and write the lock.
     PackModels(pack::PackArgs),
     /// Publish the packed models to S3 and/or an EFS directory for the function's fallback.
@@ -45,7 +50,8 @@ enum Task {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.task {
-        Task::Build => bootstrap_build::build_release().map(|_| ()),
+        Task::Build(args) => deploy::build(&args).map(|_| ()),
+        Task::Deploy(args) => deploy::deploy(&args),
         Task::PackModels(args) => pack::run(&args).map(|_| ()),
         Task::PublishModels(args) => publish::run(&args),
         Task::Local(args) => local::local(args),

@@ -1,6 +1,8 @@
 //! What the xtask integration tests share: the fixtures `cargo xtask test` builds, and
 //! invoking a function under the Runtime API emulator.
 
+// Each test crate uses its own part of this module.
+#![allow(dead_code)]
 use std::path::PathBuf;
 use std::time::Duration;
 

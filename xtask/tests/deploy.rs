@@ -1,0 +1,432 @@
+//! `cargo xtask build` and `deploy` as the real xtask binary, against moto's Lambda, S3 and
+//! IAM APIs on loopback. No test compiles the LTO release build: `--bootstrap` packages a
+//! prebuilt binary: the same dev `bootstrap` the end-to-end tests run. It is linked on a
+//! newer glibc than provided.al2023's 2.34 (lambda-fn/build.rs pins `hypot` back), so the
+//! glibc check passing on it is part of what these tests show.
+
+mod support;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use sha2::Digest as _;
+use test_servers::MotoServer;
+
+/// The real `bootstrap`, built once for the whole test run by `cargo xtask test`.
+fn ours() -> PathBuf {
+    support::env_path("FALLBACK_BOOTSTRAP")
+}
+
+fn xtask(moto: Option<&MotoServer>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args)
+        .arg("--packed")
+        .arg(support::env_path("FALLBACK_PACKED"));
+    if let Some(m) = moto {
+        m.configure(&mut cmd);
+    }
+    cmd.output().expect("xtask runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "xtask failed:\n{}", text(&out));
+    text(&out)
+}
+
+fn failed(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "xtask should have failed:\n{}",
+        text(&out)
+    );
+    text(&out)
+}
+
+/// A copy of the bootstrap with `extra` bytes appended: a different zip, still a valid ELF.
+fn variant(dir: &Path, name: &str, extra: &[u8]) -> String {
+    let mut bytes = std::fs::read(ours()).unwrap();
+    bytes.extend_from_slice(extra);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// What the server holds: moto's state without the empty tables it adds when a service is
+/// first read, so only writes show.
+fn resources(moto: &MotoServer) -> serde_json::Value {
+    let mut state: serde_json::Value = serde_json::from_str(&moto.state()).unwrap();
+    if let Some(services) = state.as_object_mut() {
+        for tables in services.values_mut() {
+            if let Some(t) = tables.as_object_mut() {
+                t.retain(|_, rows| rows.as_array().is_none_or(|r| !r.is_empty()));
+            }
+        }
+        services.retain(|_, t| t.as_object().is_none_or(|t| !t.is_empty()));
+    }
+    state
+}
+
+fn alias(moto: &MotoServer) -> serde_json::Value {
+    moto.lambda_get("functions/onnx/aliases/live")
+        .expect("alias exists")
+}
+
+#[test]
+fn create_update_canary_promote() {
+    let mut moto = MotoServer::start();
+    let role = moto.create_role("onnx-lambda");
+    let work = tempfile::tempdir().unwrap();
+    let zip = work.path().join("bootstrap.zip");
+    let deploy = |binary: &str, extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            "--function",
+            "onnx",
+            "--role",
+            &role,
+            "--bootstrap",
+            binary,
+            "--out",
+            zip.to_str().unwrap(),
+            "--env",
+            "MODEL_S3_BUCKET=models",
+        ];
+        args.extend_from_slice(extra);
+        xtask(Some(&moto), &args)
+    };
+
+    let out = ok(deploy(ours().to_str().unwrap(), &[]));
+    assert!(out.contains("created onnx"), "{out}");
+    assert!(
+        out.contains("model         breast-cancer 73abab9c7df8"),
+        "{out}"
+    );
+    let f = moto.lambda_get("functions/onnx").unwrap();
+    let conf = &f["Configuration"];
+    assert_eq!(conf["Runtime"], "provided.al2023");
+    assert_eq!(conf["Handler"], "bootstrap");
+    assert_eq!(
+        conf["Environment"]["Variables"]["MODEL_S3_BUCKET"],
+        "models"
+    );
+    let zip_bytes = std::fs::read(&zip).unwrap();
+    let code_sha =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&zip_bytes));
+    assert_eq!(conf["CodeSha256"], code_sha.as_str());
+    assert!(out.contains(&code_sha), "CodeSha256 printed: {out}");
+    assert_eq!(alias(&moto)["FunctionVersion"], "1");
+
+    // New code: updated, version 2, alias moved.
+    let second = variant(work.path(), "second", b"2");
+    let out = ok(deploy(&second, &["--memory", "2048"]));
+    assert!(out.contains("updated onnx"), "{out}");
+    assert!(out.contains("version       2"), "{out}");
+    assert_eq!(alias(&moto)["FunctionVersion"], "2");
+    let conf = moto.lambda_get("functions/onnx/configuration").unwrap();
+    assert_eq!(conf["MemorySize"], 2048);
+
+    // Canary: the alias stays on 2 and routes 10% to 3; promote moves it fully.
+    let third = variant(work.path(), "third", b"3");
+    ok(deploy(&third, &["--canary-weight", "0.1"]));
+    let a = alias(&moto);
+    assert_eq!(a["FunctionVersion"], "2", "{a}");
+    assert_eq!(
+        a["RoutingConfig"]["AdditionalVersionWeights"]["3"], 0.1,
+        "{a}"
+    );
+    let out = ok(xtask(
+        Some(&moto),
+        &["deploy", "--function", "onnx", "--promote"],
+    ));
+    assert!(out.contains("version 3"), "{out}");
+    let a = alias(&moto);
+    assert_eq!(a["FunctionVersion"], "3", "{a}");
+    let weights = &a["RoutingConfig"]["AdditionalVersionWeights"];
+    assert!(
+        weights.is_null() || weights.as_object().is_some_and(|w| w.is_empty()),
+        "{a}"
+    );
+    // Nothing left to promote.
+    let out = failed(xtask(
+        Some(&moto),
+        &["deploy", "--function", "onnx", "--promote"],
+    ));
+    assert!(out.contains("no canary to promote"), "{out}");
+    moto.stop();
+}
+
+#[test]
+fn a_zip_over_50_mb_goes_through_s3_and_dry_run_writes_nothing() {
+    let mut moto = MotoServer::start();
+    let role = moto.create_role("onnx-lambda");
+    moto.create_bucket("artifacts");
+    let work = tempfile::tempdir().unwrap();
+    // Incompressible padding standing in for a big embedded model.
+    let mut padding = vec![0u8; 55 * 1024 * 1024];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for chunk in padding.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    let big = variant(work.path(), "big", &padding);
+    let zip = work.path().join("big.zip");
+    let base = [
+        "deploy",
+        "--function",
+        "big",
+        "--role",
+        &role,
+        "--bootstrap",
+        &big,
+        "--out",
+        zip.to_str().unwrap(),
+    ];
+
+    // Dry run: prints the plan, the server's state does not change.
+    let before = resources(&moto);
+    let mut args = base.to_vec();
+    args.extend(["--s3-bucket", "artifacts", "--dry-run"]);
+    let out = ok(xtask(Some(&moto), &args));
+    assert!(out.contains("dry run: nothing was changed"), "{out}");
+    assert!(out.contains("create function big"), "{out}");
+    assert_eq!(resources(&moto), before, "dry run changed the server");
+
+    // Without a bucket: refused before any upload.
+    let out = failed(xtask(Some(&moto), &base));
+    assert!(
+        out.contains("over Lambda's 50.0 MB limit for direct upload: pass --s3-bucket"),
+        "{out}"
+    );
+    assert_eq!(resources(&moto), before);
+
+    let mut args = base.to_vec();
+    args.extend(["--s3-bucket", "artifacts", "--s3-prefix", "lambda"]);
+    let out = ok(xtask(Some(&moto), &args));
+    assert!(out.contains("created big"), "{out}");
+    let zip_bytes = std::fs::read(&zip).unwrap();
+    assert!(zip_bytes.len() > 50 * 1024 * 1024);
+    let sha = hex::encode(sha2::Sha256::digest(&zip_bytes));
+    let key = format!("lambda/big/{sha}.zip");
+    assert!(
+        moto.get_object("artifacts", &key).as_deref() == Some(&zip_bytes[..]),
+        "the zip is in s3://artifacts/{key}"
+    );
+    let conf = moto.lambda_get("functions/big/configuration").unwrap();
+    assert_eq!(
+        conf["CodeSha256"],
+        base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(&zip_bytes))
+            .as_str()
+    );
+    moto.stop();
+}
+
+#[test]
+fn over_250_mb_unzipped_is_refused_with_a_breakdown() {
+    let work = tempfile::tempdir().unwrap();
+    let huge = variant(work.path(), "huge", &vec![0u8; 250 * 1024 * 1024]);
+    let zip = work.path().join("huge.zip");
+    let out = failed(xtask(
+        None,
+        &[
+            "build",
+            "--bootstrap",
+            &huge,
+            "--out",
+            zip.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("over Lambda's 250.0 MB limit"), "{out}");
+    assert!(
+        out.contains("code") && out.contains("model breast-cancer"),
+        "breakdown: {out}"
+    );
+    assert!(out.contains("embed = false"), "says what to do: {out}");
+    assert!(!zip.exists(), "nothing written");
+}
+
+#[test]
+fn the_zip_is_reproducible_and_lambda_shaped() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a.zip"), work.path().join("b.zip"));
+    let boot = ours();
+    ok(xtask(
+        None,
+        &[
+            "build",
+            "--bootstrap",
+            boot.to_str().unwrap(),
+            "--out",
+            a.to_str().unwrap(),
+        ],
+    ));
+    // A newer mtime on the binary must not change the zip.
+    let copy = variant(work.path(), "bootstrap", b"");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&copy)
+        .unwrap()
+        .flush()
+        .unwrap();
+    let out = ok(xtask(
+        None,
+        &["build", "--bootstrap", &copy, "--out", b.to_str().unwrap()],
+    ));
+    let (za, zb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(za, zb, "same binary, byte-identical zip");
+    assert!(
+        out.contains(&hex::encode(sha2::Sha256::digest(&za))),
+        "{out}"
+    );
+
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(za)).unwrap();
+    assert_eq!(archive.len(), 1);
+    let entry = archive.by_index(0).unwrap();
+    assert_eq!(entry.name().unwrap(), "bootstrap");
+    assert_eq!(entry.unix_mode(), Some(0o100755));
+    assert_eq!(entry.size(), std::fs::metadata(&boot).unwrap().len());
+}
+
+#[test]
+fn binaries_needing_a_newer_glibc_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    // arc4random arrived in glibc 2.36; provided.al2023 has 2.34.
+    let src = work.path().join("new.c");
+    std::fs::write(
+        &src,
+        "#include <stdlib.h>\nint main(void) { return (int)(arc4random() & 1); }\n",
+    )
+    .unwrap();
+    let exe = work.path().join("new");
+    let cc = Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("cc runs");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let out = failed(xtask(
+        None,
+        &[
+            "build",
+            "--bootstrap",
+            exe.to_str().unwrap(),
+            "--out",
+            work.path().join("x.zip").to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("arc4random@GLIBC_2.36"), "{out}");
+    assert!(
+        !work.path().join("x.zip").exists(),
+        "no zip for a refused binary"
+    );
+
+    // Ours, linked on this same glibc, passes: without lambda-fn/build.rs libm's hypot
+    // would bind to GLIBC_2.35. A wrong architecture is named.
+    let ours = ours();
+    ok(xtask(
+        None,
+        &[
+            "build",
+            "--bootstrap",
+            ours.to_str().unwrap(),
+            "--out",
+            work.path().join("o.zip").to_str().unwrap(),
+        ],
+    ));
+    let out = failed(xtask(
+        None,
+        &[
+            "build",
+            "--arch",
+            "arm64",
+            "--bootstrap",
+            ours.to_str().unwrap(),
+            "--out",
+            work.path().join("y.zip").to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("is not a Linux arm64 executable"), "{out}");
+}
+
+#[test]
+fn arm64_without_its_target_says_how_to_add_it() {
+    let libdir = Command::new("rustc")
+        .args([
+            "--print",
+            "target-libdir",
+            "--target",
+            "aarch64-unknown-linux-gnu",
+        ])
+        .output()
+        .unwrap();
+    let installed = libdir.status.success()
+        && Path::new(String::from_utf8_lossy(&libdir.stdout).trim()).is_dir();
+    if installed {
+        eprintln!("aarch64 target installed here: the missing-target message cannot be shown");
+        return;
+    }
+    let out = failed(xtask(None, &["build", "--arch", "arm64"]));
+    assert!(
+        out.contains("rustup target add aarch64-unknown-linux-gnu"),
+        "{out}"
+    );
+}
+
+#[test]
+fn emit_sam_writes_the_same_function() {
+    let work = tempfile::tempdir().unwrap();
+    let template = work.path().join("template.yaml");
+    let zip = work.path().join("bootstrap.zip");
+    let out = ok(xtask(
+        None,
+        &[
+            "deploy",
+            "--function",
+            "onnx",
+            "--role",
+            "arn:aws:iam::123456789012:role/r",
+            "--bootstrap",
+            ours().to_str().unwrap(),
+            "--out",
+            zip.to_str().unwrap(),
+            "--env",
+            "MODEL_S3_BUCKET=models",
+            "--canary-weight",
+            "0.1",
+            "--emit-sam",
+            template.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("template.yaml"), "{out}");
+    let yaml = std::fs::read_to_string(&template).unwrap();
+    for needle in [
+        "Type: AWS::Serverless::Function",
+        "Runtime: provided.al2023",
+        "Handler: bootstrap",
+        "CodeUri: \"bootstrap.zip\"",
+        "AutoPublishAlias: \"live\"",
+        "MODEL_S3_BUCKET: \"models\"",
+        "Type: Canary10Percent5Minutes",
+        "Architectures: [x86_64]",
+    ] {
+        assert!(yaml.contains(needle), "{needle:?} in\n{yaml}");
+    }
+}
