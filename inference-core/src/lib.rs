@@ -7,6 +7,7 @@ pub mod error;
 pub mod fallback;
 pub mod int8;
 pub mod loader;
+pub mod ml;
 pub mod registry;
 pub mod request;
 pub mod response;

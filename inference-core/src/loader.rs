@@ -87,8 +87,9 @@ fn decode(bytes: &[u8]) -> Result<InferenceModel, String> {
         .map_err(|e| format!("cannot decode ONNX: {e}"))?;
     // int8-packed weights become f32 again before tract plans the graph.
     crate::int8::dequantize_constants(&mut proto)?;
-    tract_onnx::onnx()
-        .model_for_proto_model(&proto)
+    let mut onnx = tract_onnx::onnx();
+    crate::ml::register(&mut onnx);
+    onnx.model_for_proto_model(&proto)
         .map_err(|e| format!("cannot decode ONNX: {e:#}"))
 }
 

@@ -173,3 +173,52 @@ pub fn text_reference(data: &Path) -> Result<PathBuf> {
     write_atomic(&stamp, stamp_value.as_bytes())?;
     Ok(dest)
 }
+
+/// The classical-ML test models: `xtask/tests/ml/train.py` trains them on data sets that
+/// ship with scikit-learn, exports them with skl2onnx/onnxmltools and records onnxruntime's
+/// outputs (`expected.json`), all into `<data>/ml/`. Redone only when the script or its
+/// pinned requirements change; written to a temporary directory and renamed into place.
+pub fn ml_models(data: &Path) -> Result<PathBuf> {
+    let script = workspace::root().join("xtask/tests/ml/train.py");
+    let mut inputs = Vec::new();
+    for path in [&script, &python_env::requirements("ml")] {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        inputs.push(checksum::sha256_hex(&bytes));
+    }
+    let stamp_value = inputs.join("\n");
+    let dest = data.join("ml");
+    let stamp = dest.join("inputs.sha256");
+    if dest.join("expected.json").exists()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&stamp_value)
+    {
+        return Ok(dest);
+    }
+    let env = python_env::ensure("ml")?;
+    eprintln!(
+        "training and exporting the ML test models with {}",
+        script.display()
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix(".ml-")
+        .tempdir_in(data)
+        .with_context(|| format!("cannot create a temporary directory in {}", data.display()))?;
+    let status = Command::new(env.python())
+        .arg(&script)
+        .arg(tmp.path())
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed ({status})", script.display());
+    }
+    std::fs::write(tmp.path().join("inputs.sha256"), &stamp_value)
+        .context("cannot write the ML models' stamp")?;
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)
+            .with_context(|| format!("cannot remove {}", dest.display()))?;
+    }
+    let tmp = tmp.keep();
+    std::fs::rename(&tmp, &dest)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), dest.display()))?;
+    Ok(dest)
+}

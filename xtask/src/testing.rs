@@ -27,6 +27,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     let fallback = fallback_fixture()?;
     let text = text_fixture(&data)?;
     let text_reference = test_data::text_reference(&data)?;
+    let ml_data = test_data::ml_models(&data)?;
+    let ml = ml_fixture(&ml_data)?;
     // moto's server mode: the real S3 (and Lambda, IAM) APIs on loopback, for the tests.
     let moto = python_env::ensure("moto")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -38,6 +40,9 @@ pub fn run(args: TestArgs) -> Result<()> {
         .env("TEXT_PACKED", &text.packed)
         .env("TEXT_BOOTSTRAP", &text.bootstrap)
         .env("TEXT_REFERENCE", &text_reference)
+        .env("ML_EXPECTED", ml_data.join("expected.json"))
+        .env("ML_BOOTSTRAP", &ml.bootstrap)
+        .env("ML_PACKED", &ml.packed)
         .env_remove("MODEL_PACK_DIR")
         .current_dir(workspace::root())
         .args(["test", "--workspace"])
@@ -114,4 +119,31 @@ output = "onnx::Shape_422"
     let path = dir.join("models.toml");
     pack::write_atomic(&path, manifest.as_bytes())?;
     fixture("text", path)
+}
+
+/// The classical-ML tests' function: every model `xtask/tests/ml/train.py` exported, packed
+/// as they come (ZipMaps included, which packing strips).
+fn ml_fixture(data: &Path) -> Result<Fixture> {
+    let expected = data.join("expected.json");
+    let text = std::fs::read_to_string(&expected)
+        .with_context(|| format!("cannot read {}", expected.display()))?;
+    let expected: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", expected.display()))?;
+    let models = expected["models"]
+        .as_array()
+        .context("expected.json has no models")?;
+    let mut manifest = String::from("# Written by `cargo xtask test` (xtask/src/testing.rs).\n");
+    for m in models {
+        let name = m["name"].as_str().context("a model without a name")?;
+        let file = m["file"].as_str().context("a model without a file")?;
+        manifest.push_str(&format!(
+            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\n",
+            data.join(file).to_string_lossy()
+        ));
+    }
+    let dir = workspace::target_dir().join("fixture/ml");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("models.toml");
+    pack::write_atomic(&path, manifest.as_bytes())?;
+    fixture("ml", path)
 }

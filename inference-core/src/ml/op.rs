@@ -1,0 +1,176 @@
+//! One tract operator type for every kernel here: a kernel says what it outputs and how to
+//! compute it from its single input; `MlOp` does the tract plumbing (inference rules,
+//! typed facts, evaluation).
+
+use std::sync::Arc;
+
+use tract_onnx::tract_hir::internal::*;
+
+/// How an output's shape follows from the input's.
+#[derive(Clone, Copy, Debug)]
+pub enum Shape {
+    SameAsInput,
+    /// `[N, k]` for an `[N, F]` input.
+    Rows(usize),
+    /// `[N]` for an `[N, F]` input.
+    RowsOnly,
+    /// The input's shape with a trailing axis of `k`.
+    InputPlus(usize),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Out {
+    pub dt: DatumType,
+    pub shape: Shape,
+}
+
+pub trait Kernel: std::fmt::Debug + Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn outputs(&self) -> Vec<Out>;
+    fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>>;
+}
+
+#[derive(Clone, Debug)]
+pub struct MlOp(pub Arc<dyn Kernel>);
+
+impl PartialEq for MlOp {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for MlOp {}
+
+/// The parser's entry: an inference op that wires one `MlOp`.
+pub fn boxed(kernel: impl Kernel) -> Box<dyn InferenceOp> {
+    expand(MlOp(Arc::new(kernel)))
+}
+
+impl Op for MlOp {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+    op_as_typed_op!();
+}
+
+impl EvalOp for MlOp {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        Ok(self
+            .0
+            .eval(&input)?
+            .into_iter()
+            .map(|t| t.into_tvalue())
+            .collect())
+    }
+}
+
+impl TypedOp for MlOp {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let shape: TVec<TDim> = inputs[0].shape.iter().cloned().collect();
+        let rows = || -> TractResult<TDim> {
+            if shape.len() != 2 {
+                bail!(
+                    "{} expects a [rows, features] input, got rank {}",
+                    self.0.name(),
+                    shape.len()
+                );
+            }
+            Ok(shape[0].clone())
+        };
+        self.0
+            .outputs()
+            .iter()
+            .map(|o| {
+                let dims: TVec<TDim> = match o.shape {
+                    Shape::SameAsInput => shape.clone(),
+                    Shape::Rows(k) => tvec![rows()?, k.to_dim()],
+                    Shape::RowsOnly => tvec![rows()?],
+                    Shape::InputPlus(k) => shape.iter().cloned().chain([k.to_dim()]).collect(),
+                };
+                Ok(TypedFact::dt_shape(o.dt, dims))
+            })
+            .collect()
+    }
+
+    as_op!();
+}
+
+impl Expansion for MlOp {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(self.0.outputs().len())
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        let outs = self.0.outputs();
+        check_output_arity(outputs, outs.len())?;
+        for (o, proxy) in outs.iter().zip(outputs) {
+            s.equals(&proxy.datum_type, o.dt)?;
+            match o.shape {
+                Shape::SameAsInput => s.equals(&proxy.shape, &inputs[0].shape)?,
+                Shape::Rows(k) => {
+                    s.equals(&inputs[0].rank, 2)?;
+                    s.equals(&proxy.rank, 2)?;
+                    s.equals(&proxy.shape[0], &inputs[0].shape[0])?;
+                    s.equals(&proxy.shape[1], k.to_dim())?;
+                }
+                Shape::RowsOnly => {
+                    s.equals(&inputs[0].rank, 2)?;
+                    s.equals(&proxy.rank, 1)?;
+                    s.equals(&proxy.shape[0], &inputs[0].shape[0])?;
+                }
+                Shape::InputPlus(k) => {
+                    s.equals(&proxy.rank, inputs[0].rank.bex() + 1)?;
+                    s.given(&inputs[0].shape, move |s, shape| {
+                        let mut dims: TVec<TDim> = shape.into_iter().collect();
+                        dims.push(k.to_dim());
+                        s.equals(&proxy.shape, dims)
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        model.wire_node(prefix, self.clone(), inputs)
+    }
+}
+
+/// The input as float32 rows: `(values, rows, features)`.
+pub fn rows_f32(input: &Tensor) -> TractResult<(Vec<f32>, usize, usize)> {
+    let (rows, features) = match input.shape() {
+        [r, f] => (*r, *f),
+        other => bail!("expected a [rows, features] input, got shape {other:?}"),
+    };
+    let cast = input.cast_to::<f32>()?;
+    let values: Vec<f32> = cast.to_plain_array_view::<f32>()?.iter().copied().collect();
+    Ok((values, rows, features))
+}
+
+/// The input as float64 rows (exact for float32, int32 and most int64 values).
+pub fn rows_f64(input: &Tensor) -> TractResult<(Vec<f64>, usize, usize)> {
+    let (rows, features) = match input.shape() {
+        [r, f] => (*r, *f),
+        other => bail!("expected a [rows, features] input, got shape {other:?}"),
+    };
+    let cast = input.cast_to::<f64>()?;
+    let values: Vec<f64> = cast.to_plain_array_view::<f64>()?.iter().copied().collect();
+    Ok((values, rows, features))
+}

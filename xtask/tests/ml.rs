@@ -1,0 +1,149 @@
+//! Classical ML exports (scikit-learn pipelines, tree ensembles, SVMs, XGBoost, LightGBM)
+//! through the real ml-fixture `bootstrap`, compared with onnxruntime's outputs on the same
+//! files and rows. `xtask/tests/ml/train.py` trains the models on data sets that ship with
+//! scikit-learn and records onnxruntime's answers; `cargo xtask test` packs them as they
+//! come (ZipMaps stripped) into one function.
+
+mod support;
+
+use model_lock::{Dim, LockFile};
+use runtime_emulator::{Function, FunctionConfig};
+use serde_json::{json, Value};
+
+/// Error allowed against onnxruntime: relative 1e-5, measured against at least 1 so that a
+/// margin that cancels to near zero (an SVM decision value summed over hundreds of support
+/// vectors, where float32 accumulation order alone moves the result by ~1e-6) is judged on
+/// the scale of the terms that produced it.
+const REL: f64 = 1e-5;
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(support::env_path("ML_EXPECTED")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn flatten(v: &Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        other => out.push(other.clone()),
+    }
+}
+
+/// Differences between onnxruntime's output (`want`) and ours, as readable lines, and the
+/// largest relative error seen among floats.
+fn compare(what: &str, want: &Value, got: &Value, worst: &mut f64) -> Vec<String> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    flatten(want, &mut a);
+    flatten(got, &mut b);
+    if a.len() != b.len() {
+        return vec![format!(
+            "{what}: {} values expected, got {}: {got}",
+            a.len(),
+            b.len()
+        )];
+    }
+    let mut problems = Vec::new();
+    for (i, (w, g)) in a.iter().zip(&b).enumerate() {
+        match (w.as_i64(), w.as_f64(), g.as_f64()) {
+            // Labels: exact.
+            (Some(wi), _, _) if w.is_i64() || w.is_u64() => {
+                if g.as_i64() != Some(wi) {
+                    problems.push(format!("{what}[{i}]: label {w}, got {g}"));
+                }
+            }
+            (_, Some(wf), Some(gf)) => {
+                let err = (wf - gf).abs();
+                if wf.abs() > 0.0 {
+                    *worst = worst.max(err / wf.abs());
+                }
+                if err > REL * wf.abs().max(1.0) {
+                    problems.push(format!("{what}[{i}]: {wf}, got {gf} (error {err:.3e})"));
+                }
+            }
+            _ => problems.push(format!("{what}[{i}]: {w}, got {g}")),
+        }
+    }
+    problems
+}
+
+#[tokio::test]
+async fn every_model_matches_onnxruntime_single_rows_and_batches() {
+    let expected = expected();
+    let models = expected["models"].as_array().unwrap();
+    assert!(
+        models.len() >= 15,
+        "train.py exported {} models",
+        models.len()
+    );
+    let f = Function::start(FunctionConfig::new(support::env_path("ML_BOOTSTRAP")))
+        .await
+        .expect("bootstrap starts");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut worst = 0.0f64;
+    for m in models {
+        let name = m["name"].as_str().unwrap();
+        for (c, case) in m["cases"].as_array().unwrap().iter().enumerate() {
+            let rows = &case["rows"];
+            let answer =
+                support::invoke(&f, &json!({"model": name, "inputs": {"input": rows}})).await;
+            if answer.get("error").is_some() {
+                problems.push(format!("{name} case {c}: {answer}"));
+                continue;
+            }
+            for (output, want) in case["outputs"].as_object().unwrap() {
+                let got = &answer["outputs"][output];
+                let what = format!(
+                    "{name} case {c} ({} rows) {output}",
+                    rows.as_array().unwrap().len()
+                );
+                problems.extend(compare(&what, want, got, &mut worst));
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("{checked} outputs compared, largest relative error {worst:.3e}");
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    f.kill().await;
+}
+
+/// Packing served what onnxruntime calls `output_probability` as a tensor (the ZipMap is
+/// gone) and gave skl2onnx's unnamed batch dimension a symbol.
+#[test]
+fn zipmaps_are_stripped_and_batch_dims_are_symbolic() {
+    let lock = LockFile::read(&support::env_path("ML_PACKED").join("models.lock")).unwrap();
+    let expected = expected();
+    let mut zipmapped = 0;
+    for m in expected["models"].as_array().unwrap() {
+        let entry = lock
+            .models
+            .iter()
+            .find(|e| e.name == m["name"].as_str().unwrap())
+            .expect("every exported model is packed");
+        let input = &entry.inputs[0];
+        assert!(
+            matches!(input.shape[0], Dim::Symbol(_)),
+            "{}: batch dim {:?}",
+            entry.name,
+            input.shape
+        );
+        if m["zipmap"].as_bool().unwrap_or(false) {
+            zipmapped += 1;
+            let probs = entry
+                .outputs
+                .iter()
+                .find(|o| o.name == "output_probability")
+                .unwrap_or_else(|| panic!("{}: outputs {:?}", entry.name, entry.outputs));
+            assert_eq!(probs.shape.len(), 2, "{}: {:?}", entry.name, probs.shape);
+            assert!(matches!(probs.shape[0], Dim::Symbol(_)));
+        }
+    }
+    assert!(
+        zipmapped >= 2,
+        "the fixture has models exported with ZipMap"
+    );
+}
