@@ -15,6 +15,9 @@ mod transform;
 mod tree;
 mod zipmap;
 
+#[cfg(test)]
+mod tests;
+
 pub use zipmap::strip_zipmap;
 
 /// Adds (or, for `TreeEnsembleClassifier`, replaces) the operators in this module.

@@ -174,3 +174,38 @@ pub fn rows_f64(input: &Tensor) -> TractResult<(Vec<f64>, usize, usize)> {
     let values: Vec<f64> = cast.to_plain_array_view::<f64>()?.iter().copied().collect();
     Ok((values, rows, features))
 }
+
+/// A classifier's two outputs: the label per row and `columns` scores per row.
+pub fn classifier_outputs(columns: usize) -> Vec<Out> {
+    vec![
+        Out {
+            dt: i64::datum_type(),
+            shape: Shape::RowsOnly,
+        },
+        Out {
+            dt: f32::datum_type(),
+            shape: Shape::Rows(columns),
+        },
+    ]
+}
+
+/// Runs `row` over each of `rows` rows and assembles the label and score tensors; a row
+/// with fewer scores than `columns` is padded with zeros.
+pub fn classify_rows(
+    rows: usize,
+    columns: usize,
+    mut row: impl FnMut(usize) -> TractResult<(i64, Vec<f32>)>,
+) -> TractResult<TVec<Tensor>> {
+    let mut labels = Vec::with_capacity(rows);
+    let mut scores = Vec::with_capacity(rows * columns);
+    for r in 0..rows {
+        let (label, mut s) = row(r)?;
+        s.resize(columns, 0.0);
+        labels.push(label);
+        scores.extend(s);
+    }
+    Ok(tvec![
+        Tensor::from_shape(&[rows], &labels)?,
+        Tensor::from_shape(&[rows, columns], &scores)?
+    ])
+}

@@ -7,7 +7,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{self, floats, ints, no_strings};
-use super::op::{boxed, rows_f32, Kernel, Out, Shape};
+use super::op::{boxed, classifier_outputs, classify_rows, rows_f32, Kernel, Out, Shape};
 use super::transform::{apply, logistic, parse_post, second_class, Post};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -349,16 +349,7 @@ impl Kernel for Classifier {
     }
 
     fn outputs(&self) -> Vec<Out> {
-        vec![
-            Out {
-                dt: i64::datum_type(),
-                shape: Shape::RowsOnly,
-            },
-            Out {
-                dt: f32::datum_type(),
-                shape: Shape::Rows(self.score_columns()),
-            },
-        ]
+        classifier_outputs(self.score_columns())
     }
 
     fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>> {
@@ -369,19 +360,9 @@ impl Kernel for Classifier {
                 self.features
             );
         }
-        let cols = self.score_columns();
-        let mut labels = Vec::with_capacity(rows);
-        let mut scores = Vec::with_capacity(rows * cols);
-        for r in 0..rows {
-            let (label, mut row) = self.row(&x[r * features..(r + 1) * features]);
-            row.resize(cols, 0.0);
-            labels.push(label);
-            scores.extend(row);
-        }
-        Ok(tvec![
-            Tensor::from_shape(&[rows], &labels)?,
-            Tensor::from_shape(&[rows, cols], &scores)?
-        ])
+        classify_rows(rows, self.score_columns(), |r| {
+            Ok(self.row(&x[r * features..(r + 1) * features]))
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{self, floats_or_tensor, ints, no_strings, strings};
-use super::op::{boxed, rows_f64, Kernel, Out, Shape};
+use super::op::{boxed, classifier_outputs, classify_rows, rows_f64, Kernel, Out, Shape};
 use super::transform::{parse_post, write_scores, Post};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -489,33 +489,14 @@ impl Kernel for Classifier {
     }
 
     fn outputs(&self) -> Vec<Out> {
-        vec![
-            Out {
-                dt: i64::datum_type(),
-                shape: Shape::RowsOnly,
-            },
-            Out {
-                dt: f32::datum_type(),
-                shape: Shape::Rows(self.labels.len()),
-            },
-        ]
+        classifier_outputs(self.labels.len())
     }
 
     fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>> {
         let (x, rows, features) = rows_f64(input)?;
         self.trees.check_features(features)?;
-        let n = self.labels.len();
-        let mut labels = Vec::with_capacity(rows);
-        let mut scores = Vec::with_capacity(rows * n);
-        for r in 0..rows {
-            let (label, mut row) = self.row(&x[r * features..(r + 1) * features])?;
-            row.resize(n, 0.0);
-            labels.push(label);
-            scores.extend(row);
-        }
-        Ok(tvec![
-            Tensor::from_shape(&[rows], &labels)?,
-            Tensor::from_shape(&[rows, n], &scores)?
-        ])
+        classify_rows(rows, self.labels.len(), |r| {
+            self.row(&x[r * features..(r + 1) * features])
+        })
     }
 }
