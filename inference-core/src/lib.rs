@@ -13,6 +13,7 @@ pub mod request;
 pub mod response;
 pub mod tensor_json;
 pub mod text;
+pub mod threads;
 
 pub use error::{InitError, RequestError};
 pub use fallback::FallbackConfig;

@@ -9,12 +9,14 @@ use tract_onnx::tract_hir::infer::{Factoid, InferenceFact};
 
 pub type Plan = Arc<TypedRunnableModel>;
 
-/// How long each init phase took, for the init log line and the benchmarks.
+/// How long each init phase took, for the init log line and the benchmarks. For an embedded
+/// model `verify` and `tokenizer` run on a second thread, beside `decode` and `optimize`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PhaseTimings {
     pub verify: Duration,
     pub decode: Duration,
     pub optimize: Duration,
+    pub tokenizer: Duration,
 }
 
 /// A model ready to run.

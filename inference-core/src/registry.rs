@@ -96,22 +96,17 @@ fn load_model(
     entry: &ModelEntry,
     fallback: &FallbackConfig,
 ) -> Result<LoadedModel, InitError> {
-    let started = Instant::now();
     let embedded_failure = match embedded.bytes {
-        Some(bytes) => match checksum::verify(bytes, embedded.sha256) {
-            Ok(()) => return finish_load(entry, embedded, bytes, "embedded", started.elapsed()),
-            Err(actual) => {
-                let mismatch = InitError::ChecksumMismatch {
-                    model: entry.name.clone(),
-                    expected: embedded.sha256.to_string(),
-                    actual,
-                };
+        Some(bytes) => match load_embedded(embedded, entry, bytes) {
+            Ok(loaded) => return Ok(loaded),
+            Err(mismatch @ InitError::ChecksumMismatch { .. }) => {
                 if fallback.is_disabled() {
                     return Err(mismatch);
                 }
                 tracing::error!(model = %entry.name, error = %mismatch, "embedded copy failed its checksum; trying the fallback stores");
                 format!("embedded: {mismatch}")
             }
+            Err(other) => return Err(other),
         },
         None => {
             if fallback.is_disabled() {
@@ -122,14 +117,20 @@ fn load_model(
             "embedded: not embedded in this binary (embed = false)".to_string()
         }
     };
+    let started = Instant::now();
     match fallback::fetch(fallback, &entry.name, embedded.sha256) {
-        Ok(found) => finish_load(
-            entry,
-            embedded,
-            &found.bytes,
-            found.source,
-            started.elapsed(),
-        ),
+        Ok(found) => {
+            let verify = started.elapsed();
+            let (plan, decode, optimize) = decode_and_optimize(entry, &found.bytes)?;
+            let text = timed(|| text_model(entry, embedded));
+            finish_load(
+                entry,
+                found.bytes.len(),
+                found.source,
+                (plan, decode, optimize, verify),
+                text,
+            )
+        }
         Err(exhausted) => Err(InitError::NoSource {
             model: entry.name.clone(),
             tried: std::iter::once(embedded_failure)
@@ -139,30 +140,104 @@ fn load_model(
     }
 }
 
+/// The embedded copy: its hash (then the tokenizer) on a second thread while this one decodes
+/// and optimizes. The plan is used only once the hash matches, so a corrupt copy still never
+/// serves; where the function has two vCPUs the hash and the tokenizer parse leave the cold
+/// start's critical path, and with one they cost what they did in sequence.
+fn load_embedded(
+    embedded: &EmbeddedModel,
+    entry: &ModelEntry,
+    bytes: &'static [u8],
+) -> Result<LoadedModel, InitError> {
+    let (side, decoded) = std::thread::scope(|scope| {
+        let side = scope.spawn(|| {
+            let started = Instant::now();
+            let verified = checksum::verify(bytes, embedded.sha256);
+            let verify = started.elapsed();
+            let text = verified
+                .is_ok()
+                .then(|| timed(|| text_model(entry, embedded)));
+            (verified, verify, text)
+        });
+        // Bytes that fail the hash may be anything: a panic in the decoder on them must not
+        // take the process down before the fallback stores are tried.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decode_and_optimize(entry, bytes)
+        }));
+        (side.join(), decoded)
+    });
+    let (verified, verify, text) = side.map_err(|_| InitError::Load {
+        model: entry.name.clone(),
+        message: "the checksum or tokenizer thread panicked".into(),
+    })?;
+    if let Err(actual) = verified {
+        return Err(InitError::ChecksumMismatch {
+            model: entry.name.clone(),
+            expected: embedded.sha256.to_string(),
+            actual,
+        });
+    }
+    let (plan, decode, optimize) = decoded.map_err(|_| InitError::Load {
+        model: entry.name.clone(),
+        message: "tract panicked while decoding the model".into(),
+    })??;
+    let text = text.unwrap_or_else(|| (Ok(None), Default::default()));
+    finish_load(
+        entry,
+        bytes.len(),
+        "embedded",
+        (plan, decode, optimize, verify),
+        text,
+    )
+}
+
+type Decoded = (loader::Plan, std::time::Duration, std::time::Duration);
+
+fn decode_and_optimize(entry: &ModelEntry, bytes: &[u8]) -> Result<Decoded, InitError> {
+    loader::load(bytes, entry).map_err(|message| InitError::Load {
+        model: entry.name.clone(),
+        message,
+    })
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, std::time::Duration) {
+    let started = Instant::now();
+    let value = f();
+    (value, started.elapsed())
+}
+
+type TextLoad = (
+    Result<Option<crate::text::TextModel>, InitError>,
+    std::time::Duration,
+);
+
 fn finish_load(
     entry: &ModelEntry,
-    embedded: &EmbeddedModel,
-    bytes: &[u8],
+    len: usize,
     source: &'static str,
-    verify: std::time::Duration,
+    (plan, decode, optimize, verify): (
+        loader::Plan,
+        std::time::Duration,
+        std::time::Duration,
+        std::time::Duration,
+    ),
+    (text, tokenizer): TextLoad,
 ) -> Result<LoadedModel, InitError> {
-    let (plan, decode, optimize) =
-        loader::load(bytes, entry).map_err(|message| InitError::Load {
-            model: entry.name.clone(),
-            message,
-        })?;
+    let text = text?;
     let timings = PhaseTimings {
         verify,
         decode,
         optimize,
+        tokenizer,
     };
     tracing::info!(
         model = %entry.name,
         source,
-        bytes = bytes.len(),
+        bytes = len,
         verify_ms = ms(timings.verify),
         decode_ms = ms(timings.decode),
         optimize_ms = ms(timings.optimize),
+        tokenizer_ms = ms(timings.tokenizer),
         "model loaded"
     );
     Ok(LoadedModel {
@@ -170,7 +245,7 @@ fn finish_load(
         plan,
         source,
         timings,
-        text: text_model(entry, embedded)?,
+        text,
     })
 }
 

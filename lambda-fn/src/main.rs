@@ -1,6 +1,7 @@
 //! `bootstrap`: the Lambda function. Glue only: build the model registry once at init
 //! (verifying every embedded model), then hand each event to `inference-core`.
 
+mod allocator;
 mod events;
 mod glibc_compat;
 mod init_error;
@@ -16,6 +17,7 @@ use serde_json::Value;
 // runtime starts faster and costs nothing.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    allocator::configure();
     logging::init();
     let registry = match init() {
         Ok(r) => Arc::new(r),
@@ -46,6 +48,8 @@ fn init() -> Result<Registry, String> {
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("MODEL_MAX_LOADED={v:?}: expected a whole number above 0"))?,
     };
+    let threads = threads(&var)?;
+    inference_core::threads::set_intra_op_threads(threads);
     let started = std::time::Instant::now();
     let options = Options {
         mode,
@@ -61,8 +65,24 @@ fn init() -> Result<Registry, String> {
         efs_dir = ?fallback.efs_dir,
         s3 = ?fallback.s3,
         max_loaded,
+        threads,
         init_ms = started.elapsed().as_secs_f64() * 1000.0,
         "ready"
     );
     Ok(registry)
+}
+
+/// `MODEL_THREADS`, else one thread per vCPU the function's memory setting buys.
+fn threads(var: &impl Fn(&str) -> Option<String>) -> Result<usize, String> {
+    if let Some(v) = var("MODEL_THREADS") {
+        return v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| format!("MODEL_THREADS={v:?}: expected a whole number from 1 to 64"));
+    }
+    let memory = var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.trim().parse().ok());
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(inference_core::threads::default_threads(memory, available))
 }

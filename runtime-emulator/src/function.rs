@@ -13,6 +13,8 @@ use crate::{EmulatorError, Outcome, RuntimeApi};
 #[derive(Debug, Clone)]
 pub struct FunctionConfig {
     pub bootstrap: PathBuf,
+    /// Arguments for the program (a Python runtime client takes its handler here).
+    pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     /// Print the function's log lines as they come (for `cargo xtask local`).
     pub echo_logs: bool,
@@ -23,6 +25,7 @@ impl FunctionConfig {
     pub fn new(bootstrap: impl AsRef<Path>) -> Self {
         FunctionConfig {
             bootstrap: bootstrap.as_ref().to_path_buf(),
+            args: Vec::new(),
             env: Vec::new(),
             echo_logs: false,
             memory_mb: 1024,
@@ -47,7 +50,8 @@ impl Function {
     pub async fn start(config: FunctionConfig) -> Result<Self, EmulatorError> {
         let api = RuntimeApi::start().await?;
         let mut cmd = Command::new(&config.bootstrap);
-        cmd.env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
+        cmd.args(&config.args)
+            .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
             .env("AWS_LAMBDA_FUNCTION_NAME", "local")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env(

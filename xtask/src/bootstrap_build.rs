@@ -12,6 +12,11 @@ pub fn build_release() -> Result<PathBuf> {
     build(true, None, None)
 }
 
+/// A release build embedding the models packed in `packed` (the benchmarks' function).
+pub fn build_release_with_models(packed: &Path) -> Result<PathBuf> {
+    build(true, Some(packed), None)
+}
+
 /// The release build for a Rust target triple (the host's x86_64 one builds as above).
 pub fn build_release_for(target: &str) -> Result<PathBuf> {
     if target == "x86_64-unknown-linux-gnu"

@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: the project's automation (the cargo-xtask convention).
 
+mod bench;
 mod bootstrap_build;
 mod cache;
 mod deploy;
@@ -43,6 +44,9 @@ enum Task {
     Local(local::LocalArgs),
     /// One direct invocation of the function through the Runtime API emulator.
     Invoke(local::InvokeArgs),
+    /// Benchmark the function against Python + onnxruntime on the same models: cold start,
+    /// warm latency, peak RSS, deployment size (target/bench/results.{json,md}).
+    Bench(bench::BenchArgs),
     /// Run every test (installs what the tests need, packs the models first).
     Test(testing::TestArgs),
 }
@@ -56,6 +60,7 @@ fn main() -> Result<()> {
         Task::PublishModels(args) => publish::run(&args),
         Task::Local(args) => local::local(args),
         Task::Invoke(args) => local::invoke(args),
+        Task::Bench(args) => bench::run(&args),
         Task::Test(args) => testing::run(args),
     }
 }

@@ -39,6 +39,16 @@ const MODELS: &[PipModel] = &[
         file: MINILM_TOKENIZER_FILE,
         sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
     },
+    // A convolutional vision model for the benchmarks: PaddleOCR's PP-OCRv4 text detector
+    // (a PP-LCNet backbone and a DB head, 4.7 MB), as RapidOCR ships it.
+    PipModel {
+        requirement: "rapidocr_onnxruntime==1.4.4",
+        wheel: "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
+        wheel_sha256: "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf",
+        member: "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+        file: OCR_DET_FILE,
+        sha256: "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+    },
 ];
 
 /// Prints one member of a zip, following `outer!inner` into nested zips (standard library
@@ -52,6 +62,7 @@ sys.stdout.buffer.write(data)";
 /// File names under test-data/.
 pub const MINILM_FILE: &str = "paraphrase-MiniLM-L3-v2.onnx";
 pub const MINILM_TOKENIZER_FILE: &str = "minilm-tokenizer.json";
+pub const OCR_DET_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
 
 pub fn dir() -> PathBuf {
     workspace::target_dir().join("test-data")

@@ -31,6 +31,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     let ml = ml_fixture(&ml_data)?;
     // moto's server mode: the real S3 (and Lambda, IAM) APIs on loopback, for the tests.
     let moto = python_env::ensure("moto")?;
+    // The benchmark's Python side (onnxruntime, awslambdaric), for xtask/tests/bench.rs.
+    python_env::ensure("bench")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .env("TEST_DATA_DIR", &data)

@@ -1,0 +1,221 @@
+//! Timing real function processes under the Runtime API emulator: cold starts (fresh
+//! process → first response), warm latency over many invocations, and peak RSS. Both sides
+//! are measured by the same code, through the same emulator, with the same request bytes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use runtime_emulator::{Function, FunctionConfig, Outcome};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::workloads::Workload;
+
+/// Generous: a cold Python process on a slow machine, or batch 8 at sequence 128.
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// Untimed calls before a warm measurement (the first pays for any lazy load).
+const WARM_UP: usize = 3;
+/// A warm measurement never has fewer samples than this, whatever the time cap.
+const MIN_SAMPLES: usize = 10;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub n: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl Stats {
+    pub fn of(samples: &[f64]) -> Stats {
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let n = s.len().max(1);
+        // Nearest-rank percentiles.
+        let rank = |p: f64| s[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Stats {
+            n: s.len(),
+            p50_ms: rank(0.5),
+            p99_ms: rank(0.99),
+            min_ms: s[0],
+            max_ms: s[n - 1],
+            mean_ms: s.iter().sum::<f64>() / n as f64,
+        }
+    }
+}
+
+pub struct Cold {
+    pub samples_ms: Vec<f64>,
+    /// The init phases each process logged (`*_ms` fields), per run.
+    pub phases: BTreeMap<String, Vec<f64>>,
+}
+
+/// `runs` fresh processes, each timed from spawn to its first response.
+pub async fn cold(config: &FunctionConfig, request: &[u8], runs: usize) -> Result<Cold> {
+    let mut samples = Vec::with_capacity(runs);
+    let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let function = Function::start(config.clone()).await?;
+        let outcome = function.invoke(request.to_vec(), TIMEOUT).await;
+        let elapsed = started.elapsed();
+        response(&function, outcome)?;
+        samples.push(elapsed.as_secs_f64() * 1000.0);
+        for (k, v) in init_phases(&function.logs()) {
+            phases.entry(k).or_default().push(v);
+        }
+        function.kill().await;
+    }
+    Ok(Cold {
+        samples_ms: samples,
+        phases,
+    })
+}
+
+pub struct Warm {
+    /// Per workload label, batch 1 then batch 8.
+    pub latency: Vec<(String, usize, Stats)>,
+    /// Each workload's first answer at batch 1 and 8, for the agreement check.
+    pub answers: Vec<(String, usize, Value)>,
+    pub peak_rss_kb: u64,
+}
+
+/// One process: every workload at batch 1 and 8, `iterations` timed calls each (stopping
+/// early after `max_secs`, but never below a floor of samples), then the process's peak RSS.
+pub async fn warm(
+    config: &FunctionConfig,
+    workloads: &[Workload],
+    iterations: usize,
+    max_secs: f64,
+) -> Result<Warm> {
+    let function = Function::start(config.clone()).await?;
+    let mut latency = Vec::new();
+    let mut answers = Vec::new();
+    for w in workloads {
+        for (batch, request) in [(1, &w.batch1), (8, &w.batch8)] {
+            for i in 0..WARM_UP {
+                let outcome = function.invoke(request.clone(), TIMEOUT).await;
+                let answer = response(&function, outcome)?;
+                if i == 0 {
+                    answers.push((w.label.clone(), batch, answer));
+                }
+            }
+            let mut samples = Vec::with_capacity(iterations);
+            let started = Instant::now();
+            while samples.len() < iterations
+                && (samples.len() < MIN_SAMPLES || started.elapsed().as_secs_f64() < max_secs)
+            {
+                let t = Instant::now();
+                let outcome = function.invoke(request.clone(), TIMEOUT).await;
+                let elapsed = t.elapsed().as_secs_f64() * 1000.0;
+                response(&function, outcome)?;
+                samples.push(elapsed);
+            }
+            latency.push((w.label.clone(), batch, Stats::of(&samples)));
+        }
+    }
+    let pid = function
+        .pid()
+        .await
+        .context("the function process has no pid")?;
+    let peak_rss_kb = peak_rss_kb(pid)?;
+    function.kill().await;
+    Ok(Warm {
+        latency,
+        answers,
+        peak_rss_kb,
+    })
+}
+
+fn response(
+    function: &Function,
+    outcome: Result<Outcome, runtime_emulator::EmulatorError>,
+) -> Result<Value> {
+    match outcome {
+        Ok(Outcome::Response(body)) => {
+            let value: Value = serde_json::from_slice(&body).context("the answer is not JSON")?;
+            // API errors come back as a response with a status; a benchmark of errors is void.
+            if value.get("error").is_some() {
+                bail!(
+                    "the function answered with an error: {value}\nits log:\n{}",
+                    function.logs().join("\n")
+                );
+            }
+            Ok(value)
+        }
+        Ok(other) => bail!(
+            "invocation failed: {}\nits log:\n{}",
+            other.json(),
+            function.logs().join("\n")
+        ),
+        Err(e) => bail!("{e}\nits log:\n{}", function.logs().join("\n")),
+    }
+}
+
+/// The `*_ms` fields of the init log lines: the Rust function's `model loaded` line
+/// (verify, decode, optimize, tokenizer) and the Python handler's `bench_init` line
+/// (import, session).
+fn init_phases(logs: &[String]) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for line in logs {
+        let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let init = obj.get("message").and_then(Value::as_str) == Some("model loaded")
+            || obj.get("bench_init") == Some(&Value::Bool(true));
+        if !init {
+            continue;
+        }
+        for (k, v) in &obj {
+            if let (Some(name), Some(ms)) = (k.strip_suffix("_ms"), v.as_f64()) {
+                out.push((name.to_string(), ms));
+            }
+        }
+    }
+    out
+}
+
+/// VmHWM: the most resident memory the process has had.
+fn peak_rss_kb(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/<pid>/status")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        let s = Stats::of(&samples);
+        assert_eq!(
+            (s.p50_ms, s.p99_ms, s.min_ms, s.max_ms),
+            (50.0, 99.0, 1.0, 100.0)
+        );
+        let s = Stats::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.p50_ms, s.p99_ms), (2.0, 3.0));
+    }
+
+    #[test]
+    fn phases_from_both_sides_logs() {
+        let logs = vec![
+            r#"{"level":"INFO","message":"model loaded","model":"m","verify_ms":1.5,"decode_ms":2.0}"#.to_string(),
+            r#"{"bench_init": true, "import_ms": 120.0, "session_ms": 40.0}"#.to_string(),
+            r#"{"message":"ready","init_ms":9.0}"#.to_string(),
+            "not json".to_string(),
+        ];
+        let mut got = init_phases(&logs);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let names: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["decode", "import", "session", "verify"]);
+    }
+}

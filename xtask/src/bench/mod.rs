@@ -1,0 +1,287 @@
+//! `cargo xtask bench`: this project's function against a Python 3.11 Lambda handler on
+//! onnxruntime, side by side on this machine, same models, same request bytes, same Runtime
+//! API emulator. Results go to `target/bench/results.{json,md}`; BENCHMARKS.md holds the
+//! committed table.
+
+mod measure;
+mod report;
+mod setup;
+mod size;
+mod workloads;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use runtime_emulator::FunctionConfig;
+use serde_json::Value;
+
+use crate::python_env::PythonEnv;
+use crate::{test_data, workspace};
+use workloads::{BenchModel, Kind};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Fresh processes per cold-start measurement.
+    #[arg(long, default_value_t = 10)]
+    pub cold: usize,
+    /// Timed invocations per warm measurement (after 3 untimed ones).
+    #[arg(long, default_value_t = 200)]
+    pub warm: usize,
+    /// Cap on one warm measurement's time, in seconds (it still takes at least 10 samples).
+    #[arg(long, default_value_t = 20.0)]
+    pub warm_secs: f64,
+    /// Only these models (comma-separated): classifier, minilm, vision.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Measure this prebuilt `bootstrap` instead of building the release one; it must embed
+    /// the models named by `--packed`'s lock under the bench's names.
+    #[arg(long, requires = "packed")]
+    pub bootstrap: Option<PathBuf>,
+    /// The packed-models directory `--bootstrap` was built with.
+    #[arg(long)]
+    pub packed: Option<PathBuf>,
+    /// Where results go (default target/bench).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// One function under test.
+pub struct Side {
+    pub label: &'static str,
+    pub rust: bool,
+    config: FunctionConfig,
+}
+
+impl Side {
+    fn with_threads(&self, threads: usize) -> FunctionConfig {
+        let var = if self.rust {
+            "MODEL_THREADS"
+        } else {
+            "ORT_THREADS"
+        };
+        self.config.clone().env(var, threads.to_string())
+    }
+}
+
+pub const OURS: &str = "ours";
+pub const ORT_FP32: &str = "onnxruntime fp32";
+pub const ORT_INT8: &str = "onnxruntime int8";
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace::target_dir().join("bench"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let wanted = |key: &str| args.models.is_empty() || args.models.iter().any(|m| m == key);
+    for m in &args.models {
+        if !["classifier", "minilm", "vision"].contains(&m.as_str()) {
+            bail!("--models {m:?}: expected classifier, minilm or vision");
+        }
+    }
+
+    // The Python side and the models first: a broken install fails before the long build.
+    let data = test_data::ensure()?;
+    let files = setup::files(&data);
+    let python = setup::python()?;
+    let handler = out.join("python");
+    std::fs::create_dir_all(&handler)?;
+    // A copy, so Python's bytecode cache lands under target/, not in the source tree.
+    std::fs::copy(
+        setup::handler_dir().join("handler.py"),
+        handler.join("handler.py"),
+    )
+    .context("cannot copy the Python handler")?;
+    let ort_int8 = if wanted("minilm") {
+        Some(setup::ort_int8(&python, &files.minilm_fp32, &out)?)
+    } else {
+        None
+    };
+    let (bootstrap, packed) = match (&args.bootstrap, &args.packed) {
+        (Some(b), Some(p)) => (b.clone(), p.clone()),
+        _ => {
+            let manifest = setup::write_manifest(&files, &out)?;
+            let packed = setup::pack_models(manifest, &out)?;
+            (setup::build_bootstrap(&packed, &out)?, packed)
+        }
+    };
+    let lock = model_lock::LockFile::read(&packed.join("models.lock"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let samples: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace::root().join("models/default/samples.json"))
+            .context("cannot read models/default/samples.json")?,
+    )?;
+    let mut models: Vec<BenchModel> = Vec::new();
+    if wanted("classifier") {
+        models.push(workloads::classifier(&samples)?);
+    }
+    if wanted("minilm") {
+        models.push(workloads::minilm());
+    }
+    if wanted("vision") {
+        models.push(workloads::vision());
+    }
+    for m in &models {
+        if !lock
+            .models
+            .iter()
+            .any(|e| e.name == m.packed_name && e.embed)
+        {
+            bail!(
+                "{} does not embed the model {:?} the {} benchmark needs",
+                bootstrap.display(),
+                m.packed_name,
+                m.key
+            );
+        }
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut report = report::Report::new(args, &python)?;
+    for model in &models {
+        let sides = sides(
+            model,
+            &bootstrap,
+            &python,
+            &handler,
+            &files,
+            ort_int8.as_deref(),
+        )?;
+        eprintln!("\n== {} ({} sides) ==", model.key, sides.len());
+        rt.block_on(measure_model(args, model, &sides, &mut report))?;
+    }
+
+    let rust_zip = crate::deploy::package::package(
+        &bootstrap,
+        crate::deploy::package::Arch::X86_64,
+        Some(&lock),
+        &out.join("bootstrap.zip"),
+    )?;
+    let mut python_models = Vec::new();
+    for m in &models {
+        python_models.extend(python_model_files(m.key, &files));
+    }
+    let python_zip = size::python_deployment(
+        &python,
+        &handler.join("handler.py"),
+        &python_models,
+        models.iter().any(|m| m.kind == Kind::Text),
+        &out.join("python-deployment.zip"),
+    )?;
+    report.set_sizes(
+        size::Deployment {
+            zip_bytes: rust_zip.zip_size,
+            unzipped_bytes: rust_zip.unzipped,
+        },
+        python_zip,
+    );
+    report.evaluate_targets();
+
+    let json = serde_json::to_vec_pretty(&report)?;
+    crate::pack::write_atomic(&out.join("results.json"), &json)?;
+    let md = report.markdown();
+    crate::pack::write_atomic(&out.join("results.md"), md.as_bytes())?;
+    println!("{md}");
+    eprintln!(
+        "results: {} and {}",
+        out.join("results.json").display(),
+        out.join("results.md").display()
+    );
+    Ok(())
+}
+
+/// The fp32 model files a Python deployment of `key` carries.
+fn python_model_files(key: &str, files: &setup::Files) -> Vec<PathBuf> {
+    match key {
+        "classifier" => vec![setup::classifier_file()],
+        "minilm" => vec![files.minilm_fp32.clone(), files.minilm_tokenizer.clone()],
+        _ => vec![files.ocr_det.clone()],
+    }
+}
+
+fn sides(
+    model: &BenchModel,
+    bootstrap: &std::path::Path,
+    python: &PythonEnv,
+    handler: &std::path::Path,
+    files: &setup::Files,
+    ort_int8: Option<&std::path::Path>,
+) -> Result<Vec<Side>> {
+    // Lazy: each process loads only the model under test (the function embeds all three),
+    // and that load is inside the first response's time.
+    let ours = Side {
+        label: OURS,
+        rust: true,
+        // Lambda sets no RUST_BACKTRACE; a developer's shell often does, and then every error
+        // tract raises while it tries an optimization captures a backtrace.
+        config: FunctionConfig::new(bootstrap)
+            .env("MODEL_LOAD", "lazy")
+            .env("RUST_BACKTRACE", "0"),
+    };
+    let python_side = |label: &'static str, model_path: &std::path::Path| Side {
+        label,
+        rust: false,
+        config: {
+            let mut c = FunctionConfig::new(python.python())
+                .env("PYTHONPATH", handler.to_string_lossy())
+                .env("BENCH_KIND", model.kind.python_name())
+                .env("MODEL_PATH", model_path.to_string_lossy());
+            c.args = vec!["-m".into(), "awslambdaric".into(), "handler.handler".into()];
+            if model.kind == Kind::Text {
+                c = c
+                    .env("TOKENIZER_PATH", files.minilm_tokenizer.to_string_lossy())
+                    .env("TEXT_OUTPUT", files.minilm_output);
+            }
+            c
+        },
+    };
+    Ok(match model.key {
+        "classifier" => vec![ours, python_side(ORT_FP32, &setup::classifier_file())],
+        "minilm" => vec![
+            ours,
+            python_side(ORT_FP32, &files.minilm_fp32),
+            python_side(
+                ORT_INT8,
+                ort_int8.context("the onnxruntime int8 export is missing")?,
+            ),
+        ],
+        _ => vec![ours, python_side(ORT_FP32, &files.ocr_det)],
+    })
+}
+
+async fn measure_model(
+    args: &BenchArgs,
+    model: &BenchModel,
+    sides: &[Side],
+    report: &mut report::Report,
+) -> Result<()> {
+    let first = &model.workloads[0];
+    for side in sides {
+        eprintln!("cold start: {} ({} runs)", side.label, args.cold);
+        let cold = measure::cold(&side.with_threads(1), &first.batch1, args.cold).await?;
+        report.add_cold(model.key, side.label, &cold);
+    }
+    let mut answers = Vec::new();
+    for threads in [1, 2] {
+        for side in sides {
+            eprintln!("warm: {} with {threads} thread(s)", side.label);
+            let warm = measure::warm(
+                &side.with_threads(threads),
+                &model.workloads,
+                args.warm,
+                args.warm_secs,
+            )
+            .await?;
+            report.add_warm(model.key, side.label, threads, &warm);
+            if threads == 1 {
+                answers.push((side.label, warm.answers));
+            }
+        }
+    }
+    report.add_agreement(model, &answers)
+}

@@ -1,0 +1,492 @@
+//! The benchmark's results: JSON for machines, a markdown table for BENCHMARKS.md, and the
+//! issue's targets as measured ratios.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::measure::{Cold, Stats, Warm};
+use super::size::Deployment;
+use super::workloads::{self, BenchModel, Kind};
+use super::{BenchArgs, ORT_FP32, ORT_INT8, OURS};
+use crate::python_env::PythonEnv;
+
+const SIDES: [&str; 3] = [OURS, ORT_FP32, ORT_INT8];
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub rustc: String,
+    pub python: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ColdRow {
+    pub model: String,
+    pub side: String,
+    pub runs: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    /// Median of each init phase the process logged.
+    pub phases_ms: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WarmRow {
+    pub model: String,
+    pub input: String,
+    pub batch: usize,
+    pub side: String,
+    pub threads: usize,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RssRow {
+    pub model: String,
+    pub side: String,
+    pub threads: usize,
+    pub peak_rss_mib: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Agreement {
+    pub model: String,
+    pub input: String,
+    pub batch: usize,
+    pub side: String,
+    pub against: String,
+    /// "min cosine" (embeddings) or "max abs diff" (raw outputs).
+    pub metric: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Target {
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub cold_runs: usize,
+    pub warm_iterations: usize,
+    pub cold: Vec<ColdRow>,
+    pub warm: Vec<WarmRow>,
+    pub rss: Vec<RssRow>,
+    pub agreement: Vec<Agreement>,
+    pub size_ours: Option<Deployment>,
+    pub size_python: Option<Deployment>,
+    pub targets: Vec<Target>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    Stats::of(v).p50_ms
+}
+
+fn machine(python: &PythonEnv) -> Machine {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let memory_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| (kb / 1024.0 / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0);
+    let output = |cmd: &mut std::process::Command| {
+        cmd.output()
+            .ok()
+            .map(|o| {
+                let text = if o.stdout.is_empty() {
+                    o.stderr
+                } else {
+                    o.stdout
+                };
+                String::from_utf8_lossy(&text).trim().to_string()
+            })
+            .unwrap_or_default()
+    };
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_gib,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+        rustc: output(std::process::Command::new("rustc").arg("-V")),
+        python: output(std::process::Command::new(python.python()).arg("--version")),
+    }
+}
+
+impl Report {
+    pub fn new(args: &BenchArgs, python: &PythonEnv) -> Result<Report> {
+        Ok(Report {
+            machine: machine(python),
+            cold_runs: args.cold,
+            warm_iterations: args.warm,
+            cold: Vec::new(),
+            warm: Vec::new(),
+            rss: Vec::new(),
+            agreement: Vec::new(),
+            size_ours: None,
+            size_python: None,
+            targets: Vec::new(),
+        })
+    }
+
+    pub fn add_cold(&mut self, model: &str, side: &str, cold: &Cold) {
+        let s = Stats::of(&cold.samples_ms);
+        self.cold.push(ColdRow {
+            model: model.into(),
+            side: side.into(),
+            runs: s.n,
+            median_ms: s.p50_ms,
+            min_ms: s.min_ms,
+            max_ms: s.max_ms,
+            phases_ms: cold
+                .phases
+                .iter()
+                .map(|(k, v)| (k.clone(), median(v)))
+                .collect(),
+        });
+    }
+
+    pub fn add_warm(&mut self, model: &str, side: &str, threads: usize, warm: &Warm) {
+        for (input, batch, stats) in &warm.latency {
+            self.warm.push(WarmRow {
+                model: model.into(),
+                input: input.clone(),
+                batch: *batch,
+                side: side.into(),
+                threads,
+                stats: stats.clone(),
+            });
+        }
+        self.rss.push(RssRow {
+            model: model.into(),
+            side: side.into(),
+            threads,
+            peak_rss_mib: warm.peak_rss_kb as f64 / 1024.0,
+        });
+    }
+
+    /// Every side's answers against onnxruntime fp32's: a benchmark of wrong answers is void,
+    /// so ours must agree (embeddings cosine ≥ 0.99, raw outputs within 1e-3).
+    pub fn add_agreement(
+        &mut self,
+        model: &BenchModel,
+        answers: &[(&str, Vec<(String, usize, Value)>)],
+    ) -> Result<()> {
+        let Some((_, reference)) = answers.iter().find(|(s, _)| *s == ORT_FP32) else {
+            return Ok(());
+        };
+        for (side, theirs) in answers.iter().filter(|(s, _)| *s != ORT_FP32) {
+            for ((input, batch, want), (_, _, got)) in reference.iter().zip(theirs) {
+                if model.kind == Kind::Text && *side == OURS {
+                    let want_seq: u64 =
+                        input.trim_start_matches("seq ").parse().unwrap_or_default();
+                    let tokens = workloads::max_tokens(got);
+                    if tokens != Some(want_seq) {
+                        bail!("the {input:?} texts tokenize to {tokens:?} tokens, not {want_seq}: fix the bench inputs");
+                    }
+                }
+                let (Some(w), Some(g)) = (
+                    workloads::comparable(model.kind, want),
+                    workloads::comparable(model.kind, got),
+                ) else {
+                    bail!("{} {input} batch {batch}: an answer without comparable outputs:\n{side}: {got}\n{ORT_FP32}: {want}", model.key);
+                };
+                if w.len() != g.len() || w.iter().zip(&g).any(|(a, b)| a.len() != b.len()) {
+                    bail!(
+                        "{} {input} batch {batch}: {side} and {ORT_FP32} answer in different shapes",
+                        model.key
+                    );
+                }
+                let (metric, value, ok) = if model.kind == Kind::Text {
+                    let min = w
+                        .iter()
+                        .zip(&g)
+                        .map(|(a, b)| cosine(a, b))
+                        .fold(f64::INFINITY, f64::min);
+                    ("min cosine", min, min >= 0.99)
+                } else {
+                    let max = w
+                        .iter()
+                        .zip(&g)
+                        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+                        .fold(0.0, f64::max);
+                    ("max abs diff", max, max <= 1e-3)
+                };
+                if *side == OURS && !ok {
+                    bail!(
+                        "{} {input} batch {batch}: ours disagrees with onnxruntime fp32 ({metric} {value})",
+                        model.key
+                    );
+                }
+                self.agreement.push(Agreement {
+                    model: model.key.into(),
+                    input: input.clone(),
+                    batch: *batch,
+                    side: side.to_string(),
+                    against: ORT_FP32.into(),
+                    metric: metric.into(),
+                    value,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn set_sizes(&mut self, ours: Deployment, python: Deployment) {
+        self.size_ours = Some(ours);
+        self.size_python = Some(python);
+    }
+
+    fn cold_of(&self, model: &str, side: &str) -> Option<&ColdRow> {
+        self.cold
+            .iter()
+            .find(|c| c.model == model && c.side == side)
+    }
+
+    fn warm_of(
+        &self,
+        model: &str,
+        input: &str,
+        batch: usize,
+        side: &str,
+        threads: usize,
+    ) -> Option<&Stats> {
+        self.warm
+            .iter()
+            .find(|w| {
+                w.model == model
+                    && w.input == input
+                    && w.batch == batch
+                    && w.side == side
+                    && w.threads == threads
+            })
+            .map(|w| &w.stats)
+    }
+
+    fn rss_of(&self, model: &str, side: &str, threads: usize) -> Option<f64> {
+        self.rss
+            .iter()
+            .find(|r| r.model == model && r.side == side && r.threads == threads)
+            .map(|r| r.peak_rss_mib)
+    }
+
+    fn models(&self) -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for c in &self.cold {
+            if !seen.contains(&c.model) {
+                seen.push(c.model.clone());
+            }
+        }
+        seen
+    }
+
+    /// The issue's targets, as measured in this run.
+    pub fn evaluate_targets(&mut self) {
+        let mut targets = Vec::new();
+        for model in self.models() {
+            if let (Some(ours), Some(ort)) =
+                (self.cold_of(&model, OURS), self.cold_of(&model, ORT_FP32))
+            {
+                let ratio = ours.median_ms / ort.median_ms;
+                targets.push(Target {
+                    target: format!("{model}: cold start ≤ 1/3 of Python + onnxruntime's"),
+                    measured: format!(
+                        "{:.0} ms vs {:.0} ms = 1/{:.1}",
+                        ours.median_ms,
+                        ort.median_ms,
+                        1.0 / ratio
+                    ),
+                    met: ratio <= 1.0 / 3.0,
+                });
+                if model == "minilm" {
+                    targets.push(Target {
+                        target: "minilm: cold start < 100 ms".into(),
+                        measured: format!("{:.0} ms (median)", ours.median_ms),
+                        met: ours.median_ms < 100.0,
+                    });
+                }
+            }
+            let mut inputs: Vec<(String, usize)> = Vec::new();
+            for w in self
+                .warm
+                .iter()
+                .filter(|w| w.model == model && w.threads == 1)
+            {
+                if !inputs.contains(&(w.input.clone(), w.batch)) {
+                    inputs.push((w.input.clone(), w.batch));
+                }
+            }
+            for (input, batch) in inputs {
+                if let (Some(ours), Some(ort)) = (
+                    self.warm_of(&model, &input, batch, OURS, 1),
+                    self.warm_of(&model, &input, batch, ORT_FP32, 1),
+                ) {
+                    targets.push(Target {
+                        target: format!(
+                            "{model} {input} batch {batch}: warm p50 at 1 thread ≤ onnxruntime fp32's"
+                        ),
+                        measured: format!("{:.2} ms vs {:.2} ms", ours.p50_ms, ort.p50_ms),
+                        met: ours.p50_ms <= ort.p50_ms,
+                    });
+                }
+            }
+            for threads in [1, 2] {
+                if let (Some(ours), Some(ort)) = (
+                    self.rss_of(&model, OURS, threads),
+                    self.rss_of(&model, ORT_FP32, threads),
+                ) {
+                    targets.push(Target {
+                        target: format!(
+                            "{model}: peak RSS below onnxruntime's ({threads} thread{})",
+                            if threads == 1 { "" } else { "s" }
+                        ),
+                        measured: format!("{ours:.0} MiB vs {ort:.0} MiB"),
+                        met: ours < ort,
+                    });
+                }
+            }
+        }
+        self.targets = targets;
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            md,
+            "Machine: {}, {} cores, {:.1} GiB, Linux {}; {}; {}.\n",
+            m.cpu, m.cores, m.memory_gib, m.kernel, m.rustc, m.python
+        );
+        let _ = writeln!(
+            md,
+            "### Cold start: fresh process → first response (batch 1, one thread, {} runs)\n",
+            self.cold_runs
+        );
+        md.push_str("| model | side | median ms | min | max | init phases (median ms) |\n|---|---|---:|---:|---:|---|\n");
+        for c in &self.cold {
+            let phases: Vec<String> = c
+                .phases_ms
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.1}"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                c.model,
+                c.side,
+                c.median_ms,
+                c.min_ms,
+                c.max_ms,
+                phases.join(", ")
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n### Warm latency, p50 / p99 ms (up to {} invocations each)\n",
+            self.warm_iterations
+        );
+        md.push_str("| model | input | batch | threads | ours | onnxruntime fp32 | onnxruntime int8 |\n|---|---|---:|---:|---:|---:|---:|\n");
+        let mut rows: Vec<(String, String, usize, usize)> = Vec::new();
+        for w in &self.warm {
+            let key = (w.model.clone(), w.input.clone(), w.batch, w.threads);
+            if !rows.contains(&key) {
+                rows.push(key);
+            }
+        }
+        rows.sort_by(|a, b| {
+            (a.0.clone(), a.3, a.1.clone(), a.2).cmp(&(b.0.clone(), b.3, b.1.clone(), b.2))
+        });
+        for (model, input, batch, threads) in rows {
+            let cells: Vec<String> = SIDES
+                .iter()
+                .map(|side| {
+                    self.warm_of(&model, &input, batch, side, threads)
+                        .map(|s| format!("{:.2} / {:.2}", s.p50_ms, s.p99_ms))
+                        .unwrap_or_else(|| "–".into())
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {model} | {input} | {batch} | {threads} | {} |",
+                cells.join(" | ")
+            );
+        }
+        md.push_str("\n### Peak RSS, MiB (VmHWM after the warm runs)\n\n| model | threads | ours | onnxruntime fp32 | onnxruntime int8 |\n|---|---:|---:|---:|---:|\n");
+        for model in self.models() {
+            for threads in [1, 2] {
+                let cells: Vec<String> = SIDES
+                    .iter()
+                    .map(|side| {
+                        self.rss_of(&model, side, threads)
+                            .map(|v| format!("{v:.0}"))
+                            .unwrap_or_else(|| "–".into())
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {model} | {threads} | {} |", cells.join(" | "));
+            }
+        }
+        if let (Some(ours), Some(py)) = (&self.size_ours, &self.size_python) {
+            let mb = |b: u64| b as f64 / 1_000_000.0;
+            let _ = write!(
+                md,
+                "\n### Deployment size, MB (the models above)\n\n| | zip | unzipped |\n|---|---:|---:|\n\
+                 | ours: `bootstrap` with the models embedded | {:.1} | {:.1} |\n\
+                 | Python: onnxruntime + numpy + tokenizers + handler + fp32 models | {:.1} | {:.1} |\n",
+                mb(ours.zip_bytes),
+                mb(ours.unzipped_bytes),
+                mb(py.zip_bytes),
+                mb(py.unzipped_bytes)
+            );
+        }
+        if !self.agreement.is_empty() {
+            md.push_str("\n### Answers against onnxruntime fp32 (first answer of each input)\n\n| model | input | batch | side | metric | value |\n|---|---|---:|---|---|---:|\n");
+            for a in &self.agreement {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {:.6} |",
+                    a.model, a.input, a.batch, a.side, a.metric, a.value
+                );
+            }
+        }
+        if !self.targets.is_empty() {
+            md.push_str("\n### Targets\n\n| target | measured | met |\n|---|---|---|\n");
+            for t in &self.targets {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} |",
+                    t.target,
+                    t.measured,
+                    if t.met { "yes" } else { "**no**" }
+                );
+            }
+        }
+        md
+    }
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    dot / (na * nb)
+}
