@@ -75,11 +75,14 @@ pub async fn cold(config: &FunctionConfig, request: &[u8], runs: usize) -> Resul
     })
 }
 
+/// Each workload's first answer: (input label, batch, response).
+pub type Answers = Vec<(String, usize, Value)>;
+
 pub struct Warm {
     /// Per workload label, batch 1 then batch 8.
     pub latency: Vec<(String, usize, Stats)>,
     /// Each workload's first answer at batch 1 and 8, for the agreement check.
-    pub answers: Vec<(String, usize, Value)>,
+    pub answers: Answers,
     pub peak_rss_kb: u64,
 }
 

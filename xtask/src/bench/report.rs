@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
-use serde_json::Value;
 
-use super::measure::{Cold, Stats, Warm};
+use super::measure::{Answers, Cold, Stats, Warm};
 use super::size::Deployment;
 use super::workloads::{self, BenchModel, Kind};
 use super::{BenchArgs, ORT_FP32, ORT_INT8, OURS};
@@ -184,11 +183,7 @@ impl Report {
 
     /// Every side's answers against onnxruntime fp32's: a benchmark of wrong answers is void,
     /// so ours must agree (embeddings cosine ≥ 0.99, raw outputs within 1e-3).
-    pub fn add_agreement(
-        &mut self,
-        model: &BenchModel,
-        answers: &[(&str, Vec<(String, usize, Value)>)],
-    ) -> Result<()> {
+    pub fn add_agreement(&mut self, model: &BenchModel, answers: &[(&str, Answers)]) -> Result<()> {
         let Some((_, reference)) = answers.iter().find(|(s, _)| *s == ORT_FP32) else {
             return Ok(());
         };
