@@ -63,6 +63,32 @@ sys.stdout.buffer.write(data)";
 pub const MINILM_FILE: &str = "paraphrase-MiniLM-L3-v2.onnx";
 pub const MINILM_TOKENIZER_FILE: &str = "minilm-tokenizer.json";
 pub const OCR_DET_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
+/// MiniLM's token-embedding output (this export's first output is not it).
+pub const MINILM_OUTPUT: &str = "onnx::Shape_422";
+
+/// The `[[model]]` entry that packs the test MiniLM (int8, with its tokenizer, mean-pooled
+/// embeddings), for the manifests the tests and the benchmarks write.
+pub fn minilm_manifest_entry(data: &Path, max_batch: usize) -> String {
+    format!(
+        r#"[[model]]
+name = "minilm"
+sources = [{model:?}]
+quantize = "int8"
+max_drift = {{ cosine = 0.99, max_abs = 0.1 }}
+tokenizer = {{ sources = [{tokenizer:?}] }}
+
+[model.pipeline]
+task = "embedding"
+normalize = true
+max_length = 128
+max_batch = {max_batch}
+output = {output:?}
+"#,
+        model = data.join(MINILM_FILE).to_string_lossy(),
+        tokenizer = data.join(MINILM_TOKENIZER_FILE).to_string_lossy(),
+        output = MINILM_OUTPUT,
+    )
+}
 
 pub fn dir() -> PathBuf {
     workspace::target_dir().join("test-data")

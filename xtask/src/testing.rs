@@ -94,29 +94,9 @@ fn fallback_fixture() -> Result<Fixture> {
 fn text_fixture(data: &Path) -> Result<Fixture> {
     let dir = workspace::target_dir().join("fixture/text");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let model = data.join(test_data::MINILM_FILE);
-    let tokenizer = data.join(test_data::MINILM_TOKENIZER_FILE);
     let manifest = format!(
-        r#"# Written by `cargo xtask test` (xtask/src/testing.rs).
-default = "minilm"
-
-[[model]]
-name = "minilm"
-sources = [{model:?}]
-quantize = "int8"
-max_drift = {{ cosine = 0.99, max_abs = 0.1 }}
-tokenizer = {{ sources = [{tokenizer:?}] }}
-
-[model.pipeline]
-task = "embedding"
-normalize = true
-max_length = 128
-max_batch = 16
-# The token embeddings of this export (its first output is not them).
-output = "onnx::Shape_422"
-"#,
-        model = model.to_string_lossy(),
-        tokenizer = tokenizer.to_string_lossy(),
+        "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"minilm\"\n\n{}",
+        test_data::minilm_manifest_entry(data, 16)
     );
     let path = dir.join("models.toml");
     pack::write_atomic(&path, manifest.as_bytes())?;

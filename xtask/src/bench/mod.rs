@@ -101,7 +101,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let (bootstrap, packed) = match (&args.bootstrap, &args.packed) {
         (Some(b), Some(p)) => (b.clone(), p.clone()),
         _ => {
-            let manifest = setup::write_manifest(&files, &out)?;
+            let manifest = setup::write_manifest(&data, &files, &out)?;
             let packed = setup::pack_models(manifest, &out)?;
             (setup::build_bootstrap(&packed, &out)?, packed)
         }

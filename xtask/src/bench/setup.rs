@@ -30,7 +30,7 @@ pub fn files(data: &Path) -> Files {
         minilm_fp32: data.join(test_data::MINILM_FILE),
         minilm_tokenizer: data.join(test_data::MINILM_TOKENIZER_FILE),
         ocr_det: data.join(test_data::OCR_DET_FILE),
-        minilm_output: "onnx::Shape_422",
+        minilm_output: test_data::MINILM_OUTPUT,
     }
 }
 
@@ -83,7 +83,7 @@ pub fn ort_int8(env: &PythonEnv, fp32: &Path, out_dir: &Path) -> Result<PathBuf>
 }
 
 /// The bench function's manifest: the three models, MiniLM int8 with its tokenizer.
-pub fn write_manifest(files: &Files, out_dir: &Path) -> Result<PathBuf> {
+pub fn write_manifest(data: &Path, files: &Files, out_dir: &Path) -> Result<PathBuf> {
     let manifest = format!(
         r#"# Written by `cargo xtask bench` (xtask/src/bench/setup.rs).
 default = "breast-cancer"
@@ -93,20 +93,7 @@ name = "breast-cancer"
 sources = [{classifier:?}]
 labels = ["malignant", "benign"]
 
-[[model]]
-name = "minilm"
-sources = [{minilm:?}]
-quantize = "int8"
-max_drift = {{ cosine = 0.99, max_abs = 0.1 }}
-tokenizer = {{ sources = [{tokenizer:?}] }}
-
-[model.pipeline]
-task = "embedding"
-normalize = true
-max_length = 128
-max_batch = 32
-output = {output:?}
-
+{minilm}
 [[model]]
 name = "ocr-det"
 sources = [{det:?}]
@@ -115,9 +102,7 @@ sources = [{det:?}]
 shape = ["batch", 3, {edge}, {edge}]
 "#,
         classifier = classifier_file().to_string_lossy(),
-        minilm = files.minilm_fp32.to_string_lossy(),
-        tokenizer = files.minilm_tokenizer.to_string_lossy(),
-        output = files.minilm_output,
+        minilm = test_data::minilm_manifest_entry(data, 32),
         det = files.ocr_det.to_string_lossy(),
         edge = super::workloads::IMAGE_EDGE,
     );
@@ -146,4 +131,23 @@ pub fn build_bootstrap(packed: &Path, out_dir: &Path) -> Result<PathBuf> {
     std::fs::copy(&built, &dest)
         .with_context(|| format!("cannot copy {} to {}", built.display(), dest.display()))?;
     Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bench_manifest_reads_back_with_its_three_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = Path::new("/data");
+        let path = write_manifest(data, &files(data), dir.path()).unwrap();
+        let manifest = crate::manifest::Manifest::read(&path).unwrap();
+        let names: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["breast-cancer", "minilm", "ocr-det"]);
+        assert_eq!(manifest.default.as_deref(), Some("breast-cancer"));
+        let minilm = &manifest.models[1];
+        assert!(minilm.pipeline.is_some(), "MiniLM needs its text pipeline");
+        assert!(manifest.models[2].inputs.contains_key("x"));
+    }
 }
