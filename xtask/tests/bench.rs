@@ -66,11 +66,7 @@ fn classifier_bench_measures_both_sides_and_writes_the_table() {
         // Both processes report their init phases: ours from the `model loaded` line,
         // Python's from the handler's import and session timings.
         let phases = cold["phases_ms"].as_object().unwrap();
-        let want = if side == "ours" {
-            "decode_ms"
-        } else {
-            "import_ms"
-        };
+        let want = if side == "ours" { "decode" } else { "import" };
         assert!(phases.contains_key(want), "{side} phases: {phases:?}");
         for threads in [1, 2] {
             for batch in [1, 8] {
