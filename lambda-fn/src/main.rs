@@ -41,12 +41,7 @@ fn init() -> Result<Registry, String> {
     let fallback = FallbackConfig::from_vars(var)?;
     let max_loaded = match var("MODEL_MAX_LOADED") {
         None => DEFAULT_MAX_LOADED,
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("MODEL_MAX_LOADED={v:?}: expected a whole number above 0"))?,
+        Some(v) => whole_number("MODEL_MAX_LOADED", &v, 1..=usize::MAX, "above 0")?,
     };
     let threads = threads(&var)?;
     inference_core::threads::set_intra_op_threads(threads);
@@ -75,14 +70,24 @@ fn init() -> Result<Registry, String> {
 /// `MODEL_THREADS`, else one thread per vCPU the function's memory setting buys.
 fn threads(var: &impl Fn(&str) -> Option<String>) -> Result<usize, String> {
     if let Some(v) = var("MODEL_THREADS") {
-        return v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=64).contains(n))
-            .ok_or_else(|| format!("MODEL_THREADS={v:?}: expected a whole number from 1 to 64"));
+        return whole_number("MODEL_THREADS", &v, 1..=64, "from 1 to 64");
     }
     let memory = var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.trim().parse().ok());
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(inference_core::threads::default_threads(memory, available))
+}
+
+/// A whole-number setting within `range`, or the error init reports (`expected` says the range).
+fn whole_number(
+    name: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<usize>,
+    expected: &str,
+) -> Result<usize, String> {
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| format!("{name}={value:?}: expected a whole number {expected}"))
 }

@@ -54,12 +54,10 @@ fn prepare(run: &RunArgs) -> Result<FunctionConfig> {
     let bootstrap = match &run.bootstrap {
         Some(p) => p.clone(),
         None => {
-            pack::run(&pack::PackArgs {
-                manifest: workspace::default_manifest(),
-                out: workspace::default_packed_dir(),
-                update: false,
-                cache_dir: None,
-            })?;
+            pack::pack_into(
+                workspace::default_manifest(),
+                workspace::default_packed_dir(),
+            )?;
             if run.dev {
                 bootstrap_build::build_dev()?
             } else {

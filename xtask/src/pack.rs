@@ -42,6 +42,18 @@ struct Packed {
     drift: Option<Drift>,
 }
 
+/// Packs `manifest` into `out` as `cargo xtask pack-models` does by default (locked hashes
+/// kept, the default download cache): what `local`, `test` and `bench` run before a build.
+pub fn pack_into(manifest: PathBuf, out: PathBuf) -> Result<()> {
+    run(&PackArgs {
+        manifest,
+        out,
+        update: false,
+        cache_dir: None,
+    })
+    .map(|_| ())
+}
+
 pub fn run(args: &PackArgs) -> Result<LockFile> {
     let manifest = Manifest::read(&args.manifest)?;
     let lock_path = args.out.join(LOCK_FILE_NAME);

@@ -17,12 +17,10 @@ pub struct TestArgs {
 
 pub fn run(args: TestArgs) -> Result<()> {
     // The build embeds what the lock lists: the packed files must exist first.
-    pack::run(&pack::PackArgs {
-        manifest: workspace::default_manifest(),
-        out: workspace::default_packed_dir(),
-        update: false,
-        cache_dir: None,
-    })?;
+    pack::pack_into(
+        workspace::default_manifest(),
+        workspace::default_packed_dir(),
+    )?;
     let data = test_data::ensure()?;
     let fallback = fallback_fixture()?;
     let text = text_fixture(&data)?;
@@ -68,12 +66,7 @@ struct Fixture {
 fn fixture(name: &str, manifest: PathBuf) -> Result<Fixture> {
     let dir = workspace::target_dir().join("fixture").join(name);
     let packed = dir.join("packed");
-    pack::run(&pack::PackArgs {
-        manifest,
-        out: packed.clone(),
-        update: false,
-        cache_dir: None,
-    })?;
+    pack::pack_into(manifest, packed.clone())?;
     let built = bootstrap_build::build_dev_with_models(&packed)?;
     let bootstrap = dir.join("bootstrap");
     std::fs::copy(&built, &bootstrap)

@@ -235,7 +235,7 @@ fn sides(
             if model.kind == Kind::Text {
                 c = c
                     .env("TOKENIZER_PATH", files.minilm_tokenizer.to_string_lossy())
-                    .env("TEXT_OUTPUT", files.minilm_output);
+                    .env("TEXT_OUTPUT", test_data::MINILM_OUTPUT);
             }
             c
         },

@@ -21,8 +21,6 @@ pub struct Files {
     pub minilm_fp32: PathBuf,
     pub minilm_tokenizer: PathBuf,
     pub ocr_det: PathBuf,
-    /// The text model's token-embedding output (this export's first output is not it).
-    pub minilm_output: &'static str,
 }
 
 pub fn files(data: &Path) -> Files {
@@ -30,7 +28,6 @@ pub fn files(data: &Path) -> Files {
         minilm_fp32: data.join(test_data::MINILM_FILE),
         minilm_tokenizer: data.join(test_data::MINILM_TOKENIZER_FILE),
         ocr_det: data.join(test_data::OCR_DET_FILE),
-        minilm_output: test_data::MINILM_OUTPUT,
     }
 }
 
@@ -114,12 +111,7 @@ shape = ["batch", 3, {edge}, {edge}]
 /// Packs the bench manifest into `<out>/packed`.
 pub fn pack_models(manifest: PathBuf, out_dir: &Path) -> Result<PathBuf> {
     let packed = out_dir.join("packed");
-    pack::run(&pack::PackArgs {
-        manifest,
-        out: packed.clone(),
-        update: false,
-        cache_dir: None,
-    })?;
+    pack::pack_into(manifest, packed.clone())?;
     Ok(packed)
 }
 
