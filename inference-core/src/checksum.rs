@@ -8,7 +8,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// `Ok` when `bytes` hash to `expected` (hex, case-insensitive); otherwise the actual hash.
-pub fn verify(bytes: &[u8], expected: &str) -> Result<(), String> {
+pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<(), String> {
     let actual = sha256_hex(bytes);
     if actual.eq_ignore_ascii_case(expected) {
         Ok(())
@@ -27,11 +27,11 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert!(verify(
+        assert!(verify_sha256(
             b"abc",
             "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
         )
         .is_ok());
-        assert_eq!(verify(b"abd", "00").unwrap_err().len(), 64);
+        assert_eq!(verify_sha256(b"abd", "00").unwrap_err().len(), 64);
     }
 }

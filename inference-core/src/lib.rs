@@ -1,25 +1,36 @@
 //! Everything about serving a packed model that is not Lambda-specific: the model registry,
 //! checksum verification, loading through tract, the JSON request protocol and response
-//! encoding. Usable from a plain Rust program or a test; `lambda-fn` only adds event glue.
+//! encoding, and the pack-time preparation that proves a model serves before it is packed.
+//! Usable from a plain Rust program or a test; `lambda-fn` only adds event glue.
+//!
+//! Public: [`Registry`] and what it takes ([`PackedModel`], [`Settings`]), [`prepare`]
+//! (pack time), [`compare`] (answers against answers), the fallback stores' layout and S3
+//! client ([`fallback`]), and the SHA-256 rule. Everything else is internal.
 
-pub mod checksum;
-pub mod error;
+mod checksum;
+pub mod compare;
+mod error;
 pub mod fallback;
-pub mod int8;
-pub mod loader;
-pub mod ml;
-pub mod registry;
-pub mod request;
-pub mod response;
-pub mod tensor_json;
-pub mod text;
-pub mod threads;
+mod int8;
+mod loader;
+mod ml;
+pub mod prepare;
+mod registry;
+mod request;
+mod response;
+pub mod settings;
+mod tensor_json;
+#[cfg(test)]
+mod test_models;
+mod text;
+mod threads;
 
+pub use checksum::{sha256_hex, verify_sha256};
 pub use error::{InitError, RequestError};
 pub use fallback::FallbackConfig;
-pub use loader::{LoadedModel, PhaseTimings};
-pub use registry::{LoadMode, Options, Registry, DEFAULT_MAX_LOADED};
-pub use request::{InferenceRequest, MAX_REQUEST_BYTES};
-pub use response::InferenceResponse;
+pub use registry::{ModelBytes, PackedModel, Registry};
+pub use request::MAX_REQUEST_BYTES;
+pub use settings::{LoadMode, Settings, SettingsError};
+pub use threads::set_intra_op_threads;
 
 pub use model_lock::{EmbeddedModel, ModelEntry, PackedModels};

@@ -1,11 +1,12 @@
-//! Turning packed ONNX bytes into an optimized tract plan, and reading a model's signature.
+//! Turning packed ONNX bytes into an optimized tract plan. The pieces are shared with
+//! pack-time signature inspection (`prepare/signature.rs`), so both read a graph alike.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use model_lock::{DType, Dim, ModelEntry, TensorSpec};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_hir::infer::{Factoid, InferenceFact};
+use tract_onnx::tract_hir::infer::InferenceFact;
 
 pub type Plan = Arc<TypedRunnableModel>;
 
@@ -22,23 +23,21 @@ pub struct PhaseTimings {
 /// A model ready to run.
 #[derive(Debug)]
 pub struct LoadedModel {
-    pub entry: ModelEntry,
     pub plan: Plan,
-    /// Which store the bytes came from (`embedded`, later `efs`/`s3`).
+    /// Which store the bytes came from (`embedded`, `efs` or `s3`).
     pub source: &'static str,
-    pub timings: PhaseTimings,
     /// The tokenizer and pipeline of a text model.
     pub text: Option<crate::text::TextModel>,
 }
 
-/// A manifest override of one input's shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputOverride {
-    pub name: String,
-    pub shape: Vec<Dim>,
+/// A decoded, optimized plan and what each step took.
+pub struct Decoded {
+    pub plan: Plan,
+    pub decode: Duration,
+    pub optimize: Duration,
 }
 
-fn datum_to_dtype(dt: DatumType) -> Result<DType, String> {
+pub(crate) fn datum_to_dtype(dt: DatumType) -> Result<DType, String> {
     Ok(match dt {
         DatumType::F16 => DType::F16,
         DatumType::F32 => DType::F32,
@@ -77,7 +76,7 @@ pub(crate) fn dtype_to_datum(dt: DType) -> DatumType {
     }
 }
 
-fn tdim_to_dim(d: &TDim) -> Dim {
+pub(crate) fn tdim_to_dim(d: &TDim) -> Dim {
     match d.to_i64() {
         Ok(n) if n >= 0 => Dim::Fixed(n as u64),
         _ => Dim::Symbol(d.to_string()),
@@ -85,8 +84,15 @@ fn tdim_to_dim(d: &TDim) -> Dim {
 }
 
 fn decode(bytes: &[u8]) -> Result<InferenceModel, String> {
-    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes)
+    let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes)
         .map_err(|e| format!("cannot decode ONNX: {e}"))?;
+    decode_proto(proto)
+}
+
+/// tract's graph of an already decoded ONNX model.
+pub(crate) fn decode_proto(
+    mut proto: tract_onnx::pb::ModelProto,
+) -> Result<InferenceModel, String> {
     // int8-packed weights become f32 again before tract plans the graph.
     crate::int8::dequantize_constants(&mut proto)?;
     let mut onnx = tract_onnx::onnx();
@@ -95,7 +101,7 @@ fn decode(bytes: &[u8]) -> Result<InferenceModel, String> {
         .map_err(|e| format!("cannot decode ONNX: {e:#}"))
 }
 
-fn input_names(model: &InferenceModel) -> Vec<String> {
+pub(crate) fn input_names(model: &InferenceModel) -> Vec<String> {
     model
         .inputs
         .iter()
@@ -103,7 +109,7 @@ fn input_names(model: &InferenceModel) -> Vec<String> {
         .collect()
 }
 
-fn output_names(model: &InferenceModel) -> Vec<String> {
+pub(crate) fn output_names(model: &InferenceModel) -> Vec<String> {
     model
         .outputs
         .iter()
@@ -118,7 +124,10 @@ fn output_names(model: &InferenceModel) -> Vec<String> {
 
 /// Fix every input's type and shape to the served signature. Symbolic dims share one
 /// symbol per name, so `batch` in two inputs is the same value.
-fn apply_signature(model: &mut InferenceModel, inputs: &[TensorSpec]) -> Result<(), String> {
+pub(crate) fn apply_signature(
+    model: &mut InferenceModel,
+    inputs: &[TensorSpec],
+) -> Result<(), String> {
     let names = input_names(model);
     if names.len() != inputs.len() || names.iter().zip(inputs).any(|(n, s)| *n != s.name) {
         return Err(format!(
@@ -143,13 +152,16 @@ fn apply_signature(model: &mut InferenceModel, inputs: &[TensorSpec]) -> Result<
     Ok(())
 }
 
-fn optimize(model: InferenceModel) -> Result<TypedModel, String> {
+pub(crate) fn optimize(model: InferenceModel) -> Result<TypedModel, String> {
     model
         .into_optimized()
         .map_err(|e| format!("cannot type and optimize the model: {e:#}"))
 }
 
-fn output_specs(typed: &TypedModel, names: Vec<String>) -> Result<Vec<TensorSpec>, String> {
+pub(crate) fn output_specs(
+    typed: &TypedModel,
+    names: Vec<String>,
+) -> Result<Vec<TensorSpec>, String> {
     names
         .into_iter()
         .enumerate()
@@ -165,63 +177,8 @@ fn output_specs(typed: &TypedModel, names: Vec<String>) -> Result<Vec<TensorSpec
         .collect()
 }
 
-/// Read a model's served signature (pack time): unknown input dims become symbols
-/// (`batch` for the first axis, `dim<N>` for others) unless `overrides` fixes them.
-pub fn inspect(
-    bytes: &[u8],
-    overrides: &[InputOverride],
-) -> Result<(Vec<TensorSpec>, Vec<TensorSpec>), String> {
-    let mut model = decode(bytes)?;
-    let names = input_names(&model);
-    for o in overrides {
-        if !names.contains(&o.name) {
-            return Err(format!(
-                "override names input {:?}, but the model's inputs are {names:?}",
-                o.name
-            ));
-        }
-    }
-    let mut inputs = Vec::new();
-    for (ix, name) in names.iter().enumerate() {
-        let fact = model.input_fact(ix).map_err(|e| format!("{e:#}"))?;
-        let dtype = fact
-            .datum_type
-            .concretize()
-            .ok_or_else(|| format!("input {name:?} has no declared element type"))?;
-        let dtype = datum_to_dtype(dtype).map_err(|e| format!("input {name:?}: {e}"))?;
-        let shape = if let Some(o) = overrides.iter().find(|o| &o.name == name) {
-            o.shape.clone()
-        } else {
-            if fact.shape.is_open() {
-                return Err(format!(
-                    "input {name:?} has no declared rank: give its shape in the manifest"
-                ));
-            }
-            fact.shape
-                .dims()
-                .enumerate()
-                .map(|(axis, d)| match d.concretize() {
-                    Some(d) => tdim_to_dim(&d),
-                    None if axis == 0 => Dim::Symbol("batch".into()),
-                    None => Dim::Symbol(format!("dim{axis}")),
-                })
-                .collect()
-        };
-        inputs.push(TensorSpec {
-            name: name.clone(),
-            dtype,
-            shape,
-        });
-    }
-    let out_names = output_names(&model);
-    apply_signature(&mut model, &inputs)?;
-    let typed = optimize(model)?;
-    let outputs = output_specs(&typed, out_names)?;
-    Ok((inputs, outputs))
-}
-
 /// Decode and optimize `bytes` for serving with the signature recorded in `entry`.
-pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<(Plan, Duration, Duration), String> {
+pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> {
     let started = Instant::now();
     let mut model = decode(bytes)?;
     apply_signature(&mut model, &entry.inputs)?;
@@ -230,5 +187,9 @@ pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<(Plan, Duration, Duratio
     let plan = optimize(model)?
         .into_runnable()
         .map_err(|e| format!("cannot build the execution plan: {e:#}"))?;
-    Ok((plan, decoded, started.elapsed()))
+    Ok(Decoded {
+        plan,
+        decode: decoded,
+        optimize: started.elapsed(),
+    })
 }

@@ -4,18 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runtime_emulator::{events, EmulatorError, Function, FunctionConfig, Outcome};
+use runtime_emulator::{events, EmulatorError, Function};
 use serde_json::{json, Value};
-
-const TIMEOUT: Duration = Duration::from_secs(60);
+use test_support::default_samples as samples;
+use test_support::function::{invoke, log_lines, start as start_binary, TIMEOUT};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn samples() -> Value {
-    let text = std::fs::read_to_string(root().join("models/default/samples.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    test_support::workspace_root()
 }
 
 fn lock() -> model_lock::LockFile {
@@ -24,24 +19,6 @@ fn lock() -> model_lock::LockFile {
 
 async fn start(env: &[(&str, &str)]) -> Function {
     start_binary(Path::new(env!("CARGO_BIN_EXE_bootstrap")), env).await
-}
-
-async fn start_binary(path: &Path, env: &[(&str, &str)]) -> Function {
-    let mut config = FunctionConfig::new(path);
-    for (k, v) in env {
-        config = config.env(k, *v);
-    }
-    Function::start(config).await.expect("bootstrap starts")
-}
-
-async fn invoke(f: &Function, event: &Value) -> Value {
-    match f.invoke(serde_json::to_vec(event).unwrap(), TIMEOUT).await {
-        Ok(Outcome::Response(body)) => serde_json::from_slice(&body).expect("JSON response"),
-        other => panic!(
-            "invocation failed: {other:?}\nlogs:\n{}",
-            f.logs().join("\n")
-        ),
-    }
 }
 
 /// Sends `body` as an HTTP API v2 event; returns (status, parsed body, content-type).
@@ -241,11 +218,7 @@ async fn lazy_loading_serves_on_first_use_and_logs_phases() {
     assert_matches_sklearn(&resp, std::slice::from_ref(&samples["rows"][1]));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let logs = f.logs();
-    let loaded: Vec<Value> = logs
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["message"] == "model loaded")
-        .collect();
+    let loaded = log_lines(&f, "model loaded");
     assert_eq!(loaded.len(), 1, "one load line: {logs:?}");
     for phase in ["verify_ms", "decode_ms", "optimize_ms"] {
         assert!(loaded[0][phase].is_number(), "{phase} in {}", loaded[0]);
@@ -290,7 +263,7 @@ async fn corrupted_embedded_model_is_an_init_error() {
     std::fs::write(&path, &binary).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
-    let f = start_binary(&path, &[]).await;
+    let f = start_binary(&path, &[] as &[(&str, &str)]).await;
     let samples = samples();
     let request = json!({"features": samples["rows"][0]["features"]});
     match f
@@ -302,7 +275,7 @@ async fn corrupted_embedded_model_is_an_init_error() {
             assert!(msg.contains("breast-cancer"), "{msg}");
             assert!(msg.contains("checksum mismatch"), "{msg}");
             assert!(msg.contains(&entry.sha256), "expected hash in {msg}");
-            let actual = inference_core_sha(&binary[at..at + packed.len()]);
+            let actual = inference_core::sha256_hex(&binary[at..at + packed.len()]);
             assert!(msg.contains(&actual), "actual hash {actual} in {msg}");
             assert_eq!(doc["errorType"], "Runtime.InitError");
         }
@@ -313,9 +286,4 @@ async fn corrupted_embedded_model_is_an_init_error() {
         .await
         .expect("process exits");
     assert!(!status.success());
-}
-
-fn inference_core_sha(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }

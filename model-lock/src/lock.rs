@@ -268,7 +268,16 @@ impl Default for LockFile {
     }
 }
 
+/// How many hex digits of the packed file's SHA-256 make a model's version.
+pub const VERSION_DIGITS: usize = 12;
+
 impl ModelEntry {
+    /// The model's version as responses, `GET` and deploy summaries show it: the first
+    /// [`VERSION_DIGITS`] hex digits of the packed file's SHA-256.
+    pub fn version(&self) -> String {
+        short_hash(&self.sha256)
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("lock types always serialise")
     }
@@ -276,6 +285,11 @@ impl ModelEntry {
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
+}
+
+/// The first [`VERSION_DIGITS`] characters of a hex hash: what people read in logs and answers.
+pub fn short_hash(sha256: &str) -> String {
+    sha256.chars().take(VERSION_DIGITS).collect()
 }
 
 #[cfg(test)]
@@ -321,6 +335,7 @@ mod tests {
         assert_eq!(LockFile::parse(&text, "x").unwrap(), lock);
         let entry = &lock.models[0];
         assert_eq!(&ModelEntry::from_json(&entry.to_json()).unwrap(), entry);
+        assert_eq!(entry.version(), "abababababab");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use inference_core::checksum;
 
+use crate::fetch::{check_hash, Fetched};
 use crate::workspace;
 
 pub struct Cache {
@@ -39,7 +39,7 @@ impl Cache {
     pub fn get(&self, sha256: &str) -> Option<Vec<u8>> {
         let path = self.path(sha256);
         let bytes = std::fs::read(&path).ok()?;
-        if checksum::sha256_hex(&bytes).eq_ignore_ascii_case(sha256) {
+        if inference_core::sha256_hex(&bytes).eq_ignore_ascii_case(sha256) {
             Some(bytes)
         } else {
             eprintln!("cache entry {} is corrupt: dropping it", path.display());
@@ -49,12 +49,12 @@ impl Cache {
     }
 
     /// Runs `download` into a temporary file, hashes the result and, if it matches
-    /// `expected` (when given), renames it into the cache. Returns the bytes and their hash.
+    /// `expected` (when given), renames it into the cache.
     pub fn fetch(
         &self,
         expected: Option<&str>,
         download: impl FnOnce(&Path) -> Result<u64>,
-    ) -> Result<(Vec<u8>, String)> {
+    ) -> Result<Fetched> {
         let tmp_dir = self.root.join("tmp");
         std::fs::create_dir_all(&tmp_dir)
             .with_context(|| format!("cannot create {}", tmp_dir.display()))?;
@@ -63,19 +63,13 @@ impl Cache {
         download(tmp.path())?;
         let bytes = std::fs::read(tmp.path())
             .with_context(|| format!("cannot read back {}", tmp.path().display()))?;
-        let actual = checksum::sha256_hex(&bytes);
-        if let Some(expected) = expected {
-            if !expected.eq_ignore_ascii_case(&actual) {
-                anyhow::bail!(
-                    "hash mismatch: expected sha256 {expected}, downloaded file has {actual}"
-                );
-            }
-        }
-        let dest = self.path(&actual);
+        let sha256 = inference_core::sha256_hex(&bytes);
+        check_hash(expected, &sha256, "downloaded file")?;
+        let dest = self.path(&sha256);
         std::fs::create_dir_all(dest.parent().expect("cache paths have a parent"))?;
         tmp.as_file().sync_all().ok();
         tmp.persist(&dest)
             .with_context(|| format!("cannot move the download into {}", dest.display()))?;
-        Ok((bytes, actual))
+        Ok(Fetched { bytes, sha256 })
     }
 }

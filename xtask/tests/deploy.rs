@@ -4,52 +4,44 @@
 //! newer glibc than provided.al2023's 2.34 (lambda-fn/build.rs pins `hypot` back), so the
 //! glibc check passing on it is part of what these tests show.
 
-mod support;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use test_support::output_text;
+
 use base64::Engine as _;
 use sha2::Digest as _;
-use test_servers::MotoServer;
+use test_support::MotoServer;
 
 /// The real `bootstrap`, built once for the whole test run by `cargo xtask test`.
 fn ours() -> PathBuf {
-    support::env_path("FALLBACK_BOOTSTRAP")
+    test_support::fixture_path("FALLBACK_BOOTSTRAP")
 }
 
 fn xtask(moto: Option<&MotoServer>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.args(args)
         .arg("--packed")
-        .arg(support::env_path("FALLBACK_PACKED"));
+        .arg(test_support::fixture_path("FALLBACK_PACKED"));
     if let Some(m) = moto {
         m.configure(&mut cmd);
     }
     cmd.output().expect("xtask runs")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn ok(out: Output) -> String {
-    assert!(out.status.success(), "xtask failed:\n{}", text(&out));
-    text(&out)
+    assert!(out.status.success(), "xtask failed:\n{}", output_text(&out));
+    output_text(&out)
 }
 
 fn failed(out: Output) -> String {
     assert!(
         !out.status.success(),
         "xtask should have failed:\n{}",
-        text(&out)
+        output_text(&out)
     );
-    text(&out)
+    output_text(&out)
 }
 
 /// A copy of the bootstrap with `extra` bytes appended: a different zip, still a valid ELF.
@@ -83,6 +75,7 @@ fn alias(moto: &MotoServer) -> serde_json::Value {
 
 #[test]
 fn create_update_canary_promote() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let mut moto = MotoServer::start();
     let role = moto.create_role("onnx-lambda");
     let work = tempfile::tempdir().unwrap();
@@ -167,6 +160,7 @@ fn create_update_canary_promote() {
 
 #[test]
 fn a_zip_over_50_mb_goes_through_s3_and_dry_run_writes_nothing() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let mut moto = MotoServer::start();
     let role = moto.create_role("onnx-lambda");
     moto.create_bucket("artifacts");
@@ -235,6 +229,7 @@ fn a_zip_over_50_mb_goes_through_s3_and_dry_run_writes_nothing() {
 
 #[test]
 fn over_250_mb_unzipped_is_refused_with_a_breakdown() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let work = tempfile::tempdir().unwrap();
     let huge = variant(work.path(), "huge", &vec![0u8; 250 * 1024 * 1024]);
     let zip = work.path().join("huge.zip");
@@ -259,6 +254,7 @@ fn over_250_mb_unzipped_is_refused_with_a_breakdown() {
 
 #[test]
 fn the_zip_is_reproducible_and_lambda_shaped() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let work = tempfile::tempdir().unwrap();
     let (a, b) = (work.path().join("a.zip"), work.path().join("b.zip"));
     let boot = ours();
@@ -302,6 +298,7 @@ fn the_zip_is_reproducible_and_lambda_shaped() {
 
 #[test]
 fn binaries_needing_a_newer_glibc_are_refused() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let work = tempfile::tempdir().unwrap();
     // arc4random arrived in glibc 2.36; provided.al2023 has 2.34.
     let src = work.path().join("new.c");
@@ -368,6 +365,7 @@ fn binaries_needing_a_newer_glibc_are_refused() {
 
 #[test]
 fn arm64_without_its_target_says_how_to_add_it() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let libdir = Command::new("rustc")
         .args([
             "--print",
@@ -392,6 +390,7 @@ fn arm64_without_its_target_says_how_to_add_it() {
 
 #[test]
 fn emit_sam_writes_the_same_function() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let work = tempfile::tempdir().unwrap();
     let template = work.path().join("template.yaml");
     let zip = work.path().join("bootstrap.zip");

@@ -3,8 +3,6 @@
 //! emulator, moto's S3 API on loopback, a temporary directory as EFS, and the stores filled
 //! by the real `cargo xtask publish-models`.
 
-mod support;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,19 +11,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use model_lock::LockFile;
-use runtime_emulator::{events, EmulatorError, Function, FunctionConfig};
+use runtime_emulator::{events, Function};
 use serde_json::{json, Value};
-use test_servers::MotoServer;
+use test_support::default_samples as samples;
+use test_support::function::{init_error, log_lines, start};
+use test_support::MotoServer;
 
 const BUCKET: &str = "models";
 const PREFIX: &str = "prod/v1";
 
 fn packed_dir() -> PathBuf {
-    support::env_path("FALLBACK_PACKED")
+    test_support::fixture_path("FALLBACK_PACKED")
 }
 
 fn fixture_bootstrap() -> PathBuf {
-    support::env_path("FALLBACK_BOOTSTRAP")
+    test_support::fixture_path("FALLBACK_BOOTSTRAP")
 }
 
 fn lock() -> LockFile {
@@ -34,11 +34,6 @@ fn lock() -> LockFile {
 
 fn sha_of(name: &str) -> String {
     lock().model(name).unwrap().sha256.clone()
-}
-
-fn samples() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default/samples.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A copy of the fixture binary with one byte flipped inside the embedded "breast-cancer"
@@ -104,32 +99,15 @@ fn s3_env(endpoint: &str, tmp: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-async fn start(bootstrap: &Path, env: &[(String, String)]) -> Function {
-    let mut config = FunctionConfig::new(bootstrap);
-    for (k, v) in env {
-        config = config.env(k, v.clone());
-    }
-    Function::start(config).await.expect("bootstrap starts")
-}
-
-async fn init_error(f: &Function) -> String {
-    match f.invoke(b"{}".to_vec(), support::TIMEOUT).await {
-        Err(EmulatorError::Init(doc)) => {
-            assert_eq!(doc["errorType"], "Runtime.InitError", "{doc}");
-            doc["errorMessage"].as_str().unwrap().to_string()
-        }
-        other => panic!(
-            "expected an init error, got {other:?}\nlogs:\n{}",
-            f.logs().join("\n")
-        ),
-    }
-}
-
 /// Every sample row through `model`: the scikit-learn probabilities, and the store named.
 async fn assert_serves_samples(f: &Function, model: &str, source: &str) {
     let samples = samples();
     for row in samples["rows"].as_array().unwrap() {
-        let resp = support::invoke(f, &json!({"model": model, "features": row["features"]})).await;
+        let resp = test_support::function::invoke(
+            f,
+            &json!({"model": model, "features": row["features"]}),
+        )
+        .await;
         assert_eq!(resp["model"], model, "{resp}");
         assert_eq!(resp["source"], source, "{resp}");
         let got = resp["outputs"]["probabilities"][0].as_array().unwrap();
@@ -141,18 +119,10 @@ async fn assert_serves_samples(f: &Function, model: &str, source: &str) {
     }
 }
 
-/// Log lines (JSON) whose message is `message`.
-fn log_lines(f: &Function, message: &str) -> Vec<Value> {
-    f.logs()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["message"] == message)
-        .collect()
-}
-
 // moto's helpers block, so this test drives the async parts itself.
 #[test]
 fn corrupted_embedded_model_falls_back_to_efs_then_s3_never_to_a_tampered_copy() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let rt = runtime();
     let mut moto = MotoServer::start();
     moto.create_bucket(BUCKET);
@@ -233,7 +203,8 @@ fn corrupted_embedded_model_falls_back_to_efs_then_s3_never_to_a_tampered_copy()
         );
     }
     assert!(
-        rt.block_on(f.wait_exit(support::TIMEOUT)).is_some(),
+        rt.block_on(f.wait_exit(test_support::function::TIMEOUT))
+            .is_some(),
         "the function exits"
     );
     let failed = log_lines(&f, "fallback source failed");
@@ -248,6 +219,7 @@ fn corrupted_embedded_model_falls_back_to_efs_then_s3_never_to_a_tampered_copy()
 // moto's helpers block, so this test drives the async parts itself.
 #[test]
 fn models_not_embedded_load_from_s3_on_first_use_then_stay_in_memory() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let rt = runtime();
     let mut moto = MotoServer::start();
     moto.create_bucket(BUCKET);
@@ -286,7 +258,7 @@ fn models_not_embedded_load_from_s3_on_first_use_then_stay_in_memory() {
     // and as a direct invocation; the function stays up.
     let row = &samples()["rows"][0]["features"];
     let request = json!({"model": "lazy-a", "features": row});
-    let resp = rt.block_on(support::invoke(&f, &request));
+    let resp = rt.block_on(test_support::function::invoke(&f, &request));
     assert_eq!(resp["status"], 503, "{resp}");
     let message = resp["error"].as_str().unwrap();
     for needle in ["\"lazy-a\"", "not embedded", "efs: not configured", "s3: "] {
@@ -299,7 +271,7 @@ fn models_not_embedded_load_from_s3_on_first_use_then_stay_in_memory() {
         serde_json::to_vec(&request).unwrap().as_slice(),
         false,
     );
-    let http = rt.block_on(support::invoke(&f, &event));
+    let http = rt.block_on(test_support::function::invoke(&f, &event));
     assert_eq!(http["statusCode"], 503, "{http}");
     rt.block_on(assert_serves_samples(&f, "lazy-b", "s3"));
 }
@@ -322,6 +294,7 @@ fn black_hole() -> (String, Arc<AtomicUsize>) {
 
 #[tokio::test]
 async fn a_hanging_s3_endpoint_is_given_up_on_within_the_budget() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let (endpoint, accepted) = black_hole();
     let work = tempfile::tempdir().unwrap();
     let bootstrap = corrupted_bootstrap(work.path());
@@ -348,6 +321,7 @@ async fn a_hanging_s3_endpoint_is_given_up_on_within_the_budget() {
 
 #[tokio::test]
 async fn model_names_from_requests_never_reach_a_store() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let (endpoint, accepted) = black_hole();
     let work = tempfile::tempdir().unwrap();
     let efs = work.path().join("efs");
@@ -381,11 +355,11 @@ async fn model_names_from_requests_never_reach_a_store() {
                     serde_json::to_vec(&request).unwrap().as_slice(),
                     false,
                 );
-                let resp = support::invoke(&f, &event).await;
+                let resp = test_support::function::invoke(&f, &event).await;
                 let body: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
                 (resp["statusCode"].clone(), body)
             } else {
-                let resp = support::invoke(&f, &request).await;
+                let resp = test_support::function::invoke(&f, &request).await;
                 (resp["status"].clone(), resp)
             };
             assert_eq!(status, 400, "{name:?}: {body}");
@@ -396,7 +370,8 @@ async fn model_names_from_requests_never_reach_a_store() {
         }
     }
     // A well-formed name that the build does not know is a 404, also without a lookup.
-    let resp = support::invoke(&f, &json!({"model": "lazy-c", "features": row})).await;
+    let resp =
+        test_support::function::invoke(&f, &json!({"model": "lazy-c", "features": row})).await;
     assert_eq!(resp["status"], 404, "{resp}");
 
     assert_eq!(accepted.load(Ordering::SeqCst), 0, "S3 was contacted");

@@ -4,8 +4,6 @@
 //! scikit-learn and records onnxruntime's answers; `cargo xtask test` packs them as they
 //! come (ZipMaps stripped) into one function.
 
-mod support;
-
 use model_lock::{Dim, LockFile};
 use runtime_emulator::{Function, FunctionConfig};
 use serde_json::{json, Value};
@@ -17,7 +15,7 @@ use serde_json::{json, Value};
 const REL: f64 = 1e-5;
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(support::env_path("ML_EXPECTED")).unwrap();
+    let text = std::fs::read_to_string(test_support::fixture_path("ML_EXPECTED")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -67,6 +65,7 @@ fn compare(what: &str, want: &Value, got: &Value, worst: &mut f64) -> Vec<String
 
 #[tokio::test]
 async fn every_model_matches_onnxruntime_single_rows_and_batches() {
+    test_support::require_fixtures!("ML_EXPECTED", "ML_BOOTSTRAP", "ML_PACKED");
     let expected = expected();
     let models = expected["models"].as_array().unwrap();
     assert!(
@@ -74,9 +73,11 @@ async fn every_model_matches_onnxruntime_single_rows_and_batches() {
         "train.py exported {} models",
         models.len()
     );
-    let f = Function::start(FunctionConfig::new(support::env_path("ML_BOOTSTRAP")))
-        .await
-        .expect("bootstrap starts");
+    let f = Function::start(FunctionConfig::new(test_support::fixture_path(
+        "ML_BOOTSTRAP",
+    )))
+    .await
+    .expect("bootstrap starts");
     let mut problems = Vec::new();
     let mut checked = 0;
     let mut worst = 0.0f64;
@@ -84,8 +85,11 @@ async fn every_model_matches_onnxruntime_single_rows_and_batches() {
         let name = m["name"].as_str().unwrap();
         for (c, case) in m["cases"].as_array().unwrap().iter().enumerate() {
             let rows = &case["rows"];
-            let answer =
-                support::invoke(&f, &json!({"model": name, "inputs": {"input": rows}})).await;
+            let answer = test_support::function::invoke(
+                &f,
+                &json!({"model": name, "inputs": {"input": rows}}),
+            )
+            .await;
             if answer.get("error").is_some() {
                 problems.push(format!("{name} case {c}: {answer}"));
                 continue;
@@ -115,7 +119,9 @@ async fn every_model_matches_onnxruntime_single_rows_and_batches() {
 /// gone) and gave skl2onnx's unnamed batch dimension a symbol.
 #[test]
 fn zipmaps_are_stripped_and_batch_dims_are_symbolic() {
-    let lock = LockFile::read(&support::env_path("ML_PACKED").join("models.lock")).unwrap();
+    test_support::require_fixtures!("ML_EXPECTED", "ML_BOOTSTRAP", "ML_PACKED");
+    let lock =
+        LockFile::read(&test_support::fixture_path("ML_PACKED").join("models.lock")).unwrap();
     let expected = expected();
     let mut zipmapped = 0;
     for m in expected["models"].as_array().unwrap() {

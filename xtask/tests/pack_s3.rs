@@ -4,16 +4,14 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use test_servers::MotoServer;
+use test_support::output_text;
+
+use inference_core::sha256_hex;
+use test_support::MotoServer;
 
 fn default_model() -> Vec<u8> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default/breast_cancer_lr.onnx");
+    let path = test_support::workspace_root().join("models/default/breast_cancer_lr.onnx");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    inference_core::checksum::sha256_hex(bytes)
 }
 
 fn pack(moto: &MotoServer, dir: &Path) -> Output {
@@ -29,17 +27,9 @@ fn pack(moto: &MotoServer, dir: &Path) -> Output {
     cmd.output().expect("xtask runs")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn s3_sources_with_mirror_fallthrough_and_cache() {
+    test_support::require_fixtures!("MOTO_SERVER");
     let mut moto = MotoServer::start();
     let model = default_model();
     moto.create_bucket("models");
@@ -53,7 +43,7 @@ fn s3_sources_with_mirror_fallthrough_and_cache() {
     )
     .unwrap();
     let out = pack(&moto, dir.path());
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let lock = std::fs::read_to_string(dir.path().join("packed/models.lock")).unwrap();
     assert!(lock.contains(&sha256_hex(&model)), "{lock}");
     assert_eq!(
@@ -64,14 +54,14 @@ fn s3_sources_with_mirror_fallthrough_and_cache() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("prod/missing.onnx"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // S3 gone: the pinned hash (recorded in the lock) is served from the cache.
     moto.stop();
     std::fs::remove_file(dir.path().join("packed/lr.onnx")).unwrap();
     let out = pack(&moto, dir.path());
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
         std::fs::read(dir.path().join("packed/lr.onnx")).unwrap(),
         model
@@ -80,6 +70,7 @@ fn s3_sources_with_mirror_fallthrough_and_cache() {
 
 #[test]
 fn unreachable_s3_fails_clearly_and_writes_nothing() {
+    test_support::require_fixtures!("MOTO_SERVER");
     let mut moto = MotoServer::start();
     moto.stop();
     let dir = tempfile::tempdir().unwrap();
@@ -89,12 +80,12 @@ fn unreachable_s3_fails_clearly_and_writes_nothing() {
     )
     .unwrap();
     let out = pack(&moto, dir.path());
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("s3://models/lr.onnx") && stderr.contains("lr"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     let packed = dir.path().join("packed");
     let leftovers: Vec<_> = std::fs::read_dir(&packed)

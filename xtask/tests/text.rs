@@ -2,21 +2,22 @@
 //! int8 with its tokenizer, built by `cargo xtask test`), compared with the reference that
 //! Python `tokenizers` + onnxruntime computed on the fp32 model (xtask/tests/text/).
 
-mod support;
-
 use base64::Engine as _;
+use inference_core::compare::cosine;
 use runtime_emulator::{events, Function, FunctionConfig};
 use serde_json::{json, Value};
 
 fn reference() -> Value {
-    let text = std::fs::read_to_string(support::env_path("TEXT_REFERENCE")).unwrap();
+    let text = std::fs::read_to_string(test_support::fixture_path("TEXT_REFERENCE")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 async fn start() -> Function {
-    Function::start(FunctionConfig::new(support::env_path("TEXT_BOOTSTRAP")))
-        .await
-        .expect("bootstrap starts")
+    Function::start(FunctionConfig::new(test_support::fixture_path(
+        "TEXT_BOOTSTRAP",
+    )))
+    .await
+    .expect("bootstrap starts")
 }
 
 fn vectors(v: &Value) -> Vec<Vec<f64>> {
@@ -37,10 +38,6 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
-}
-
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap()
@@ -58,6 +55,7 @@ fn ranking(query: &[f64], docs: &[Vec<f64>]) -> Vec<usize> {
 
 #[tokio::test]
 async fn embeddings_match_the_python_reference() {
+    test_support::require_fixtures!("TEXT_REFERENCE", "TEXT_BOOTSTRAP");
     let f = start().await;
     let reference = reference();
     let sentences = strings(&reference["sentences"]);
@@ -66,7 +64,8 @@ async fn embeddings_match_the_python_reference() {
     // One text per request.
     let mut singles = Vec::new();
     for (sentence, want) in sentences.iter().zip(&want) {
-        let resp = support::invoke(&f, &json!({"model": "minilm", "text": sentence})).await;
+        let resp =
+            test_support::function::invoke(&f, &json!({"model": "minilm", "text": sentence})).await;
         assert_eq!(resp["model"], "minilm", "{resp}");
         assert_eq!(resp["source"], "embedded");
         assert_eq!(resp["truncated"], json!([false]));
@@ -86,7 +85,7 @@ async fn embeddings_match_the_python_reference() {
     }
 
     // The same texts as one padded batch: one run, the same embeddings.
-    let resp = support::invoke(&f, &json!({"text": sentences})).await;
+    let resp = test_support::function::invoke(&f, &json!({"text": sentences})).await;
     let batch = vectors(&resp["embeddings"]);
     assert_eq!(batch.len(), sentences.len());
     for (i, (b, s)) in batch.iter().zip(&singles).enumerate() {
@@ -99,8 +98,10 @@ async fn embeddings_match_the_python_reference() {
     // Nearest neighbours: every query ranks the documents as the reference does.
     let queries = strings(&reference["queries"]);
     let docs = strings(&reference["documents"]);
-    let q = vectors(&support::invoke(&f, &json!({"text": queries})).await["embeddings"]);
-    let d = vectors(&support::invoke(&f, &json!({"text": docs})).await["embeddings"]);
+    let q =
+        vectors(&test_support::function::invoke(&f, &json!({"text": queries})).await["embeddings"]);
+    let d =
+        vectors(&test_support::function::invoke(&f, &json!({"text": docs})).await["embeddings"]);
     let want_q = vectors(&reference["query_embeddings"]);
     let want_d = vectors(&reference["document_embeddings"]);
     for (i, query) in queries.iter().enumerate() {
@@ -114,11 +115,12 @@ async fn embeddings_match_the_python_reference() {
 
 #[tokio::test]
 async fn text_edge_cases_get_clear_answers() {
+    test_support::require_fixtures!("TEXT_REFERENCE", "TEXT_BOOTSTRAP");
     let f = start().await;
 
     // Over-long: cut to max_length and said so.
     let long = "lambda ".repeat(400);
-    let resp = support::invoke(&f, &json!({"text": [long, "short"]})).await;
+    let resp = test_support::function::invoke(&f, &json!({"text": [long, "short"]})).await;
     assert_eq!(resp["truncated"], json!([true, false]), "{resp}");
     assert_eq!(resp["tokens"], json!([128, 3]));
 
@@ -134,7 +136,7 @@ async fn text_edge_cases_get_clear_answers() {
         (json!({"text": "x", "features": [1]}), "not several"),
     ];
     for (request, needle) in &cases {
-        let resp = support::invoke(&f, request).await;
+        let resp = test_support::function::invoke(&f, request).await;
         assert_eq!(resp["status"], 400, "{request}: {resp}");
         let msg = resp["error"].as_str().unwrap();
         assert!(msg.contains(needle), "{request}: {msg:?} lacks {needle:?}");
@@ -143,7 +145,7 @@ async fn text_edge_cases_get_clear_answers() {
     // Through API Gateway: text works, and a base64 body that is not UTF-8 is a 400.
     let body = serde_json::to_vec(&json!({"text": "hello world"})).unwrap();
     let event = events::apigw_v2("POST", "/", &[], &body, true);
-    let resp = support::invoke(&f, &event).await;
+    let resp = test_support::function::invoke(&f, &event).await;
     assert_eq!(resp["statusCode"], 200, "{resp}");
     let answer: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
     assert_eq!(vectors(&answer["embeddings"])[0].len(), 384);
@@ -151,7 +153,7 @@ async fn text_edge_cases_get_clear_answers() {
     let mut event = events::apigw_v2("POST", "/", &[], b"x", true);
     event["body"] =
         json!(base64::engine::general_purpose::STANDARD.encode(b"{\"text\": \"caf\xe9\"}"));
-    let resp = support::invoke(&f, &event).await;
+    let resp = test_support::function::invoke(&f, &event).await;
     assert_eq!(resp["statusCode"], 400, "{resp}");
     assert!(
         resp["body"].as_str().unwrap().contains("not valid UTF-8"),
@@ -159,6 +161,6 @@ async fn text_edge_cases_get_clear_answers() {
     );
 
     // Still healthy.
-    let resp = support::invoke(&f, &json!({"text": "still here"})).await;
+    let resp = test_support::function::invoke(&f, &json!({"text": "still here"})).await;
     assert_eq!(vectors(&resp["embeddings"]).len(), 1);
 }

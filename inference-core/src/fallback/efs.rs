@@ -8,7 +8,7 @@ use crate::checksum;
 pub fn read(dir: &Path, name: &str, sha256: &str) -> Result<Vec<u8>, String> {
     let path = dir.join(super::relative_path(name, sha256));
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    checksum::verify(&bytes, sha256).map_err(|actual| {
+    checksum::verify_sha256(&bytes, sha256).map_err(|actual| {
         format!(
             "{}: wrong contents (sha256 {actual}, the build expects {sha256}); skipped",
             path.display()

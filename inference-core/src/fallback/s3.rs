@@ -52,7 +52,7 @@ pub async fn client(connect: Duration, read: Duration) -> aws_sdk_s3::Client {
 
 /// A verified copy of the model: the one a warm container already has in `tmp_dir`, or a
 /// fresh download, within `budget`.
-pub fn fetch(
+pub(crate) fn fetch(
     location: &S3Location,
     tmp_dir: &Path,
     name: &str,
@@ -61,7 +61,7 @@ pub fn fetch(
 ) -> Result<Vec<u8>, String> {
     let cached = tmp_dir.join(format!("{}.onnx", sha256.to_ascii_lowercase()));
     if let Ok(bytes) = std::fs::read(&cached) {
-        if checksum::verify(&bytes, sha256).is_ok() {
+        if checksum::verify_sha256(&bytes, sha256).is_ok() {
             tracing::info!(model = name, path = %cached.display(), "reusing the verified /tmp copy");
             return Ok(bytes);
         }

@@ -49,50 +49,8 @@ fn run(op: &str, attributes: Vec<pb::AttributeProto>, input: Tensor) -> TractRes
     let elem = match input.datum_type() {
         DatumType::I64 => pb::tensor_proto::DataType::Int64,
         _ => pb::tensor_proto::DataType::Float,
-    } as i32;
-    let value = |name: &str, elem: i32| pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: elem,
-                shape: None,
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
     };
-    let model = pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![
-            pb::OperatorSetIdProto {
-                domain: String::new(),
-                version: 17,
-            },
-            pb::OperatorSetIdProto {
-                domain: "ai.onnx.ml".into(),
-                version: 3,
-            },
-        ],
-        graph: Some(pb::GraphProto {
-            name: "g".into(),
-            node: vec![pb::NodeProto {
-                name: "n".into(),
-                op_type: op.into(),
-                domain: "ai.onnx.ml".into(),
-                input: vec!["x".into()],
-                output: vec!["y".into()],
-                attribute: attributes,
-                ..Default::default()
-            }],
-            input: vec![value("x", elem)],
-            output: vec![pb::ValueInfoProto {
-                name: "y".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let model = crate::test_models::one_node_ml("n", op, attributes, elem, None);
     let mut onnx = tract_onnx::onnx();
     super::register(&mut onnx);
     let mut m = onnx.model_for_proto_model(&model)?;

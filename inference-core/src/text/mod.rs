@@ -133,10 +133,6 @@ impl TextModel {
         })
     }
 
-    pub fn max_batch(&self) -> usize {
-        self.pipeline.max_batch
-    }
-
     /// Tokenizes a batch (padded to the longest text, or to max_length) into model inputs.
     pub fn encode(&self, texts: &[String]) -> Result<Encoded, RequestError> {
         if texts.is_empty() {

@@ -13,12 +13,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use inference_core::settings;
 use runtime_emulator::FunctionConfig;
 use serde_json::Value;
 
 use crate::python_env::PythonEnv;
 use crate::{test_data, workspace};
-use workloads::{BenchModel, Kind};
+use workloads::{BenchModel, Kind, KEYS};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -46,21 +47,37 @@ pub struct BenchArgs {
     pub out: Option<PathBuf>,
 }
 
+/// What runs a side's model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// This project's `bootstrap`.
+    Ours,
+    /// Python 3.11 + onnxruntime (xtask/bench/handler.py).
+    Python,
+}
+
+impl Runtime {
+    /// The variable that sets the side's intra-op threads.
+    fn threads_var(self) -> &'static str {
+        match self {
+            Runtime::Ours => settings::MODEL_THREADS,
+            Runtime::Python => "ORT_THREADS",
+        }
+    }
+}
+
 /// One function under test.
 pub struct Side {
     pub label: &'static str,
-    pub rust: bool,
+    pub runtime: Runtime,
     config: FunctionConfig,
 }
 
 impl Side {
     fn with_threads(&self, threads: usize) -> FunctionConfig {
-        let var = if self.rust {
-            "MODEL_THREADS"
-        } else {
-            "ORT_THREADS"
-        };
-        self.config.clone().env(var, threads.to_string())
+        self.config
+            .clone()
+            .env(self.runtime.threads_var(), threads.to_string())
     }
 }
 
@@ -75,15 +92,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .unwrap_or_else(|| workspace::target_dir().join("bench"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let wanted = |key: &str| args.models.is_empty() || args.models.iter().any(|m| m == key);
-    for m in &args.models {
-        if !["classifier", "minilm", "vision"].contains(&m.as_str()) {
-            bail!("--models {m:?}: expected classifier, minilm or vision");
-        }
+    let data = test_data::dir();
+    let files = setup::files(&data);
+    let samples: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace::root().join("models/default/samples.json"))
+            .context("cannot read models/default/samples.json")?,
+    )?;
+    // Checked before anything is installed or built: a typo fails at once.
+    for key in &args.models {
+        workloads::model(key, &samples, &files)?;
     }
+    let models = KEYS
+        .iter()
+        .filter(|k| wanted(k))
+        .map(|k| workloads::model(k, &samples, &files))
+        .collect::<Result<Vec<BenchModel>>>()?;
 
     // The Python side and the models first: a broken install fails before the long build.
-    let data = test_data::ensure()?;
-    let files = setup::files(&data);
+    test_data::ensure()?;
     let python = setup::python()?;
     let handler = out.join("python");
     std::fs::create_dir_all(&handler)?;
@@ -93,10 +119,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         handler.join("handler.py"),
     )
     .context("cannot copy the Python handler")?;
-    let ort_int8 = if wanted("minilm") {
-        Some(setup::ort_int8(&python, &files.minilm_fp32, &out)?)
-    } else {
-        None
+    let ort_int8 = match models.iter().find(|m| m.ort_int8) {
+        Some(m) => Some(setup::ort_int8(&python, &m.python_files[0], &out)?),
+        None => None,
     };
     let (bootstrap, packed) = match (&args.bootstrap, &args.packed) {
         (Some(b), Some(p)) => (b.clone(), p.clone()),
@@ -109,20 +134,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let lock = model_lock::LockFile::read(&packed.join("models.lock"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let samples: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace::root().join("models/default/samples.json"))
-            .context("cannot read models/default/samples.json")?,
-    )?;
-    let mut models: Vec<BenchModel> = Vec::new();
-    if wanted("classifier") {
-        models.push(workloads::classifier(&samples)?);
-    }
-    if wanted("minilm") {
-        models.push(workloads::minilm());
-    }
-    if wanted("vision") {
-        models.push(workloads::vision());
-    }
     for m in &models {
         if !lock
             .models
@@ -144,14 +155,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .build()?;
     let mut report = report::Report::new(args, &python)?;
     for model in &models {
-        let sides = sides(
-            model,
-            &bootstrap,
-            &python,
-            &handler,
-            &files,
-            ort_int8.as_deref(),
-        )?;
+        let sides = sides(model, &bootstrap, &python, &handler, ort_int8.as_deref())?;
         eprintln!("\n== {} ({} sides) ==", model.key, sides.len());
         rt.block_on(measure_model(args, model, &sides, &mut report))?;
     }
@@ -162,10 +166,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Some(&lock),
         &out.join("bootstrap.zip"),
     )?;
-    let mut python_models = Vec::new();
-    for m in &models {
-        python_models.extend(python_model_files(m.key, &files));
-    }
+    let python_models: Vec<PathBuf> = models
+        .iter()
+        .flat_map(|m| m.python_files.iter().cloned())
+        .collect();
     let python_zip = size::python_deployment(
         &python,
         &handler.join("handler.py"),
@@ -180,12 +184,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         },
         python_zip,
     );
-    report.evaluate_targets();
+    report.evaluate_targets(&models);
 
     let json = serde_json::to_vec_pretty(&report)?;
-    crate::pack::write_atomic(&out.join("results.json"), &json)?;
+    crate::files::write_atomic(&out.join("results.json"), &json)?;
     let md = report.markdown();
-    crate::pack::write_atomic(&out.join("results.md"), md.as_bytes())?;
+    crate::files::write_atomic(&out.join("results.md"), md.as_bytes())?;
     println!("{md}");
     eprintln!(
         "results: {} and {}",
@@ -195,37 +199,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// The fp32 model files a Python deployment of `key` carries.
-fn python_model_files(key: &str, files: &setup::Files) -> Vec<PathBuf> {
-    match key {
-        "classifier" => vec![setup::classifier_file()],
-        "minilm" => vec![files.minilm_fp32.clone(), files.minilm_tokenizer.clone()],
-        _ => vec![files.ocr_det.clone()],
-    }
-}
-
 fn sides(
     model: &BenchModel,
     bootstrap: &std::path::Path,
     python: &PythonEnv,
     handler: &std::path::Path,
-    files: &setup::Files,
     ort_int8: Option<&std::path::Path>,
 ) -> Result<Vec<Side>> {
     // Lazy: each process loads only the model under test (the function embeds all three),
     // and that load is inside the first response's time.
     let ours = Side {
         label: OURS,
-        rust: true,
+        runtime: Runtime::Ours,
         // Lambda sets no RUST_BACKTRACE; a developer's shell often does, and then every error
         // tract raises while it tries an optimization captures a backtrace.
         config: FunctionConfig::new(bootstrap)
-            .env("MODEL_LOAD", "lazy")
+            .env(settings::MODEL_LOAD, "lazy")
             .env("RUST_BACKTRACE", "0"),
     };
     let python_side = |label: &'static str, model_path: &std::path::Path| Side {
         label,
-        rust: false,
+        runtime: Runtime::Python,
         config: {
             let mut c = FunctionConfig::new(python.python())
                 .env("PYTHONPATH", handler.to_string_lossy())
@@ -234,24 +228,18 @@ fn sides(
             c.args = vec!["-m".into(), "awslambdaric".into(), "handler.handler".into()];
             if model.kind == Kind::Text {
                 c = c
-                    .env("TOKENIZER_PATH", files.minilm_tokenizer.to_string_lossy())
+                    .env("TOKENIZER_PATH", model.python_files[1].to_string_lossy())
                     .env("TEXT_OUTPUT", test_data::MINILM_OUTPUT);
             }
             c
         },
     };
-    Ok(match model.key {
-        "classifier" => vec![ours, python_side(ORT_FP32, &setup::classifier_file())],
-        "minilm" => vec![
-            ours,
-            python_side(ORT_FP32, &files.minilm_fp32),
-            python_side(
-                ORT_INT8,
-                ort_int8.context("the onnxruntime int8 export is missing")?,
-            ),
-        ],
-        _ => vec![ours, python_side(ORT_FP32, &files.ocr_det)],
-    })
+    let mut sides = vec![ours, python_side(ORT_FP32, &model.python_files[0])];
+    if model.ort_int8 {
+        let int8 = ort_int8.context("the onnxruntime int8 export is missing")?;
+        sides.push(python_side(ORT_INT8, int8));
+    }
+    Ok(sides)
 }
 
 async fn measure_model(

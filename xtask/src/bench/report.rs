@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
+use inference_core::compare;
 use serde::Serialize;
 
 use super::measure::{Answers, Cold, Stats, Warm};
@@ -213,14 +214,14 @@ impl Report {
                     let min = w
                         .iter()
                         .zip(&g)
-                        .map(|(a, b)| cosine(a, b))
+                        .map(|(a, b)| compare::cosine(a, b))
                         .fold(f64::INFINITY, f64::min);
                     ("min cosine", min, min >= 0.99)
                 } else {
                     let max = w
                         .iter()
                         .zip(&g)
-                        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+                        .map(|(a, b)| compare::max_abs_diff(a, b))
                         .fold(0.0, f64::max);
                     ("max abs diff", max, max <= 1e-3)
                 };
@@ -282,22 +283,24 @@ impl Report {
             .map(|r| r.peak_rss_mib)
     }
 
-    fn models(&self) -> Vec<String> {
-        let mut seen: Vec<String> = Vec::new();
+    /// The models measured, in run order.
+    fn models(&self) -> Vec<&str> {
+        let mut seen: Vec<&str> = Vec::new();
         for c in &self.cold {
-            if !seen.contains(&c.model) {
-                seen.push(c.model.clone());
+            if !seen.contains(&c.model.as_str()) {
+                seen.push(&c.model);
             }
         }
         seen
     }
 
     /// The targets, as measured in this run.
-    pub fn evaluate_targets(&mut self) {
+    pub fn evaluate_targets(&mut self, models: &[BenchModel]) {
         let mut targets = Vec::new();
-        for model in self.models() {
+        for bench_model in models {
+            let model = bench_model.key;
             if let (Some(ours), Some(ort)) =
-                (self.cold_of(&model, OURS), self.cold_of(&model, ORT_FP32))
+                (self.cold_of(model, OURS), self.cold_of(model, ORT_FP32))
             {
                 let ratio = ours.median_ms / ort.median_ms;
                 targets.push(Target {
@@ -310,11 +313,11 @@ impl Report {
                     ),
                     met: ratio <= 1.0 / 3.0,
                 });
-                if model == "minilm" {
+                if let Some(limit) = bench_model.cold_target_ms {
                     targets.push(Target {
-                        target: "minilm: cold start < 100 ms".into(),
+                        target: format!("{model}: cold start < {limit} ms"),
                         measured: format!("{:.0} ms (median)", ours.median_ms),
-                        met: ours.median_ms < 100.0,
+                        met: ours.median_ms < limit,
                     });
                 }
             }
@@ -330,8 +333,8 @@ impl Report {
             }
             for (input, batch) in inputs {
                 if let (Some(ours), Some(ort)) = (
-                    self.warm_of(&model, &input, batch, OURS, 1),
-                    self.warm_of(&model, &input, batch, ORT_FP32, 1),
+                    self.warm_of(model, &input, batch, OURS, 1),
+                    self.warm_of(model, &input, batch, ORT_FP32, 1),
                 ) {
                     targets.push(Target {
                         target: format!(
@@ -344,8 +347,8 @@ impl Report {
             }
             for threads in [1, 2] {
                 if let (Some(ours), Some(ort)) = (
-                    self.rss_of(&model, OURS, threads),
-                    self.rss_of(&model, ORT_FP32, threads),
+                    self.rss_of(model, OURS, threads),
+                    self.rss_of(model, ORT_FP32, threads),
                 ) {
                     targets.push(Target {
                         target: format!(
@@ -429,7 +432,7 @@ impl Report {
                 let cells: Vec<String> = SIDES
                     .iter()
                     .map(|side| {
-                        self.rss_of(&model, side, threads)
+                        self.rss_of(model, side, threads)
                             .map(|v| format!("{v:.0}"))
                             .unwrap_or_else(|| "–".into())
                     })
@@ -474,14 +477,4 @@ impl Report {
         }
         md
     }
-}
-
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        return 0.0;
-    }
-    dot / (na * nb)
 }

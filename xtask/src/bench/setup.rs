@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use inference_core::checksum;
 
-use crate::pack::{self, write_atomic};
+use crate::files::write_atomic;
+use crate::pack;
 use crate::python_env::{self, PythonEnv};
 use crate::{bootstrap_build, test_data, workspace};
 
@@ -50,8 +50,8 @@ pub fn ort_int8(env: &PythonEnv, fp32: &Path, out_dir: &Path) -> Result<PathBuf>
     let model = std::fs::read(fp32).with_context(|| format!("cannot read {}", fp32.display()))?;
     let wanted = format!(
         "{}\n{}",
-        checksum::sha256_hex(&reqs),
-        checksum::sha256_hex(&model)
+        inference_core::sha256_hex(&reqs),
+        inference_core::sha256_hex(&model)
     );
     if dest.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
         return Ok(dest);

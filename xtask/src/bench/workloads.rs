@@ -1,7 +1,12 @@
 //! What the benchmarks run: the models, the requests both sides receive (the same bytes),
 //! and how to read a comparable vector out of each side's answer.
 
+use std::path::PathBuf;
+
+use inference_core::compare;
 use serde_json::{json, Value};
+
+use super::setup::{self, Files};
 
 /// How a model is fed, on both sides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +44,38 @@ pub struct BenchModel {
     pub packed_name: &'static str,
     pub kind: Kind,
     pub workloads: Vec<Workload>,
+    /// What a Python deployment of this model carries: the fp32 model first (onnxruntime's
+    /// `MODEL_PATH`), then anything else it reads.
+    pub python_files: Vec<PathBuf>,
+    /// Whether onnxruntime's own int8 export runs as a third side.
+    pub ort_int8: bool,
+    /// An absolute cold-start target for ours, in ms, beyond the ratio every model has.
+    pub cold_target_ms: Option<f64>,
+}
+
+/// The `--models` keys, in run order.
+pub const KEYS: [&str; 3] = ["classifier", "minilm", "vision"];
+
+/// The benchmark model named `key` (one of [`KEYS`]).
+pub fn model(key: &str, samples: &Value, files: &Files) -> anyhow::Result<BenchModel> {
+    match key {
+        "classifier" => classifier(samples),
+        "minilm" => Ok(minilm(files)),
+        "vision" => Ok(vision(files)),
+        _ => anyhow::bail!("--models {key:?}: expected {}", one_of(&KEYS)),
+    }
+}
+
+/// "a, b or c".
+fn one_of(keys: &[&str]) -> String {
+    match keys.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => keys.join(""),
+    }
 }
 
 /// The default classifier's held-out rows (models/default/samples.json).
-pub fn classifier(samples: &Value) -> anyhow::Result<BenchModel> {
+fn classifier(samples: &Value) -> anyhow::Result<BenchModel> {
     let rows: Vec<Value> = samples["rows"]
         .as_array()
         .or_else(|| samples.as_array())
@@ -61,6 +94,9 @@ pub fn classifier(samples: &Value) -> anyhow::Result<BenchModel> {
             batch1: request("breast-cancer", json!({"features": batch(1)})),
             batch8: request("breast-cancer", json!({"features": batch(8)})),
         }],
+        python_files: vec![setup::classifier_file()],
+        ort_int8: false,
+        cold_target_ms: None,
     })
 }
 
@@ -86,7 +122,7 @@ where people walk, run and ride their bikes on long summer evenings. the city co
 parks, better public transport and more affordable housing will keep the city a good place to live \
 for the next hundred years, while many residents worry that rising prices will push families out.";
 
-pub fn minilm() -> BenchModel {
+fn minilm(files: &Files) -> BenchModel {
     let short = |n: usize| -> Vec<&str> { SHORT.iter().cycle().take(n).copied().collect() };
     let long = |n: usize| -> Vec<String> {
         (0..n)
@@ -109,6 +145,9 @@ pub fn minilm() -> BenchModel {
                 batch8: request("minilm", json!({"text": long(8)})),
             },
         ],
+        python_files: vec![files.minilm_fp32.clone(), files.minilm_tokenizer.clone()],
+        ort_int8: true,
+        cold_target_ms: Some(100.0),
     }
 }
 
@@ -140,7 +179,7 @@ fn images(n: usize) -> Value {
     Value::Array(batch)
 }
 
-pub fn vision() -> BenchModel {
+fn vision(files: &Files) -> BenchModel {
     BenchModel {
         key: "vision",
         packed_name: "ocr-det",
@@ -150,6 +189,9 @@ pub fn vision() -> BenchModel {
             batch1: request("ocr-det", json!({"inputs": {"x": images(1)}})),
             batch8: request("ocr-det", json!({"inputs": {"x": images(8)}})),
         }],
+        python_files: vec![files.ocr_det.clone()],
+        ort_int8: false,
+        cold_target_ms: None,
     }
 }
 
@@ -174,23 +216,10 @@ pub fn comparable(kind: Kind, answer: &Value) -> Option<Vec<Vec<f64>>> {
             Some(
                 names
                     .into_iter()
-                    .map(|n| {
-                        let mut flat = Vec::new();
-                        flatten(&outputs[n], &mut flat);
-                        flat
-                    })
+                    .map(|n| compare::numbers(&outputs[n]))
                     .collect(),
             )
         }
-    }
-}
-
-fn flatten(v: &Value, out: &mut Vec<f64>) {
-    match v {
-        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
-        Value::Number(n) => out.extend(n.as_f64()),
-        Value::Bool(b) => out.push(*b as u8 as f64),
-        _ => {}
     }
 }
 
@@ -201,4 +230,22 @@ pub fn max_tokens(answer: &Value) -> Option<u64> {
         .iter()
         .filter_map(Value::as_u64)
         .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_builds_its_model_and_others_are_refused() {
+        let files = setup::files(std::path::Path::new("/data"));
+        let samples = json!({"rows": [{"features": vec![0.0; 30]}]});
+        for key in KEYS {
+            let m = model(key, &samples, &files).unwrap();
+            assert_eq!(m.key, key);
+            assert!(!m.python_files.is_empty() && !m.workloads.is_empty());
+        }
+        let e = model("resnet", &samples, &files).err().unwrap().to_string();
+        assert!(e.contains("expected classifier, minilm or vision"), "{e}");
+    }
 }

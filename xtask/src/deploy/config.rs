@@ -43,7 +43,7 @@ pub struct Vpc {
 }
 
 fn default_mount() -> String {
-    "/mnt/models".into()
+    inference_core::settings::DEFAULT_EFS_DIR.into()
 }
 
 /// Everything `deploy` needs, flags over file over defaults.

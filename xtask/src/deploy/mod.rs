@@ -16,7 +16,7 @@ use model_lock::{LockFile, LOCK_FILE_NAME};
 
 use crate::{bootstrap_build, workspace};
 use config::Settings;
-use package::{mb, short, Arch, Package, MAX_DIRECT_ZIP};
+use package::{mb, Arch, Package, MAX_DIRECT_ZIP};
 
 #[derive(Args, Debug, Clone)]
 pub struct BuildArgs {
@@ -164,7 +164,7 @@ fn settings(args: &DeployArgs) -> Result<Settings> {
             mount_path: args
                 .efs_mount_path
                 .clone()
-                .unwrap_or_else(|| "/mnt/models".into()),
+                .unwrap_or_else(|| inference_core::settings::DEFAULT_EFS_DIR.into()),
         }),
         None => file.efs.clone(),
     };
@@ -179,7 +179,7 @@ fn settings(args: &DeployArgs) -> Result<Settings> {
     // The fallback reads EFS where the function mounts it.
     if let Some(e) = &efs {
         environment
-            .entry("MODEL_EFS_DIR".into())
+            .entry(inference_core::settings::MODEL_EFS_DIR.into())
             .or_insert_with(|| e.mount_path.clone());
     }
     let s = Settings {
@@ -234,7 +234,7 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
     let package = build(&args.build)?;
     if let Some(path) = &args.emit_sam {
         let code_uri = pathdiff(&package.zip, path);
-        crate::pack::write_atomic(
+        crate::files::write_atomic(
             path,
             sam::template(&s, &code_uri, args.canary_weight).as_bytes(),
         )?;
@@ -338,7 +338,7 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
         println!(
             "  model         {} {} ({})",
             m.name,
-            short(&m.sha256),
+            m.version(),
             mb(m.size)
         );
     }

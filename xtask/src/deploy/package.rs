@@ -111,7 +111,7 @@ pub fn package(
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    crate::pack::write_atomic(out, &zip)?;
+    crate::files::write_atomic(out, &zip)?;
     let digest: [u8; 32] = sha2::Sha256::digest(&zip).into();
     Ok(Package {
         zip: out.to_path_buf(),
@@ -157,9 +157,4 @@ fn zip_bytes(binary: &[u8]) -> Result<Vec<u8>> {
         zip.finish().context("writing the zip")?;
     }
     Ok(out.into_inner())
-}
-
-/// The first 12 hex digits of a hash, as the function reports model versions.
-pub fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }

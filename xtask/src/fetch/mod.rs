@@ -1,19 +1,46 @@
-//! Getting a model source onto local disk: `https://` (and loopback `http://`), `s3://`,
-//! `file://`. Each writes into a caller-provided temporary path; `crate::cache` hashes the
-//! result and renames it into place.
+//! Getting a model source's bytes: `https://` (and loopback `http://`) and `s3://` download
+//! into a caller-provided temporary path (`crate::cache` hashes the result and renames it into
+//! place); `file://` and plain paths (relative to the manifest) are read where they are.
 
 pub mod http;
 mod progress;
 mod retry;
 pub mod s3;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
-/// Is `source` a remote URL (as opposed to a file path or `file://`)?
-pub fn is_remote(source: &str) -> bool {
-    source.contains("://") && !source.starts_with("file://")
+/// A source's bytes and their SHA-256 (lower-case hex).
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+}
+
+/// Where a manifest source points.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// A file on this machine: `file://` or a path (relative ones against `base`).
+    Local(PathBuf),
+    /// A URL to download (through the cache).
+    Remote(&'a str),
+}
+
+impl<'a> Source<'a> {
+    pub fn parse(source: &'a str, base: &Path) -> Self {
+        if let Some(path) = source.strip_prefix("file://") {
+            return Source::Local(PathBuf::from(path));
+        }
+        if source.contains("://") {
+            return Source::Remote(source);
+        }
+        let path = Path::new(source);
+        Source::Local(if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            base.join(path)
+        })
+    }
 }
 
 /// Downloads a remote `source` into `dest`. Returns the byte count.
@@ -29,12 +56,68 @@ pub fn download(source: &str, dest: &Path) -> Result<u64> {
         return http::download(source, dest);
     }
     let scheme = source.split("://").next().unwrap_or(source);
-    anyhow::bail!(
+    bail!(
         "{source}: unsupported source scheme {scheme}:// (use https://, s3://, file:// or a path)"
     )
 }
 
-/// Reads a local source (`file://` or a path already resolved against the manifest).
+/// Reads a local file.
 pub fn read_local(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Reads a local source and checks it against `expected` (when pinned).
+pub fn read_local_verified(path: &Path, expected: Option<&str>) -> Result<Fetched> {
+    let bytes = read_local(path)?;
+    let sha256 = inference_core::sha256_hex(&bytes);
+    check_hash(expected, &sha256, "file")?;
+    Ok(Fetched { bytes, sha256 })
+}
+
+/// `Ok` unless a pinned hash differs from the `actual` one; the error names both.
+pub fn check_hash(expected: Option<&str>, actual: &str, what: &str) -> Result<()> {
+    match expected {
+        Some(e) if !e.eq_ignore_ascii_case(actual) => {
+            bail!("hash mismatch: expected sha256 {e}, {what} has {actual}")
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_local_or_remote() {
+        let base = Path::new("/m");
+        assert_eq!(
+            Source::parse("a/model.onnx", base),
+            Source::Local("/m/a/model.onnx".into())
+        );
+        assert_eq!(
+            Source::parse("/abs/model.onnx", base),
+            Source::Local("/abs/model.onnx".into())
+        );
+        assert_eq!(
+            Source::parse("file:///x/model.onnx", base),
+            Source::Local("/x/model.onnx".into())
+        );
+        for url in ["https://h/m.onnx", "s3://b/k", "ftp://h/m"] {
+            assert_eq!(Source::parse(url, base), Source::Remote(url));
+        }
+    }
+
+    #[test]
+    fn a_pinned_hash_must_match() {
+        assert!(check_hash(None, "ab", "file").is_ok());
+        assert!(check_hash(Some("AB"), "ab", "file").is_ok());
+        let e = check_hash(Some("cd"), "ab", "downloaded file")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cd") && e.contains("downloaded file has ab"),
+            "{e}"
+        );
+    }
 }

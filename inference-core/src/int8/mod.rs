@@ -11,6 +11,9 @@
 
 use std::collections::HashMap;
 
+#[cfg(test)]
+mod minilm_tests;
+
 use tract_onnx::pb::{self, tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
 
 /// Tensors with fewer elements than this stay f32: their scales would cost more than they save.

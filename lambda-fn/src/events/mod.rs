@@ -134,3 +134,6 @@ fn http_response(kind: Http, status: u16, body: &Value) -> Value {
         serde_json::json!({"statusCode": 500, "body": "{\"error\":\"internal error\",\"status\":500}"})
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,9 +13,7 @@ pub const REGION: &str = "us-east-1";
 
 impl MotoServer {
     pub fn start() -> MotoServer {
-        let program = std::env::var_os("MOTO_SERVER").map(PathBuf::from).expect(
-            "MOTO_SERVER is not set: run the tests with `cargo xtask test`, which installs moto",
-        );
+        let program = crate::fixture_path("MOTO_SERVER");
         let port = super::free_port();
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])

@@ -1,0 +1,91 @@
+//! The pack-time proof that a packed model serves: loaded once, exactly as the function loads
+//! it (checksum, decode, optimize, tokenizer), then every sample request answered.
+
+use std::time::Instant;
+
+use model_lock::{Dim, ModelEntry, TensorSpec};
+use serde_json::{json, Value};
+
+use crate::registry::{PackedModel, Registry};
+use crate::settings::{LoadMode, Settings};
+
+use super::PrepareError;
+
+/// A successful check.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// How long loading took, in milliseconds.
+    pub load_ms: f64,
+    /// The answer to each sample request, in order.
+    pub answers: Vec<Value>,
+}
+
+/// Loads `bytes` (and the tokenizer) as the function would, with `entry` as its lock entry,
+/// and answers each of `samples`.
+pub fn check(
+    entry: &ModelEntry,
+    bytes: &[u8],
+    tokenizer: Option<&[u8]>,
+    samples: &[Value],
+) -> Result<Checked, PrepareError> {
+    let started = Instant::now();
+    let model = PackedModel {
+        entry: entry.clone(),
+        bytes: Some(bytes.to_vec().into()),
+        tokenizer: tokenizer.map(|t| t.to_vec().into()),
+    };
+    let registry = Registry::new(vec![model], None, &Settings::embedded_only(LoadMode::Eager))
+        .map_err(PrepareError::Load)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let answers = samples
+        .iter()
+        .map(|sample| {
+            let mut sample = sample.clone();
+            if let Value::Object(obj) = &mut sample {
+                obj.insert("model".into(), json!(entry.name));
+            }
+            registry.handle_value(sample).map_err(PrepareError::Sample)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Checked { load_ms, answers })
+}
+
+/// The requests a packed model must answer: the manifest's sample request (or one built
+/// from the signature), and for a text model a text request too, since a tensor sample does
+/// not exercise the tokenizer and pipeline.
+pub fn sample_requests(entry: &ModelEntry, sample: Option<Value>) -> Vec<Value> {
+    let text = entry.pipeline.is_some();
+    match sample {
+        Some(sample) if text && sample.get("text").is_none() => {
+            vec![sample, text_check_request()]
+        }
+        Some(sample) => vec![sample],
+        None if text => vec![text_check_request()],
+        None => vec![generated_request(&entry.inputs)],
+    }
+}
+
+fn text_check_request() -> Value {
+    json!({"text": ["A short sentence to check the pipeline.", "And a second one."]})
+}
+
+/// A request of zeros, one per input, symbolic dims set to 1.
+fn generated_request(inputs: &[TensorSpec]) -> Value {
+    fn zeros(shape: &[Dim]) -> Value {
+        match shape.split_first() {
+            None => json!(0),
+            Some((d, rest)) => {
+                let n = match d {
+                    Dim::Fixed(n) => *n as usize,
+                    Dim::Symbol(_) => 1,
+                };
+                Value::Array((0..n).map(|_| zeros(rest)).collect())
+            }
+        }
+    }
+    let inputs: serde_json::Map<String, Value> = inputs
+        .iter()
+        .map(|s| (s.name.clone(), zeros(&s.shape)))
+        .collect();
+    json!({ "inputs": inputs })
+}

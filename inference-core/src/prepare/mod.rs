@@ -1,0 +1,130 @@
+//! Pack-time preparation: what `cargo xtask pack-models` does to a model before anything is
+//! written. [`prepare`] decodes the source once, removes a trailing ZipMap, quantizes to int8
+//! when asked and reads the served signature; [`check`] loads the packed bytes exactly as the
+//! function will and answers every sample request; [`MaxDrift`] gates an int8 model's
+//! [`Drift`] from the original. xtask only fetches, orchestrates and writes.
+
+mod check;
+mod signature;
+
+#[cfg(test)]
+mod tests;
+
+use prost::Message as _;
+use serde::Deserialize;
+use tract_onnx::pb::ModelProto;
+
+pub use crate::compare::Drift;
+pub use check::{check, sample_requests, Checked};
+pub use signature::{inspect, InputOverride, Signature};
+
+use crate::error::{InitError, RequestError};
+
+/// `quantize` in the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantize {
+    #[default]
+    None,
+    /// Weight-only int8 in the packed file, f32 again at load.
+    Int8,
+}
+
+/// `max_drift` in the manifest: how far an int8 model's outputs may be from the original's on
+/// the sample request.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaxDrift {
+    /// Lowest cosine similarity allowed between original and packed outputs.
+    pub cosine: f64,
+    /// Largest absolute difference allowed in any output value.
+    pub max_abs: f64,
+}
+
+impl Default for MaxDrift {
+    fn default() -> Self {
+        MaxDrift {
+            cosine: 0.99,
+            max_abs: 0.1,
+        }
+    }
+}
+
+impl MaxDrift {
+    /// `Ok` when `drift` is within these bounds (NaN never is).
+    pub fn allows(&self, drift: Drift) -> Result<(), PrepareError> {
+        if drift.cosine >= self.cosine && drift.max_abs <= self.max_abs {
+            Ok(())
+        } else {
+            Err(PrepareError::Drift {
+                drift,
+                limit: *self,
+            })
+        }
+    }
+}
+
+/// Why a model cannot be packed; the message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("cannot decode ONNX: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Quantize(String),
+    #[error("{0}")]
+    Signature(String),
+    #[error("the packed model does not load: {0}")]
+    Load(InitError),
+    #[error("the packed model does not answer its sample request: {0}")]
+    Sample(RequestError),
+    #[error(
+        "int8 drift too large: cosine {:.5} (min {}), max abs error {:.5} (max {}). Raise max_drift or use quantize = \"none\"",
+        drift.cosine, limit.cosine, drift.max_abs, limit.max_abs
+    )]
+    Drift { drift: Drift, limit: MaxDrift },
+}
+
+/// A model made ready to pack.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// What goes into the packed file (and the binary).
+    pub packed: Vec<u8>,
+    /// The model as served before quantization (ZipMap removed): the drift reference. The
+    /// same bytes as `packed` when nothing was quantized.
+    pub original: Vec<u8>,
+    /// Outputs whose trailing ZipMap was removed: they serve class probabilities as a
+    /// `[rows, classes]` tensor, columns in class-label order.
+    pub zipmaps_removed: Vec<String>,
+    pub signature: Signature,
+}
+
+/// Decodes `source` once, strips a trailing ZipMap (lists of dictionaries cannot be served
+/// as a tensor), quantizes when asked and reads the signature of the packed model.
+pub fn prepare(
+    source: &[u8],
+    quantize: Quantize,
+    overrides: &[InputOverride],
+) -> Result<Prepared, PrepareError> {
+    let mut proto = ModelProto::decode(source).map_err(|e| PrepareError::Decode(e.to_string()))?;
+    let zipmaps_removed = crate::ml::strip_zipmap(&mut proto);
+    let original = if zipmaps_removed.is_empty() {
+        source.to_vec()
+    } else {
+        proto.encode_to_vec()
+    };
+    let packed = match quantize {
+        Quantize::None => original.clone(),
+        Quantize::Int8 => {
+            crate::int8::quantize(&mut proto, crate::int8::DEFAULT_MIN_ELEMENTS)
+                .map_err(PrepareError::Quantize)?;
+            proto.encode_to_vec()
+        }
+    };
+    let signature = signature::signature_of(proto, overrides).map_err(PrepareError::Signature)?;
+    Ok(Prepared {
+        packed,
+        original,
+        zipmaps_removed,
+        signature,
+    })
+}

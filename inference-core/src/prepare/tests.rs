@@ -1,0 +1,149 @@
+use serde_json::json;
+use tract_onnx::pb;
+
+use super::*;
+use crate::test_models::{one_node_ml, DEFAULT_MODEL};
+use model_lock::{DType, Dim, ModelEntry};
+
+fn entry(prepared: &Prepared) -> ModelEntry {
+    ModelEntry {
+        name: "m".into(),
+        file: "m.onnx".into(),
+        sha256: crate::sha256_hex(&prepared.packed),
+        size: prepared.packed.len() as u64,
+        source_sha256: None,
+        embed: true,
+        labels: vec![],
+        inputs: prepared.signature.inputs.clone(),
+        outputs: prepared.signature.outputs.clone(),
+        tokenizer: None,
+        pipeline: None,
+    }
+}
+
+#[test]
+fn the_default_model_prepares_and_answers_a_generated_request() {
+    let prepared = prepare(DEFAULT_MODEL, Quantize::None, &[]).unwrap();
+    assert_eq!(prepared.packed, DEFAULT_MODEL, "nothing to change");
+    assert_eq!(prepared.original, DEFAULT_MODEL);
+    assert!(prepared.zipmaps_removed.is_empty());
+    let input = &prepared.signature.inputs[0];
+    assert_eq!(input.dtype, DType::F32);
+    assert_eq!(
+        input.shape,
+        vec![Dim::Symbol("batch".into()), Dim::Fixed(30)]
+    );
+
+    let entry = entry(&prepared);
+    let samples = sample_requests(&entry, None);
+    assert_eq!(samples.len(), 1);
+    let checked = check(&entry, &prepared.packed, None, &samples).unwrap();
+    assert_eq!(checked.answers.len(), 1);
+    assert_eq!(checked.answers[0]["model"], "m");
+    let outputs = serde_json::Value::Object(crate::compare::comparable(&checked.answers[0]));
+    let drift = Drift::between(&outputs, &outputs);
+    assert!(
+        (drift.cosine - 1.0).abs() < 1e-12 && drift.max_abs == 0.0,
+        "{drift:?}"
+    );
+    MaxDrift::default().allows(drift).unwrap();
+
+    // A sample the model cannot answer names the problem.
+    let e = check(
+        &entry,
+        &prepared.packed,
+        None,
+        &[json!({"features": [1, 2]})],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("sample request") && e.contains("expects 30"),
+        "{e}"
+    );
+    // Bytes that are not the entry's fail its checksum.
+    let e = check(&entry, b"other bytes", None, &samples)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not load") && e.contains("checksum"), "{e}");
+}
+
+#[test]
+fn overrides_fix_dims_and_must_name_an_input() {
+    let fixed = [InputOverride {
+        name: "features".into(),
+        shape: vec![Dim::Fixed(4), Dim::Fixed(30)],
+    }];
+    let prepared = prepare(DEFAULT_MODEL, Quantize::None, &fixed).unwrap();
+    assert_eq!(prepared.signature.inputs[0].shape, fixed[0].shape);
+    let wrong = [InputOverride {
+        name: "pixels".into(),
+        shape: vec![Dim::Fixed(1)],
+    }];
+    let e = prepare(DEFAULT_MODEL, Quantize::None, &wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("override names input \"pixels\""), "{e}");
+}
+
+#[test]
+fn drift_beyond_the_limit_says_what_to_change() {
+    let limit = MaxDrift::default();
+    let e = limit
+        .allows(Drift {
+            cosine: 0.95,
+            max_abs: 0.01,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("int8 drift too large") && e.contains("cosine 0.95000"),
+        "{e}"
+    );
+    assert!(limit
+        .allows(Drift {
+            cosine: f64::NAN,
+            max_abs: 0.0
+        })
+        .is_err());
+}
+
+/// An operator nobody implements (`DictVectorizer`: maps in) and an out-of-scope use of one
+/// we do (`LabelEncoder` over strings) fail at pack time, named with their node.
+#[test]
+fn unsupported_operators_fail_at_pack_time() {
+    use prost::Message as _;
+    for (op, attribute, expected) in [
+        ("DictVectorizer", None, "DictVectorizer"),
+        (
+            "LabelEncoder",
+            Some(pb::AttributeProto {
+                name: "keys_strings".into(),
+                r#type: pb::attribute_proto::AttributeType::Strings as i32,
+                strings: vec![b"a".to_vec()],
+                ..Default::default()
+            }),
+            "LabelEncoder uses string values (keys_strings)",
+        ),
+    ] {
+        let model = one_node_ml(
+            "scale_features",
+            op,
+            attribute.into_iter().collect(),
+            pb::tensor_proto::DataType::Float,
+            Some(&[2]),
+        );
+        let e = prepare(&model.encode_to_vec(), Quantize::None, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expected) && e.contains("scale_features"), "{e}");
+    }
+}
+
+#[test]
+fn bytes_that_are_not_onnx_fail_to_decode() {
+    let e = prepare(b"this is not ONNX", Quantize::None, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ONNX"), "{e}");
+}

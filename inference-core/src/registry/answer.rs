@@ -1,0 +1,198 @@
+//! Answering one decoded request: inputs checked against the signature, one run of the
+//! plan, outputs (or a text pipeline's answer) encoded with the predicted labels.
+
+use model_lock::{DType, ModelEntry, TensorSpec};
+use serde_json::Value;
+use tract_onnx::prelude::*;
+
+use crate::error::RequestError;
+use crate::request::{InferenceRequest, RequestInputs};
+use crate::response::InferenceResponse;
+use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json, SymbolValues};
+
+use super::Registry;
+
+impl Registry {
+    /// Runs one decoded request.
+    pub fn infer(&self, req: &InferenceRequest) -> Result<InferenceResponse, RequestError> {
+        let ix = self.resolve(req.model.as_deref())?;
+        let entry = &self.slots[ix].model.entry;
+        if let Some(wanted) = &req.return_outputs {
+            if let Some(bad) = wanted
+                .iter()
+                .find(|w| !entry.outputs.iter().any(|o| &o.name == *w))
+            {
+                return Err(RequestError::bad(format!(
+                    "field \"return\": model {:?} has no output {bad:?}; its outputs are {}",
+                    entry.name,
+                    names(&entry.outputs)
+                )));
+            }
+        }
+        if let RequestInputs::Text(texts) = &req.inputs {
+            return self.infer_text(ix, texts);
+        }
+        let inputs = build_inputs(entry, &req.inputs)?;
+        let model = self.loaded(ix)?;
+        let outputs = model
+            .plan
+            .run(inputs)
+            .map_err(|e| RequestError::Internal(format!("model {:?}: {e:#}", entry.name)))?;
+
+        let labels = predicted_labels(entry, &outputs);
+        let mut encoded = Vec::with_capacity(outputs.len());
+        for (spec, value) in entry.outputs.iter().zip(outputs.iter()) {
+            if let Some(wanted) = &req.return_outputs {
+                if !wanted.contains(&spec.name) {
+                    continue;
+                }
+            }
+            let json = tensor_to_json(value)
+                .map_err(|e| RequestError::Internal(format!("output {:?}: {e}", spec.name)))?;
+            encoded.push((spec.name.clone(), json));
+        }
+        Ok(InferenceResponse {
+            model: entry.name.clone(),
+            model_version: entry.version(),
+            source: model.source,
+            outputs: encoded,
+            labels,
+            text: None,
+        })
+    }
+
+    /// Tokenize, run once for the whole batch, pool or classify.
+    fn infer_text(&self, ix: usize, texts: &[String]) -> Result<InferenceResponse, RequestError> {
+        let entry = &self.slots[ix].model.entry;
+        if entry.pipeline.is_none() {
+            return Err(RequestError::bad(format!(
+                "field \"text\": model {:?} was not packed with a tokenizer; send \"inputs\" or \"features\"",
+                entry.name
+            )));
+        }
+        let model = self.loaded(ix)?;
+        let text = model.text.as_ref().ok_or_else(|| {
+            RequestError::Internal(format!("model {:?}: text pipeline missing", entry.name))
+        })?;
+        let encoded = text.encode(texts)?;
+        let outputs = model
+            .plan
+            .run(encoded.inputs.clone())
+            .map_err(|e| RequestError::Internal(format!("model {:?}: {e:#}", entry.name)))?;
+        let answer = text.answer(&encoded, &outputs, &entry.labels)?;
+        Ok(InferenceResponse {
+            model: entry.name.clone(),
+            model_version: entry.version(),
+            source: model.source,
+            outputs: Vec::new(),
+            labels: None,
+            text: Some(answer),
+        })
+    }
+}
+
+fn names(specs: &[TensorSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn build_inputs(entry: &ModelEntry, inputs: &RequestInputs) -> Result<TVec<TValue>, RequestError> {
+    let mut symbols = SymbolValues::new();
+    match inputs {
+        RequestInputs::Features(value) => {
+            let [spec] = entry.inputs.as_slice() else {
+                return Err(RequestError::bad(format!(
+                    "field \"features\" works for single-input models; model {:?} takes inputs {}: use \"inputs\": {{\"<name>\": [...]}}",
+                    entry.name,
+                    names(&entry.inputs)
+                )));
+            };
+            let rank = spec.shape.len();
+            // One row: add the batch axis.
+            let wrapped;
+            let value = if rank > 0 && nesting_depth(value) == rank - 1 {
+                wrapped = Value::Array(vec![value.clone()]);
+                &wrapped
+            } else {
+                value
+            };
+            let t = json_to_tensor("features", value, spec, &mut symbols)?;
+            Ok(tvec![t.into()])
+        }
+        RequestInputs::Text(_) => Err(RequestError::Internal(
+            "text requests are tokenized, not decoded as tensors".into(),
+        )),
+        RequestInputs::Named(map) => {
+            if let Some(unknown) = map
+                .keys()
+                .find(|k| !entry.inputs.iter().any(|s| &s.name == *k))
+            {
+                return Err(RequestError::bad(format!(
+                    "field \"inputs\": model {:?} has no input {unknown:?}; its inputs are {}",
+                    entry.name,
+                    names(&entry.inputs)
+                )));
+            }
+            let mut out = TVec::new();
+            for spec in &entry.inputs {
+                let value = map.get(&spec.name).ok_or_else(|| {
+                    RequestError::bad(format!(
+                        "field \"inputs\": missing input {:?} ({} of shape [{}]); model {:?} takes {}",
+                        spec.name,
+                        spec.dtype,
+                        spec.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                        entry.name,
+                        names(&entry.inputs)
+                    ))
+                })?;
+                let field = format!("inputs.{}", spec.name);
+                out.push(json_to_tensor(&field, value, spec, &mut symbols)?.into());
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Class names for classifiers: from an integer label output of rank 1 when the model has
+/// one (scikit-learn exports do), otherwise the argmax of the first float output whose last
+/// axis has one entry per label.
+fn predicted_labels(entry: &ModelEntry, outputs: &[TValue]) -> Option<Vec<String>> {
+    if entry.labels.is_empty() {
+        return None;
+    }
+    let n = entry.labels.len();
+    let pick = |ix: usize| entry.labels.get(ix).cloned();
+    for (spec, value) in entry.outputs.iter().zip(outputs) {
+        if matches!(spec.dtype, DType::I64 | DType::I32) && value.rank() == 1 {
+            let classes = value.cast_to::<i64>().ok()?;
+            let classes = slice_of::<i64>(&classes).ok()?;
+            return classes
+                .iter()
+                .map(|c| usize::try_from(*c).ok().and_then(pick))
+                .collect();
+        }
+    }
+    for (spec, value) in entry.outputs.iter().zip(outputs) {
+        if matches!(spec.dtype, DType::F32 | DType::F64)
+            && value.rank() >= 1
+            && value.shape().last() == Some(&n)
+        {
+            let scores = value.cast_to::<f64>().ok()?;
+            let scores = slice_of::<f64>(&scores).ok()?;
+            return scores
+                .chunks(n)
+                .map(|row| {
+                    let best =
+                        row.iter()
+                            .enumerate()
+                            .fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
+                    pick(best)
+                })
+                .collect();
+        }
+    }
+    None
+}

@@ -1,0 +1,270 @@
+//! The model registry: which models this function serves and where each one is (its slot),
+//! loading them eagerly at init or on first use (`load.rs`), the LRU of models loaded on
+//! demand (`lru.rs`), and answering requests (`answer.rs`).
+
+mod answer;
+mod load;
+mod lru;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use model_lock::{ModelEntry, PackedModels};
+use serde_json::Value;
+
+use crate::error::{InitError, RequestError};
+use crate::fallback::FallbackConfig;
+use crate::loader::LoadedModel;
+use crate::request::InferenceRequest;
+use crate::response::InferenceResponse;
+use crate::settings::{LoadMode, Settings};
+
+use load::ms;
+use lru::Recent;
+
+/// A model's bytes: compiled into the binary, or owned (pack-time checks, tests).
+#[derive(Debug, Clone)]
+pub enum ModelBytes {
+    Embedded(&'static [u8]),
+    Owned(Arc<[u8]>),
+}
+
+impl ModelBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            ModelBytes::Embedded(bytes) => bytes,
+            ModelBytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl From<Vec<u8>> for ModelBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        ModelBytes::Owned(bytes.into())
+    }
+}
+
+/// One model as the registry receives it: its lock entry (signature, the build's hash) and
+/// the copy to verify against that hash. Without bytes (`embed = false`) it is loaded from
+/// the fallback stores on first use.
+#[derive(Debug, Clone)]
+pub struct PackedModel {
+    pub entry: ModelEntry,
+    pub bytes: Option<ModelBytes>,
+    /// The packed tokenizer of a text model, checked against the entry's tokenizer hash.
+    pub tokenizer: Option<ModelBytes>,
+}
+
+struct Slot {
+    model: PackedModel,
+    loaded: Mutex<Option<Arc<LoadedModel>>>,
+    /// Loaded at init and kept: never evicted.
+    pinned: bool,
+}
+
+pub struct Registry {
+    default_model: Option<String>,
+    slots: Vec<Slot>,
+    fallback: FallbackConfig,
+    recent: Mutex<Recent>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("default_model", &self.default_model)
+            .field("models", &self.model_names())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// The registry of what the build embedded: each model's lock entry is the JSON the build
+    /// compiled in, and its hash must be the one the build recorded beside it.
+    pub fn embedded(packed: &PackedModels, settings: &Settings) -> Result<Self, InitError> {
+        let mut models = Vec::with_capacity(packed.models.len());
+        for embedded in packed.models {
+            let bad_entry = |message: String| InitError::BadEntry {
+                model: embedded.name.to_string(),
+                message,
+            };
+            let entry =
+                ModelEntry::from_json(embedded.entry_json).map_err(|e| bad_entry(e.to_string()))?;
+            if entry.name != embedded.name || !entry.sha256.eq_ignore_ascii_case(embedded.sha256) {
+                return Err(bad_entry(format!(
+                    "the entry names {:?} with sha256 {}, the build embedded {:?} with sha256 {}",
+                    entry.name, entry.sha256, embedded.name, embedded.sha256
+                )));
+            }
+            models.push(PackedModel {
+                entry,
+                bytes: embedded.bytes.map(ModelBytes::Embedded),
+                tokenizer: embedded.tokenizer.map(ModelBytes::Embedded),
+            });
+        }
+        Self::new(models, packed.default_model, settings)
+    }
+
+    /// Builds the registry. In eager mode every model with bytes is verified and loaded here
+    /// (through the fallback stores if its copy is corrupt), and any failure is an init
+    /// error. Models without bytes (`embed = false`) are always loaded on first use.
+    pub fn new(
+        models: Vec<PackedModel>,
+        default_model: Option<&str>,
+        settings: &Settings,
+    ) -> Result<Self, InitError> {
+        let mut slots: Vec<Slot> = models
+            .into_iter()
+            .map(|model| Slot {
+                model,
+                loaded: Mutex::new(None),
+                pinned: false,
+            })
+            .collect();
+        slots.sort_by(|a, b| a.model.entry.name.cmp(&b.model.entry.name));
+        let default_model = match default_model {
+            Some(name) => {
+                if !slots.iter().any(|s| s.model.entry.name == name) {
+                    return Err(InitError::BadDefault(name.to_string()));
+                }
+                Some(name.to_string())
+            }
+            None if slots.len() == 1 => Some(slots[0].model.entry.name.clone()),
+            None => None,
+        };
+        if settings.load == LoadMode::Eager {
+            for slot in slots.iter_mut().filter(|s| s.model.bytes.is_some()) {
+                let model = load::load_model(&slot.model, &settings.fallback)?;
+                slot.loaded = Mutex::new(Some(Arc::new(model)));
+                slot.pinned = true;
+            }
+        }
+        Ok(Registry {
+            default_model,
+            slots,
+            fallback: settings.fallback.clone(),
+            recent: Mutex::new(Recent::new(settings.max_loaded)),
+        })
+    }
+
+    pub fn model_names(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .map(|s| s.model.entry.name.clone())
+            .collect()
+    }
+
+    pub fn default_model(&self) -> Option<&str> {
+        self.default_model.as_deref()
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.model.entry.name == name)
+    }
+
+    fn resolve(&self, requested: Option<&str>) -> Result<usize, RequestError> {
+        let name = match requested {
+            Some(name) => name,
+            None => self.default_model.as_deref().ok_or_else(|| {
+                RequestError::bad(format!(
+                    "field \"model\" is required: this function serves several models ({}) and none is the default",
+                    self.model_names().join(", ")
+                ))
+            })?,
+        };
+        self.index(name).ok_or_else(|| RequestError::UnknownModel {
+            name: name.to_string(),
+            available: self.model_names(),
+        })
+    }
+
+    /// The loaded model in slot `ix`, loading it now if this is its first use.
+    fn loaded(&self, ix: usize) -> Result<Arc<LoadedModel>, RequestError> {
+        let slot = &self.slots[ix];
+        let model = {
+            let mut guard = slot.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            match guard.as_ref() {
+                Some(model) => model.clone(),
+                None => match load::load_model(&slot.model, &self.fallback) {
+                    Ok(model) => {
+                        let model = Arc::new(model);
+                        *guard = Some(model.clone());
+                        model
+                    }
+                    Err(e) => {
+                        tracing::error!(model = %slot.model.entry.name, error = %e, "model load failed");
+                        return Err(RequestError::Unavailable(e.to_string()));
+                    }
+                },
+            }
+        };
+        if !slot.pinned {
+            self.touch_and_evict(ix);
+        }
+        Ok(model)
+    }
+
+    /// Marks `ix` most recently used and unloads the least recently used models beyond the
+    /// cap. Runs with no slot lock held, so two slots' locks are never taken together.
+    fn touch_and_evict(&self, ix: usize) {
+        let (evicted, cap) = {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            (recent.touch(ix), recent.cap())
+        };
+        for i in evicted {
+            let slot = &self.slots[i];
+            *slot.loaded.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            tracing::info!(model = %slot.model.entry.name, max_loaded = cap, "model unloaded (least recently used)");
+        }
+    }
+
+    /// Parses, runs and encodes one request body; logs one line per request.
+    pub fn handle(&self, body: &[u8]) -> Result<Value, RequestError> {
+        self.logged(|| InferenceRequest::from_slice(body).and_then(|r| self.infer(&r)))
+    }
+
+    /// The same for a request that arrived already parsed (a direct invocation).
+    pub fn handle_value(&self, request: Value) -> Result<Value, RequestError> {
+        self.logged(|| InferenceRequest::from_value(request).and_then(|r| self.infer(&r)))
+    }
+
+    fn logged(
+        &self,
+        run: impl FnOnce() -> Result<InferenceResponse, RequestError>,
+    ) -> Result<Value, RequestError> {
+        let started = Instant::now();
+        let result = run();
+        let duration_ms = ms(started.elapsed());
+        match &result {
+            Ok(resp) => tracing::info!(model = %resp.model, duration_ms, status = 200, "request"),
+            Err(RequestError::Internal(detail)) => {
+                tracing::error!(duration_ms, status = 500, error = %detail, "request failed")
+            }
+            Err(e) => {
+                tracing::info!(duration_ms, status = e.status(), error = %e, "request rejected")
+            }
+        }
+        result.map(|r| r.to_json())
+    }
+
+    /// What this function serves: names, versions, signatures and labels.
+    pub fn describe(&self) -> Value {
+        let models: Vec<Value> = self
+            .slots
+            .iter()
+            .map(|s| {
+                let entry = &s.model.entry;
+                serde_json::json!({
+                    "name": entry.name,
+                    "model_version": entry.version(),
+                    "inputs": entry.inputs,
+                    "outputs": entry.outputs,
+                    "labels": entry.labels,
+                })
+            })
+            .collect();
+        serde_json::json!({"default_model": self.default_model, "models": models})
+    }
+}

@@ -1,0 +1,181 @@
+//! The registry on owned copies of the default model: eager and lazy loading, the LRU of
+//! models loaded on demand, and every load error.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::prepare::{prepare, Quantize};
+use crate::test_models::DEFAULT_MODEL;
+
+fn entry(name: &str, bytes: &[u8]) -> ModelEntry {
+    let signature = prepare(DEFAULT_MODEL, Quantize::None, &[])
+        .unwrap()
+        .signature;
+    ModelEntry {
+        name: name.into(),
+        file: format!("{name}.onnx"),
+        sha256: crate::sha256_hex(bytes),
+        size: bytes.len() as u64,
+        source_sha256: None,
+        embed: true,
+        labels: vec!["malignant".into(), "benign".into()],
+        inputs: signature.inputs,
+        outputs: signature.outputs,
+        tokenizer: None,
+        pipeline: None,
+    }
+}
+
+fn model(name: &str) -> PackedModel {
+    PackedModel {
+        entry: entry(name, DEFAULT_MODEL),
+        bytes: Some(DEFAULT_MODEL.to_vec().into()),
+        tokenizer: None,
+    }
+}
+
+fn settings(load: LoadMode, max_loaded: usize) -> Settings {
+    Settings {
+        max_loaded,
+        ..Settings::embedded_only(load)
+    }
+}
+
+fn request(model: &str) -> Value {
+    json!({"model": model, "features": vec![0.5; 30]})
+}
+
+impl Registry {
+    fn loaded_names(&self) -> Vec<&str> {
+        self.slots
+            .iter()
+            .filter(|s| s.loaded.lock().unwrap().is_some())
+            .map(|s| s.model.entry.name.as_str())
+            .collect()
+    }
+}
+
+#[test]
+fn lazy_models_load_on_first_use_and_the_least_recently_used_go() {
+    let models = ["a", "b", "c"].map(model).to_vec();
+    let registry = Registry::new(models, Some("a"), &settings(LoadMode::Lazy, 2)).unwrap();
+    assert!(registry.loaded_names().is_empty(), "nothing loads at init");
+    for name in ["a", "b"] {
+        registry.handle_value(request(name)).unwrap();
+    }
+    assert_eq!(registry.loaded_names(), ["a", "b"]);
+    // "a" again, so "b" is the least recently used when "c" arrives.
+    registry.handle_value(request("a")).unwrap();
+    let answer = registry.handle_value(request("c")).unwrap();
+    assert_eq!(answer["model"], "c");
+    assert_eq!(registry.loaded_names(), ["a", "c"]);
+    // An evicted model loads again on its next request.
+    assert_eq!(registry.handle_value(request("b")).unwrap()["model"], "b");
+    assert_eq!(registry.loaded_names(), ["b", "c"]);
+}
+
+#[test]
+fn eager_models_load_at_init_and_are_never_evicted() {
+    let models = ["a", "b", "c"].map(model).to_vec();
+    let registry = Registry::new(models, None, &settings(LoadMode::Eager, 1)).unwrap();
+    assert_eq!(registry.loaded_names(), ["a", "b", "c"]);
+    for name in ["c", "b", "a"] {
+        registry.handle_value(request(name)).unwrap();
+    }
+    assert_eq!(registry.loaded_names(), ["a", "b", "c"]);
+    // Several models and no default: the request must name one.
+    let e = registry
+        .handle_value(json!({"features": vec![0.5; 30]}))
+        .unwrap_err();
+    assert!(e.to_string().contains("field \"model\" is required"), "{e}");
+}
+
+#[test]
+fn a_copy_with_the_wrong_hash_is_a_checksum_mismatch() {
+    let mut m = model("m");
+    m.entry.sha256 = "ab".repeat(32);
+    let e = Registry::new(vec![m], None, &settings(LoadMode::Eager, 8)).unwrap_err();
+    match &e {
+        InitError::ChecksumMismatch {
+            model,
+            expected,
+            actual,
+        } => {
+            assert_eq!(model, "m");
+            assert_eq!(expected, &"ab".repeat(32));
+            assert_eq!(actual, &crate::sha256_hex(DEFAULT_MODEL));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bytes_with_the_right_hash_that_tract_cannot_read_are_a_load_error() {
+    let junk = b"not a model".to_vec();
+    let m = PackedModel {
+        entry: entry("m", &junk),
+        bytes: Some(junk.into()),
+        tokenizer: None,
+    };
+    let e = Registry::new(vec![m], None, &settings(LoadMode::Eager, 8)).unwrap_err();
+    assert!(
+        matches!(&e, InitError::Load { model, message } if model == "m" && message.contains("cannot decode ONNX")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_model_without_bytes_or_fallback_is_unavailable_on_use() {
+    let mut m = model("m");
+    m.bytes = None;
+    let registry = Registry::new(vec![m], None, &settings(LoadMode::Eager, 8)).unwrap();
+    let e = registry.handle_value(request("m")).unwrap_err();
+    assert_eq!(e.status(), 503);
+    assert!(e.to_string().contains("not embedded in this binary"), "{e}");
+}
+
+#[test]
+fn a_text_model_without_its_tokenizer_does_not_load() {
+    let mut m = model("m");
+    m.entry.pipeline = Some(model_lock::TextPipeline {
+        task: model_lock::TextTask::Embedding,
+        max_length: 16,
+        truncation: true,
+        padding: model_lock::Padding::Longest,
+        normalize: true,
+        max_batch: 4,
+        output: None,
+    });
+    let e = Registry::new(vec![m], None, &settings(LoadMode::Eager, 8)).unwrap_err();
+    assert!(e.to_string().contains("needs a tokenizer"), "{e}");
+}
+
+#[test]
+fn a_default_that_is_not_served_is_refused() {
+    let e = Registry::new(vec![model("m")], Some("x"), &settings(LoadMode::Lazy, 8)).unwrap_err();
+    assert!(
+        matches!(e, InitError::BadDefault(ref d) if d == "x"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_embedded_entry_must_match_what_the_build_recorded() {
+    let entry = entry("m", DEFAULT_MODEL);
+    let json: &'static str = Box::leak(entry.to_json().into_boxed_str());
+    let models: &'static [model_lock::EmbeddedModel] =
+        Box::leak(Box::new([model_lock::EmbeddedModel {
+            name: "m",
+            sha256: "00",
+            size: DEFAULT_MODEL.len() as u64,
+            bytes: Some(DEFAULT_MODEL),
+            tokenizer: None,
+            entry_json: json,
+        }]));
+    let packed = PackedModels {
+        default_model: None,
+        models,
+    };
+    let e = Registry::embedded(&packed, &settings(LoadMode::Eager, 8)).unwrap_err();
+    assert!(matches!(e, InitError::BadEntry { .. }), "{e:?}");
+}

@@ -1,0 +1,74 @@
+//! Small ONNX graphs built in code for unit tests, and the default model's bytes.
+
+use tract_onnx::pb;
+
+/// A graph of one `ai.onnx.ml` node `name` running `op` on input `x` (element type `elem`)
+/// into output `y`. With `dims`, both are declared with that shape; without, the input has
+/// no shape and the output no type (tract infers them).
+pub(crate) fn one_node_ml(
+    name: &str,
+    op: &str,
+    attributes: Vec<pb::AttributeProto>,
+    elem: pb::tensor_proto::DataType,
+    dims: Option<&[i64]>,
+) -> pb::ModelProto {
+    let typed = |name: &str| pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: elem as i32,
+                shape: dims.map(|dims| pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|d| pb::tensor_shape_proto::Dimension {
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(*d)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let output = match dims {
+        Some(_) => typed("y"),
+        None => pb::ValueInfoProto {
+            name: "y".into(),
+            ..Default::default()
+        },
+    };
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![
+            pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            },
+            pb::OperatorSetIdProto {
+                domain: "ai.onnx.ml".into(),
+                version: 3,
+            },
+        ],
+        graph: Some(pb::GraphProto {
+            name: "g".into(),
+            node: vec![pb::NodeProto {
+                name: name.into(),
+                op_type: op.into(),
+                domain: "ai.onnx.ml".into(),
+                input: vec!["x".into()],
+                output: vec!["y".into()],
+                attribute: attributes,
+                ..Default::default()
+            }],
+            input: vec![typed("x")],
+            output: vec![output],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The embedded default model (scikit-learn logistic regression, 30 features, 2 classes).
+pub(crate) const DEFAULT_MODEL: &[u8] =
+    include_bytes!("../../models/default/breast_cancer_lr.onnx");

@@ -1,0 +1,204 @@
+//! Each event kind, from fixture events shaped like the ones AWS sends, through the real
+//! registry serving the committed default model.
+
+use base64::Engine as _;
+use inference_core::prepare::{self, Quantize};
+use inference_core::{ModelEntry, PackedModel, Registry};
+use serde_json::{json, Value};
+
+use super::handle;
+
+const MODEL: &[u8] = include_bytes!("../../../models/default/breast_cancer_lr.onnx");
+const EXAMPLE: &str = include_str!("../../../models/default/example_request.json");
+
+fn registry() -> Registry {
+    let prepared = prepare::prepare(MODEL, Quantize::None, &[]).unwrap();
+    let entry = ModelEntry {
+        name: "breast-cancer".into(),
+        file: "breast-cancer.onnx".into(),
+        sha256: inference_core::sha256_hex(&prepared.packed),
+        size: prepared.packed.len() as u64,
+        source_sha256: None,
+        embed: true,
+        labels: vec!["malignant".into(), "benign".into()],
+        inputs: prepared.signature.inputs,
+        outputs: prepared.signature.outputs,
+        tokenizer: None,
+        pipeline: None,
+    };
+    let model = PackedModel {
+        entry,
+        bytes: Some(prepared.packed.into()),
+        tokenizer: None,
+    };
+    let settings = inference_core::Settings::embedded_only(inference_core::LoadMode::Eager);
+    Registry::new(vec![model], None, &settings).unwrap()
+}
+
+/// A fixture event with `body` in place.
+fn event(fixture: &str, body: Option<&str>) -> Value {
+    let text = match fixture {
+        "apigw-v1-post" => include_str!("fixtures/apigw-v1-post.json"),
+        "apigw-v2-post" => include_str!("fixtures/apigw-v2-post.json"),
+        "function-url-post-base64" => include_str!("fixtures/function-url-post-base64.json"),
+        "function-url-get" => include_str!("fixtures/function-url-get.json"),
+        other => panic!("no fixture {other}"),
+    };
+    let mut event: Value = serde_json::from_str(text).unwrap();
+    if let Some(body) = body {
+        event["body"] = json!(body);
+    }
+    event
+}
+
+/// The status, content type and parsed JSON body of an HTTP-shaped answer.
+struct HttpAnswer {
+    status: u64,
+    content_type: String,
+    body: Value,
+}
+
+fn http(answer: Value) -> HttpAnswer {
+    HttpAnswer {
+        status: answer["statusCode"].as_u64().expect("statusCode"),
+        content_type: answer["headers"]["content-type"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        body: serde_json::from_str(answer["body"].as_str().expect("a text body")).unwrap(),
+    }
+}
+
+#[test]
+fn rest_api_v1_post_is_answered_in_the_v1_shape() {
+    let r = registry();
+    let answer = handle(&r, event("apigw-v1-post", Some(EXAMPLE)));
+    // Only v2's response type has `cookies`.
+    assert!(answer.get("cookies").is_none(), "{answer}");
+    let a = http(answer);
+    assert_eq!(
+        (a.status, a.content_type.as_str()),
+        (200, "application/json")
+    );
+    assert_eq!(a.body["model"], "breast-cancer");
+    assert_eq!(a.body["labels"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn http_api_v2_post_is_answered_in_the_v2_shape() {
+    let r = registry();
+    let answer = handle(&r, event("apigw-v2-post", Some(EXAMPLE)));
+    assert!(answer.get("cookies").is_some(), "{answer}");
+    let a = http(answer);
+    assert_eq!(
+        (a.status, a.content_type.as_str()),
+        (200, "application/json")
+    );
+    assert_eq!(a.body["prediction"], a.body["outputs"]["label"]);
+}
+
+#[test]
+fn function_url_base64_bodies_are_decoded() {
+    let r = registry();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(EXAMPLE);
+    let a = http(handle(
+        &r,
+        event("function-url-post-base64", Some(&encoded)),
+    ));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["model"], "breast-cancer");
+
+    let a = http(handle(
+        &r,
+        event("function-url-post-base64", Some("@@not base64@@")),
+    ));
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body["error"].as_str().unwrap().contains("base64"),
+        "{}",
+        a.body
+    );
+}
+
+#[test]
+fn function_url_get_lists_the_models() {
+    let r = registry();
+    let a = http(handle(&r, event("function-url-get", None)));
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["models"][0]["name"], "breast-cancer");
+}
+
+#[test]
+fn http_errors_keep_the_http_shape_and_status() {
+    let r = registry();
+    for (fixture, body, status, needle) in [
+        ("apigw-v2-post", None, 400, "empty request body"),
+        (
+            "apigw-v1-post",
+            Some("{\"features\": [1]}"),
+            400,
+            "expects 30",
+        ),
+        (
+            "apigw-v2-post",
+            Some("{\"model\": \"nope\", \"features\": [1]}"),
+            404,
+            "unknown model",
+        ),
+        ("apigw-v2-post", Some("not json"), 400, "JSON"),
+    ] {
+        let mut e = event(fixture, body);
+        if body.is_none() {
+            e.as_object_mut().unwrap().remove("body");
+        }
+        let a = http(handle(&r, e));
+        assert_eq!(a.status, status, "{fixture} {body:?}: {}", a.body);
+        assert_eq!(a.body["status"], json!(status));
+        assert!(
+            a.body["error"].as_str().unwrap().contains(needle),
+            "{}",
+            a.body
+        );
+    }
+
+    let mut put = event("apigw-v1-post", Some(EXAMPLE));
+    put["httpMethod"] = json!("DELETE");
+    let a = http(handle(&r, put));
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body["error"].as_str().unwrap().contains("DELETE"),
+        "{}",
+        a.body
+    );
+}
+
+#[test]
+fn a_malformed_gateway_event_is_a_400_not_a_failure() {
+    let r = registry();
+    let mut e = event("apigw-v2-post", Some(EXAMPLE));
+    e["isBase64Encoded"] = json!("yes");
+    let a = http(handle(&r, e));
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed API Gateway event"),
+        "{}",
+        a.body
+    );
+}
+
+#[test]
+fn direct_invocations_answer_the_bare_json() {
+    let r = registry();
+    let answer = handle(&r, serde_json::from_str(EXAMPLE).unwrap());
+    assert!(answer.get("statusCode").is_none(), "{answer}");
+    assert_eq!(answer["model"], "breast-cancer");
+
+    let answer = handle(&r, json!({"model": "nope", "features": [1]}));
+    assert_eq!(answer["status"], 404, "{answer}");
+    // A direct event that merely has a requestContext is still a direct request.
+    let answer = handle(&r, json!({"requestContext": {}, "features": [1]}));
+    assert_eq!(answer["status"], 400, "{answer}");
+}
