@@ -1,5 +1,30 @@
 use std::fmt;
 
+/// How much of a caller's string an error message quotes.
+pub const QUOTE_CHARS: usize = 64;
+/// The longest error message a caller or a log line ever gets.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// A caller-supplied string as error messages quote it: escaped, and cut to
+/// [`QUOTE_CHARS`] characters with the full length said, so a multi-megabyte name cannot
+/// make a multi-megabyte error or log line.
+pub fn quote(s: &str) -> String {
+    let count = s.chars().count();
+    if count <= QUOTE_CHARS {
+        return format!("{s:?}");
+    }
+    let head: String = s.chars().take(QUOTE_CHARS).collect();
+    format!("{head:?}… ({count} characters)")
+}
+
+/// `message` cut to [`MAX_MESSAGE_CHARS`] characters.
+fn bounded(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}… (message cut)", &message[..at]),
+        None => message,
+    }
+}
+
 /// Why the function cannot start: never served, reported as an init error.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -33,6 +58,8 @@ pub enum RequestError {
     },
     /// 413: the payload is over the limit.
     TooLarge { size: usize, limit: usize },
+    /// 413: the request asks for more work than a limit allows; the message names the limit.
+    OverLimit(String),
     /// 503: the model exists but cannot be loaded right now.
     Unavailable(String),
     /// 500: a fault on our side. The detail goes to the log, never to the caller.
@@ -48,18 +75,24 @@ impl RequestError {
         match self {
             RequestError::BadRequest(_) => 400,
             RequestError::UnknownModel { .. } => 404,
-            RequestError::TooLarge { .. } => 413,
+            RequestError::TooLarge { .. } | RequestError::OverLimit(_) => 413,
             RequestError::Unavailable(_) => 503,
             RequestError::Internal(_) => 500,
         }
     }
 
-    /// The message safe to show the caller.
+    /// The message safe to show the caller (and to log): bounded in length.
     pub fn public_message(&self) -> String {
         match self {
             RequestError::Internal(_) => "internal error while running the model".to_string(),
-            other => other.to_string(),
+            other => bounded(other.to_string()),
         }
+    }
+
+    /// The full detail for the log line, bounded in length (an internal error's detail
+    /// names our own state, never the request body).
+    pub fn log_message(&self) -> String {
+        bounded(self.to_string())
     }
 
     /// The JSON error object: `{"error": "...", "status": N}`.
@@ -81,13 +114,15 @@ impl fmt::Display for RequestError {
             RequestError::BadRequest(m) => f.write_str(m),
             RequestError::UnknownModel { name, available } => write!(
                 f,
-                "unknown model {name:?}; available models: {}",
+                "unknown model {}; available models: {}",
+                quote(name),
                 available.join(", ")
             ),
             RequestError::TooLarge { size, limit } => write!(
                 f,
                 "request body is {size} bytes, over the {limit}-byte limit"
             ),
+            RequestError::OverLimit(m) => f.write_str(m),
             RequestError::Unavailable(m) => write!(f, "model unavailable: {m}"),
             RequestError::Internal(m) => write!(f, "internal error: {m}"),
         }
@@ -95,3 +130,27 @@ impl fmt::Display for RequestError {
 }
 
 impl std::error::Error for RequestError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_strings_are_quoted_short_and_messages_bounded() {
+        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+        let long = "é".repeat(10_000);
+        let q = quote(&long);
+        assert!(
+            q.chars().count() < 100 && q.ends_with("(10000 characters)"),
+            "{q}"
+        );
+        let e = RequestError::bad("x".repeat(1_000_000));
+        assert!(e.public_message().chars().count() <= MAX_MESSAGE_CHARS + 20);
+        assert!(e.log_message().chars().count() <= MAX_MESSAGE_CHARS + 20);
+        let e = RequestError::UnknownModel {
+            name: "m".repeat(1_000_000),
+            available: vec!["a".into()],
+        };
+        assert!(e.public_message().len() < 200, "{}", e.public_message());
+    }
+}

@@ -8,6 +8,8 @@ use model_lock::{DType, Dim, ModelEntry, TensorSpec};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::InferenceFact;
 
+use crate::lookup::{index_limits, IndexLimit};
+
 pub type Plan = Arc<TypedRunnableModel>;
 
 /// How long each init phase took, for the init log line and the benchmarks. For an embedded
@@ -28,11 +30,14 @@ pub struct LoadedModel {
     pub source: &'static str,
     /// The tokenizer and pipeline of a text model.
     pub text: Option<crate::text::TextModel>,
+    /// Inputs that index a table in the model, and the table's size.
+    pub index_limits: Vec<IndexLimit>,
 }
 
 /// A decoded, optimized plan and what each step took.
 pub struct Decoded {
     pub plan: Plan,
+    pub index_limits: Vec<IndexLimit>,
     pub decode: Duration,
     pub optimize: Duration,
 }
@@ -184,11 +189,19 @@ pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> {
     apply_signature(&mut model, &entry.inputs)?;
     let decoded = started.elapsed();
     let started = Instant::now();
-    let plan = optimize(model)?
+    let typed = model
+        .into_typed()
+        .map_err(|e| format!("cannot type the model: {e:#}"))?;
+    // Read before optimizing: a plain Gather on a constant is easiest to see here.
+    let index_limits = index_limits(&typed);
+    let plan = typed
+        .into_optimized()
+        .map_err(|e| format!("cannot optimize the model: {e:#}"))?
         .into_runnable()
         .map_err(|e| format!("cannot build the execution plan: {e:#}"))?;
     Ok(Decoded {
         plan,
+        index_limits,
         decode: decoded,
         optimize: started.elapsed(),
     })

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::RequestError;
+use crate::error::{quote, RequestError};
 use crate::tensor_json::describe as kind;
 
 /// Lambda's synchronous payload limit; larger bodies get 413 before any parsing.
@@ -43,9 +43,7 @@ impl InferenceRequest {
                 e.valid_up_to()
             )));
         }
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| RequestError::bad(format!("malformed JSON in request body: {e}")))?;
-        Self::from_value(value)
+        Self::from_value(crate::json::parse_strict(body)?)
     }
 
     pub fn from_value(value: Value) -> Result<Self, RequestError> {
@@ -56,7 +54,8 @@ impl InferenceRequest {
         };
         if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(RequestError::bad(format!(
-                "unknown field {unknown:?}; expected one of {}",
+                "unknown field {}; expected one of {}",
+                quote(unknown),
                 FIELDS.join(", ")
             )));
         }

@@ -2,6 +2,16 @@
 
 use serde_json::{json, Map, Value};
 
+/// `prediction` repeats the first output only up to this many values.
+pub const MAX_PREDICTION_VALUES: usize = 4096;
+
+fn leaf_count(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => items.iter().map(leaf_count).sum(),
+        _ => 1,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct InferenceResponse {
     pub model: String,
@@ -11,8 +21,9 @@ pub struct InferenceResponse {
     pub source: &'static str,
     /// Outputs in model order, after the `return` filter.
     pub outputs: Vec<(String, Value)>,
-    /// Predicted class names, when the manifest gives labels for a classifier.
-    pub labels: Option<Vec<String>>,
+    /// Predicted class names, when the manifest gives labels for a classifier; `None` for a
+    /// row whose scores are not finite.
+    pub labels: Option<Vec<Option<String>>>,
     /// A text pipeline's answer (`embeddings`, or `labels`/`scores`, with `tokens` and
     /// `truncated`), which takes the place of the raw outputs.
     pub text: Option<Map<String, Value>>,
@@ -32,20 +43,40 @@ impl InferenceResponse {
             return body;
         }
         let outputs: Map<String, Value> = self.outputs.iter().cloned().collect();
-        let prediction = self
-            .outputs
-            .first()
-            .map(|(_, v)| v.clone())
-            .unwrap_or(Value::Null);
+        // The first output again, for clients that want one thing; only when it is small,
+        // so a large output (an embedding, a feature map) does not double the answer.
         let mut body = json!({
             "model": self.model,
             "model_version": self.model_version,
             "source": self.source,
             "outputs": outputs,
-            "prediction": prediction,
         });
+        if let Some((_, first)) = self
+            .outputs
+            .first()
+            .filter(|(_, v)| leaf_count(v) <= MAX_PREDICTION_VALUES)
+        {
+            body["prediction"] = first.clone();
+        }
         if let Some(labels) = &self.labels {
             body["labels"] = json!(labels);
+            let unlabeled: Vec<usize> = labels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.is_none())
+                .map(|(i, _)| i)
+                .collect();
+            if !unlabeled.is_empty() {
+                let shown: Vec<String> = unlabeled.iter().take(10).map(|i| i.to_string()).collect();
+                let more = match unlabeled.len() - shown.len() {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                body["warnings"] = json!([format!(
+                    "rows {}{more} have no label: their scores are not finite (NaN or infinite inputs?)",
+                    shown.join(", ")
+                )]);
+            }
         }
         body
     }

@@ -167,8 +167,11 @@ macro_rules! int_tensor {
     }};
 }
 
+/// The largest finite f16.
+const F16_MAX: f64 = 65504.0;
+
 macro_rules! float_tensor {
-    ($t:ty, $leaves:expr, $shape:expr, $field:expr, $dt:expr) => {{
+    ($t:ty, $max:expr, $leaves:expr, $shape:expr, $field:expr, $dt:expr) => {{
         let mut data: Vec<$t> = Vec::with_capacity($leaves.len());
         for (i, v) in $leaves.iter().enumerate() {
             let f = parse_float(v).ok_or_else(|| {
@@ -179,6 +182,15 @@ macro_rules! float_tensor {
                     describe(v)
                 ))
             })?;
+            // A finite literal the type cannot hold would silently become ±inf.
+            if f.is_finite() && f.abs() > $max {
+                return Err(RequestError::bad(format!(
+                    "{}: {f:e} is out of range for {} (largest magnitude {:e}); send \"Infinity\" or \"-Infinity\" if that is meant",
+                    index_path($field, $shape, i),
+                    $dt,
+                    $max
+                )));
+            }
             data.push(f as $t);
         }
         Tensor::from_shape($shape, &data)
@@ -233,9 +245,9 @@ pub fn json_to_tensor(
     }
     let dt = spec.dtype;
     let tensor = match dt {
-        DType::F32 => float_tensor!(f32, leaves, &shape, field, dt),
-        DType::F64 => float_tensor!(f64, leaves, &shape, field, dt),
-        DType::F16 => float_tensor!(f32, leaves, &shape, field, dt)
+        DType::F32 => float_tensor!(f32, f32::MAX as f64, leaves, &shape, field, dt),
+        DType::F64 => float_tensor!(f64, f64::MAX, leaves, &shape, field, dt),
+        DType::F16 => float_tensor!(f32, F16_MAX, leaves, &shape, field, dt)
             .and_then(|t| t.cast_to_dt(DatumType::F16).map(|t| t.into_owned())),
         DType::I8 => int_tensor!(i8, leaves, &shape, field, dt),
         DType::I16 => int_tensor!(i16, leaves, &shape, field, dt),
@@ -391,6 +403,17 @@ mod tests {
         assert!(err(json!([1, "NaN"]), &i).contains("not valid for an integer"));
         let u = spec(DType::U8, vec![Dim::Fixed(1)]);
         assert!(err(json!([300]), &u).contains("out of range"));
+        // A literal beyond f32 is refused, not turned into infinity; "Infinity" is explicit.
+        assert!(err(json!([[1e39, 1]]), &s).contains("out of range for f32"));
+        assert!(json_to_tensor(
+            "x",
+            &json!([[3.4e38, "-Infinity"]]),
+            &s,
+            &mut SymbolValues::new()
+        )
+        .is_ok());
+        let h = spec(DType::F16, vec![Dim::Fixed(1)]);
+        assert!(err(json!([70000]), &h).contains("out of range"));
         assert!(err(json!([[]]), &s).contains("empty") || err(json!([]), &s).contains("empty"));
     }
 

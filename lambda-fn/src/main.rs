@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use inference_core::{Registry, Settings};
 use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 // One vCPU below 1769 MB and the handler runs one event at a time: a single-threaded
 // runtime starts faster and costs nothing.
@@ -28,9 +28,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let registry = registry.clone();
-        async move { Ok::<Value, lambda_runtime::Error>(events::handle(&registry, event.payload)) }
+        async move {
+            events::handle(&registry, &event.payload).map_err(lambda_runtime::Error::from)
+        }
     }))
     .await
 }

@@ -212,6 +212,25 @@ impl fmt::Display for DType {
     }
 }
 
+/// A lock's `file` names a file inside the packed directory: no separators, no `..`, not
+/// absolute. Tools join it to that directory to read, write and delete, so anything else
+/// could reach outside it.
+fn plain_file_name(file: &str) -> Result<(), String> {
+    let ok = !file.is_empty()
+        && file.len() <= 255
+        && file != "."
+        && file != ".."
+        && !file.contains(['/', '\\', '\0']);
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = file.chars().take(64).collect();
+        Err(format!(
+            "file {shown:?} must be a plain file name in the packed directory (no path separators or \"..\")"
+        ))
+    }
+}
+
 impl LockFile {
     pub fn new() -> Self {
         LockFile {
@@ -236,10 +255,13 @@ impl LockFile {
             });
         }
         for m in &lock.models {
-            crate::validate_model_name(&m.name).map_err(|message| LockError::Parse {
-                path: path.to_string(),
-                message,
-            })?;
+            let files = std::iter::once(&m.file).chain(m.tokenizer.as_ref().map(|t| &t.file));
+            crate::validate_model_name(&m.name)
+                .and_then(|_| files.map(String::as_str).try_for_each(plain_file_name))
+                .map_err(|message| LockError::Parse {
+                    path: path.to_string(),
+                    message: format!("model {:?}: {message}", m.name),
+                })?;
         }
         Ok(lock)
     }
@@ -295,6 +317,19 @@ pub fn short_hash(sha256: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_files_stay_inside_the_packed_directory() {
+        for bad in ["../x.onnx", "/etc/passwd", "a/b.onnx", "..", "", "a\\b"] {
+            assert!(plain_file_name(bad).is_err(), "{bad:?}");
+        }
+        plain_file_name("breast-cancer.onnx").unwrap();
+        let text = "version = 1\n[[model]]\nname = \"m\"\nfile = \"../../victim\"\nsha256 = \"00\"\nsize = 1\ninputs = []\noutputs = []\n";
+        let e = LockFile::parse(text, "models.lock")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plain file name"), "{e}");
+    }
 
     #[test]
     fn roundtrip() {

@@ -15,8 +15,11 @@ pub fn validate_model_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
+        // A caller's string: quoted short, so a huge name cannot make a huge error.
+        let shown: String = name.chars().take(64).collect();
+        let more = if shown.len() < name.len() { "…" } else { "" };
         Err(format!(
-            "model name {name:?} does not match {MODEL_NAME_RULE}"
+            "model name {shown:?}{more} does not match {MODEL_NAME_RULE}"
         ))
     }
 }

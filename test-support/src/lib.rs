@@ -10,6 +10,7 @@
 //! - [`workspace_root`], [`default_samples`] and [`output_text`].
 
 pub mod function;
+pub mod hostile;
 mod http;
 mod moto;
 

@@ -5,7 +5,8 @@ use model_lock::{DType, ModelEntry, TensorSpec};
 use serde_json::Value;
 use tract_onnx::prelude::*;
 
-use crate::error::RequestError;
+use crate::error::{quote, RequestError};
+use crate::lookup::check_indices;
 use crate::request::{InferenceRequest, RequestInputs};
 use crate::response::InferenceResponse;
 use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json, SymbolValues};
@@ -23,8 +24,9 @@ impl Registry {
                 .find(|w| !entry.outputs.iter().any(|o| &o.name == *w))
             {
                 return Err(RequestError::bad(format!(
-                    "field \"return\": model {:?} has no output {bad:?}; its outputs are {}",
+                    "field \"return\": model {:?} has no output {}; its outputs are {}",
                     entry.name,
+                    quote(bad),
                     names(&entry.outputs)
                 )));
             }
@@ -33,7 +35,15 @@ impl Registry {
             return self.infer_text(ix, texts);
         }
         let inputs = build_inputs(entry, &req.inputs)?;
+        if let Some(pipeline) = &entry.pipeline {
+            pipeline_limits(&inputs, pipeline, |i| {
+                input_field(&req.inputs, &entry.inputs[i].name)
+            })?;
+        }
         let model = self.loaded(ix)?;
+        check_indices(&inputs, &model.index_limits, |i| {
+            input_field(&req.inputs, &entry.inputs[i].name)
+        })?;
         let outputs = model
             .plan
             .run(inputs)
@@ -75,6 +85,11 @@ impl Registry {
             RequestError::Internal(format!("model {:?}: text pipeline missing", entry.name))
         })?;
         let encoded = text.encode(texts)?;
+        // The tokenizer's vocabulary should fit the model's table; a mismatched pair must
+        // not read past it.
+        check_indices(&encoded.inputs, &model.index_limits, |i| {
+            format!("text (token {:?})", entry.inputs[i].name)
+        })?;
         let outputs = model
             .plan
             .run(encoded.inputs.clone())
@@ -88,6 +103,41 @@ impl Registry {
             labels: None,
             text: Some(answer),
         })
+    }
+}
+
+/// A text model's limits hold for raw token inputs too: `[batch, sequence]` at most
+/// `max_batch` × `max_length`, as the tokenizer would have made them.
+fn pipeline_limits(
+    inputs: &[TValue],
+    pipeline: &model_lock::TextPipeline,
+    name_of: impl Fn(usize) -> String,
+) -> Result<(), RequestError> {
+    for (i, t) in inputs.iter().enumerate() {
+        let shape = t.shape();
+        if let Some(batch) = shape.first().filter(|b| **b > pipeline.max_batch) {
+            return Err(RequestError::OverLimit(format!(
+                "field \"{}\": a batch of {batch}, more than this model takes in one request ({}, pipeline.max_batch)",
+                name_of(i),
+                pipeline.max_batch
+            )));
+        }
+        if let Some(seq) = shape.get(1).filter(|s| **s > pipeline.max_length) {
+            return Err(RequestError::bad(format!(
+                "field \"{}\": sequences of {seq} tokens, more than this model's max_length {}",
+                name_of(i),
+                pipeline.max_length
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The request field an input came from, for error messages.
+fn input_field(inputs: &RequestInputs, name: &str) -> String {
+    match inputs {
+        RequestInputs::Features(_) => "features".into(),
+        _ => format!("inputs.{name}"),
     }
 }
 
@@ -131,8 +181,9 @@ fn build_inputs(entry: &ModelEntry, inputs: &RequestInputs) -> Result<TVec<TValu
                 .find(|k| !entry.inputs.iter().any(|s| &s.name == *k))
             {
                 return Err(RequestError::bad(format!(
-                    "field \"inputs\": model {:?} has no input {unknown:?}; its inputs are {}",
+                    "field \"inputs\": model {:?} has no input {}; its inputs are {}",
                     entry.name,
+                    quote(unknown),
                     names(&entry.inputs)
                 )));
             }
@@ -158,41 +209,84 @@ fn build_inputs(entry: &ModelEntry, inputs: &RequestInputs) -> Result<TVec<TValu
 
 /// Class names for classifiers: from an integer label output of rank 1 when the model has
 /// one (scikit-learn exports do), otherwise the argmax of the first float output whose last
-/// axis has one entry per label.
-fn predicted_labels(entry: &ModelEntry, outputs: &[TValue]) -> Option<Vec<String>> {
+/// axis has one entry per label. A row whose scores are not all finite has no label (null):
+/// a NaN input must not come back as a confident class.
+fn predicted_labels(entry: &ModelEntry, outputs: &[TValue]) -> Option<Vec<Option<String>>> {
     if entry.labels.is_empty() {
         return None;
     }
     let n = entry.labels.len();
     let pick = |ix: usize| entry.labels.get(ix).cloned();
+    let labels: Vec<Option<String>> =
+        'found: {
+            for (spec, value) in entry.outputs.iter().zip(outputs) {
+                if matches!(spec.dtype, DType::I64 | DType::I32) && value.rank() == 1 {
+                    let classes = value.cast_to::<i64>().ok()?;
+                    let classes = slice_of::<i64>(&classes).ok()?;
+                    break 'found classes
+                        .iter()
+                        .map(|c| usize::try_from(*c).ok().and_then(pick))
+                        .collect();
+                }
+            }
+            for (spec, value) in entry.outputs.iter().zip(outputs) {
+                if matches!(spec.dtype, DType::F32 | DType::F64)
+                    && value.rank() >= 1
+                    && value.shape().last() == Some(&n)
+                {
+                    let scores = value.cast_to::<f64>().ok()?;
+                    let scores = slice_of::<f64>(&scores).ok()?;
+                    break 'found scores
+                        .chunks(n)
+                        .map(|row| {
+                            let best = row.iter().enumerate().fold(0, |best, (i, v)| {
+                                if *v > row[best] {
+                                    i
+                                } else {
+                                    best
+                                }
+                            });
+                            pick(best)
+                        })
+                        .collect();
+                }
+            }
+            return None;
+        };
+    let rows = labels.len();
+    let finite = finite_rows(entry, outputs, rows);
+    Some(
+        labels
+            .into_iter()
+            .zip(finite)
+            .map(|(label, ok)| label.filter(|_| ok))
+            .collect(),
+    )
+}
+
+/// Per row (the first axis), whether every float output's values in it are finite.
+fn finite_rows(entry: &ModelEntry, outputs: &[TValue], rows: usize) -> Vec<bool> {
+    let mut finite = vec![true; rows];
     for (spec, value) in entry.outputs.iter().zip(outputs) {
-        if matches!(spec.dtype, DType::I64 | DType::I32) && value.rank() == 1 {
-            let classes = value.cast_to::<i64>().ok()?;
-            let classes = slice_of::<i64>(&classes).ok()?;
-            return classes
-                .iter()
-                .map(|c| usize::try_from(*c).ok().and_then(pick))
-                .collect();
-        }
-    }
-    for (spec, value) in entry.outputs.iter().zip(outputs) {
-        if matches!(spec.dtype, DType::F32 | DType::F64)
-            && value.rank() >= 1
-            && value.shape().last() == Some(&n)
+        if !matches!(spec.dtype, DType::F32 | DType::F64)
+            || value.rank() == 0
+            || value.shape()[0] != rows
         {
-            let scores = value.cast_to::<f64>().ok()?;
-            let scores = slice_of::<f64>(&scores).ok()?;
-            return scores
-                .chunks(n)
-                .map(|row| {
-                    let best =
-                        row.iter()
-                            .enumerate()
-                            .fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
-                    pick(best)
-                })
-                .collect();
+            continue;
+        }
+        let Ok(values) = value.cast_to::<f64>() else {
+            continue;
+        };
+        let Ok(values) = slice_of::<f64>(&values) else {
+            continue;
+        };
+        let per_row = values.len() / rows.max(1);
+        if per_row == 0 {
+            continue;
+        }
+        for (ok, row) in finite.iter_mut().zip(values.chunks(per_row)) {
+            *ok &= row.iter().all(|v| v.is_finite());
         }
     }
-    None
+    finite
 }

@@ -168,6 +168,7 @@ fn finish(
     );
     Ok(LoadedModel {
         plan: decoded.plan,
+        index_limits: decoded.index_limits,
         source: origin.source,
         text: text_model,
     })

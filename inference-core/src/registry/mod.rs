@@ -235,15 +235,18 @@ impl Registry {
         run: impl FnOnce() -> Result<InferenceResponse, RequestError>,
     ) -> Result<Value, RequestError> {
         let started = Instant::now();
-        let result = run();
+        // A panic in tract, tokenizers or our code answers this request with a 500 and
+        // leaves the function serving: the slot locks recover from poisoning.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+            .unwrap_or_else(|payload| Err(RequestError::Internal(panic_message(&*payload))));
         let duration_ms = ms(started.elapsed());
         match &result {
             Ok(resp) => tracing::info!(model = %resp.model, duration_ms, status = 200, "request"),
-            Err(RequestError::Internal(detail)) => {
-                tracing::error!(duration_ms, status = 500, error = %detail, "request failed")
+            Err(e @ RequestError::Internal(_)) => {
+                tracing::error!(duration_ms, status = 500, error = %e.log_message(), "request failed")
             }
             Err(e) => {
-                tracing::info!(duration_ms, status = e.status(), error = %e, "request rejected")
+                tracing::info!(duration_ms, status = e.status(), error = %e.log_message(), "request rejected")
             }
         }
         result.map(|r| r.to_json())
@@ -267,4 +270,14 @@ impl Registry {
             .collect();
         serde_json::json!({"default_model": self.default_model, "models": models})
     }
+}
+
+/// What a caught panic said.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let said = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    format!("panic while answering: {said}")
 }

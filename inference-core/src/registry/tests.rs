@@ -179,3 +179,69 @@ fn an_embedded_entry_must_match_what_the_build_recorded() {
     let e = Registry::embedded(&packed, &settings(LoadMode::Eager, 8)).unwrap_err();
     assert!(matches!(e, InitError::BadEntry { .. }), "{e:?}");
 }
+
+#[test]
+fn a_panic_while_answering_is_a_500_and_the_next_request_is_served() {
+    let r = Registry::new(vec![model("m")], None, &settings(LoadMode::Eager, 8)).unwrap();
+    let e = r.logged(|| panic!("a kernel fell over")).unwrap_err();
+    assert_eq!(e.status(), 500);
+    assert!(e.log_message().contains("a kernel fell over"), "{e}");
+    assert!(
+        !e.public_message().contains("kernel"),
+        "details stay in the log"
+    );
+    assert!(r.handle_value(request("m")).is_ok());
+}
+
+#[test]
+fn rows_with_non_finite_scores_have_no_label_and_the_answer_says_so() {
+    use prost::Message as _;
+    use tract_onnx::pb;
+    // A pass-through Scaler: its scores are its inputs, so a NaN input is a NaN score.
+    let floats = |name: &str| pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Floats as i32,
+        floats: vec![if name == "scale" { 1.0 } else { 0.0 }; 2],
+        ..Default::default()
+    };
+    let proto = crate::test_models::one_node_ml(
+        "scores",
+        "Scaler",
+        vec![floats("offset"), floats("scale")],
+        pb::tensor_proto::DataType::Float,
+        Some(&[2, 2]),
+    );
+    let bytes = proto.encode_to_vec();
+    let prepared = prepare(&bytes, Quantize::None, &[]).unwrap();
+    let entry = ModelEntry {
+        inputs: prepared.signature.inputs,
+        outputs: prepared.signature.outputs,
+        ..entry("s", &bytes)
+    };
+    let scaler = PackedModel {
+        entry,
+        bytes: Some(bytes.into()),
+        tokenizer: None,
+    };
+    let r = Registry::new(vec![scaler], None, &settings(LoadMode::Eager, 8)).unwrap();
+    let answer = r
+        .handle_value(json!({"features": [[0.2, 0.7], ["NaN", 0.5]]}))
+        .unwrap();
+    assert_eq!(answer["labels"][0], "benign", "{answer}");
+    assert!(answer["labels"][1].is_null(), "{answer}");
+    let warning = answer["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("rows 1 have no label"), "{warning}");
+}
+
+#[test]
+fn prediction_repeats_only_a_small_first_output() {
+    let r = Registry::new(vec![model("m")], None, &settings(LoadMode::Eager, 8)).unwrap();
+    let small = r.handle_value(request("m")).unwrap();
+    assert_eq!(small["prediction"], small["outputs"]["label"]);
+    let rows = crate::response::MAX_PREDICTION_VALUES + 1;
+    let big = r
+        .handle_value(json!({"features": vec![vec![0.5; 30]; rows]}))
+        .unwrap();
+    assert!(big.get("prediction").is_none(), "not doubled");
+    assert_eq!(big["outputs"]["label"].as_array().unwrap().len(), rows);
+}

@@ -12,6 +12,9 @@ use tract_onnx::prelude::*;
 use crate::error::RequestError;
 use crate::tensor_json::slice_of;
 
+/// Text longer than `max_length × this` characters is refused before tokenizing.
+pub const MAX_CHARS_PER_TOKEN: usize = 32;
+
 /// Which tokenizer field feeds a model input.
 #[derive(Debug, Clone, Copy)]
 enum Feed {
@@ -150,6 +153,20 @@ impl TextModel {
                 "field \"text\": text {i} is empty; there is nothing to embed or classify"
             )));
         }
+        // Checked before tokenizing, which is the expensive part: past max_length tokens the
+        // model reads nothing more, and no token spans MAX_CHARS_PER_TOKEN characters.
+        let max_chars = self.pipeline.max_length.saturating_mul(MAX_CHARS_PER_TOKEN);
+        if let Some((i, t)) = texts
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.len() > max_chars && t.chars().count() > max_chars)
+        {
+            return Err(RequestError::OverLimit(format!(
+                "field \"text\": text {i} is {} characters; this model reads at most {} tokens (max_length), so it takes at most {max_chars} characters per text: send a shorter text",
+                t.chars().count(),
+                self.pipeline.max_length
+            )));
+        }
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
@@ -158,6 +175,19 @@ impl TextModel {
         let mut truncated = Vec::with_capacity(texts.len());
         for (i, enc) in encodings.iter().enumerate() {
             let real = enc.get_attention_mask().iter().filter(|m| **m == 1).count();
+            // Text the normalizer removes entirely (NUL, zero-width spaces) leaves only the
+            // special tokens: an empty text, as far as the model can tell.
+            let content = enc
+                .get_attention_mask()
+                .iter()
+                .zip(enc.get_special_tokens_mask())
+                .filter(|(m, s)| **m == 1 && **s == 0)
+                .count();
+            if content == 0 {
+                return Err(RequestError::bad(format!(
+                    "field \"text\": text {i} has no tokens once normalized (only control or zero-width characters?); there is nothing to embed or classify"
+                )));
+            }
             if !self.pipeline.truncation && real > self.pipeline.max_length {
                 return Err(RequestError::bad(format!(
                     "field \"text\": text {i} is {real} tokens, more than this model's max_length {} (truncation is off)",

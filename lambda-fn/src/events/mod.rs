@@ -1,5 +1,8 @@
 //! Which kind of event arrived (API Gateway REST v1, HTTP API v2 / Function URL, or a
-//! direct invocation) and how to answer it in the same shape.
+//! direct invocation) and how to answer it in the same shape. Records from an event source
+//! (SQS, SNS, S3, EventBridge, …) are refused as an invocation error, so the source retries
+//! or dead-letters them instead of counting a 400 as delivered. Every answer is measured
+//! against Lambda's response limit before it leaves.
 
 use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
@@ -9,8 +12,19 @@ use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method};
 use inference_core::{Registry, RequestError};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
+/// Lambda refuses a synchronous response over 6 MB (`Function.ResponseSizeTooLarge`, a 502
+/// behind API Gateway); a larger answer becomes our 413 instead.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// An event this function does not answer: records from an event source.
+#[derive(Debug, thiserror::Error)]
+#[error("this function serves inference requests (API Gateway, Function URL or a direct invocation with a JSON request), not {0} records; the invocation fails so the source can retry or dead-letter them")]
+pub struct NotARequest(&'static str);
+
+#[derive(Debug, Clone, Copy)]
 enum Http {
     V1,
     V2,
@@ -33,9 +47,71 @@ fn is_v1(v: &Value) -> bool {
     v.get("httpMethod").is_some() && v.get("requestContext").is_some()
 }
 
-/// Handles any event; always returns a payload (errors are answers, never invocation
-/// failures, so a bad request cannot cost a sandbox).
-pub fn handle(registry: &Registry, event: Value) -> Value {
+/// Which event source sent `v`, if it is a batch of records or a bus event.
+fn event_source(v: &Value) -> Option<&'static str> {
+    if let Some(first) = v
+        .get("Records")
+        .and_then(Value::as_array)
+        .and_then(|r| r.first())
+    {
+        let source = first
+            .get("eventSource")
+            .or_else(|| first.get("EventSource"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Some(match source {
+            "aws:sqs" => "SQS",
+            "aws:sns" => "SNS",
+            "aws:s3" => "S3",
+            "aws:dynamodb" => "DynamoDB stream",
+            "aws:kinesis" => "Kinesis",
+            _ => "event-source",
+        });
+    }
+    if v.get("detail-type").is_some() && v.get("source").is_some() {
+        return Some("EventBridge");
+    }
+    None
+}
+
+/// Handles any event. Requests always get a payload (errors are answers, never invocation
+/// failures, so a bad request cannot cost a sandbox); only records are refused.
+pub fn handle(registry: &Registry, event: &RawValue) -> Result<Box<RawValue>, NotARequest> {
+    // Parsed here, not by the runtime: nesting past serde's limit, a lone surrogate or a
+    // duplicate key is then our 400, not a runtime deserialization failure.
+    let event = match inference_core::parse_strict(event.get().as_bytes()) {
+        Ok(event) => event,
+        Err(e) => return Ok(bounded(e.to_json(), None)),
+    };
+    if let Some(source) = event_source(&event) {
+        return Err(NotARequest(source));
+    }
+    let (payload, kind) = answer(registry, event);
+    Ok(bounded(payload, kind))
+}
+
+/// `payload` serialized, or a 413 in the same shape when it is over Lambda's limit.
+fn bounded(payload: Value, kind: Option<Http>) -> Box<RawValue> {
+    let text = payload.to_string();
+    let text = if text.len() <= MAX_RESPONSE_BYTES {
+        text
+    } else {
+        let err = RequestError::bad(format!(
+            "the answer is {} bytes, over Lambda's {MAX_RESPONSE_BYTES}-byte response limit: ask for fewer outputs with \"return\", or send a smaller batch",
+            text.len()
+        ));
+        tracing::info!(status = 413, bytes = text.len(), "answer too large");
+        let body = serde_json::json!({"error": err.public_message(), "status": 413});
+        match kind {
+            Some(kind) => http_response(kind, 413, &body).to_string(),
+            None => body.to_string(),
+        }
+    };
+    RawValue::from_string(text).expect("serde_json output is valid JSON")
+}
+
+/// The answer to one request event, and the HTTP shape it was asked in (none: direct).
+fn answer(registry: &Registry, event: Value) -> (Value, Option<Http>) {
     let (kind, parsed) = if is_v2(&event) {
         (
             Http::V2,
@@ -56,10 +132,11 @@ pub fn handle(registry: &Registry, event: Value) -> Value {
         )
     } else {
         // A direct invocation: the event is the request.
-        return match registry.handle_value(event) {
+        let payload = match registry.handle_value(event) {
             Ok(v) => v,
             Err(e) => e.to_json(),
         };
+        return (payload, None);
     };
     let (status, body) = match parsed {
         Ok(req) => answer_http(registry, req),
@@ -68,7 +145,7 @@ pub fn handle(registry: &Registry, event: Value) -> Value {
             (err.status(), err.to_json())
         }
     };
-    http_response(kind, status, &body)
+    (http_response(kind, status, &body), Some(kind))
 }
 
 fn answer_http(registry: &Registry, req: HttpRequest) -> (u16, Value) {

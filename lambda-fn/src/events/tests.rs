@@ -4,9 +4,17 @@
 use base64::Engine as _;
 use inference_core::prepare::{self, Quantize};
 use inference_core::{ModelEntry, PackedModel, Registry};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::handle;
+use super::{bounded, Http, MAX_RESPONSE_BYTES};
+
+/// The payload `super::handle` answers `event` with.
+fn handle(registry: &Registry, event: Value) -> Value {
+    let raw = serde_json::value::to_raw_value(&event).unwrap();
+    let answer = super::handle(registry, &raw).expect("a request is answered");
+    serde_json::from_str(answer.get()).unwrap()
+}
 
 const MODEL: &[u8] = include_bytes!("../../../models/default/breast_cancer_lr.onnx");
 const EXAMPLE: &str = include_str!("../../../models/default/example_request.json");
@@ -201,4 +209,71 @@ fn direct_invocations_answer_the_bare_json() {
     // A direct event that merely has a requestContext is still a direct request.
     let answer = handle(&r, json!({"requestContext": {}, "features": [1]}));
     assert_eq!(answer["status"], 400, "{answer}");
+}
+
+#[test]
+fn records_from_event_sources_fail_the_invocation() {
+    let r = registry();
+    for (event, source) in [
+        (
+            json!({"Records": [{"eventSource": "aws:sqs", "body": EXAMPLE}]}),
+            "SQS",
+        ),
+        (
+            json!({"Records": [{"EventSource": "aws:sns", "Sns": {}}]}),
+            "SNS",
+        ),
+        (
+            json!({"Records": [{"eventSource": "aws:s3", "s3": {}}]}),
+            "S3",
+        ),
+        (
+            json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
+            "EventBridge",
+        ),
+    ] {
+        let raw = serde_json::value::to_raw_value(&event).unwrap();
+        let e = super::handle(&r, &raw).unwrap_err().to_string();
+        assert!(e.contains(source) && e.contains("not"), "{e}");
+    }
+}
+
+#[test]
+fn raw_events_the_runtime_could_not_parse_get_our_400() {
+    let r = registry();
+    for (text, needle) in [
+        (
+            format!("{}{}", "[".repeat(5000), "]".repeat(5000)),
+            "recursion limit",
+        ),
+        (
+            r#"{"features": [1], "features": [2]}"#.to_string(),
+            "duplicate key",
+        ),
+    ] {
+        let raw = RawValue::from_string(text).unwrap();
+        let answer: Value = serde_json::from_str(super::handle(&r, &raw).unwrap().get()).unwrap();
+        assert_eq!(answer["status"], 400, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{answer}"
+        );
+    }
+}
+
+#[test]
+fn answers_over_lambdas_limit_become_413_in_the_same_shape() {
+    let big = json!({"outputs": {"x": "a".repeat(MAX_RESPONSE_BYTES)}});
+    let direct: Value = serde_json::from_str(bounded(big.clone(), None).get()).unwrap();
+    assert_eq!(direct["status"], 413, "{direct}");
+    assert!(direct["error"].as_str().unwrap().contains("\"return\""));
+    let v2 = http(serde_json::from_str(bounded(big, Some(Http::V2)).get()).unwrap());
+    assert_eq!(v2.status, 413);
+    assert!(v2.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("response limit"));
+    // Under the limit, the answer is untouched.
+    let small = json!({"a": 1});
+    assert_eq!(bounded(small.clone(), None).get(), small.to_string());
 }
