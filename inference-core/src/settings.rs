@@ -22,7 +22,10 @@ pub const AWS_LAMBDA_FUNCTION_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SI
 
 pub const DEFAULT_EFS_DIR: &str = "/mnt/models";
 pub const DEFAULT_TMP_DIR: &str = "/tmp/onnx-models";
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
+/// Below Lambda's 10 s init phase (an eager load's fallback happens there) and below the
+/// 30 s timeout `deploy` gives a function, so a slow store gives the documented init error
+/// or 503, not a timeout.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(8);
 /// The longest fallback budget accepted: Lambda's longest invocation.
 pub const MAX_BUDGET_SECS: f64 = 900.0;
 pub const DEFAULT_MAX_LOADED: usize = 8;
@@ -60,7 +63,7 @@ pub const VARIABLES: [Variable; 8] = [
     },
     Variable {
         name: MODEL_FALLBACK_BUDGET_SECS,
-        default: "`60`",
+        default: "`8`",
     },
     Variable {
         name: MODEL_MAX_LOADED,

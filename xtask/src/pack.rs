@@ -30,6 +30,9 @@ pub struct PackArgs {
     /// else target/model-cache). Files there are named by their SHA-256.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// The most any one download may bring, in MB (checked before and while reading).
+    #[arg(long, default_value_t = fetch::DEFAULT_MAX_DOWNLOAD_MB)]
+    pub max_download_mb: u64,
 }
 
 struct Packed {
@@ -49,6 +52,7 @@ pub fn pack_into(manifest: PathBuf, out: PathBuf) -> Result<()> {
         out,
         update: false,
         cache_dir: None,
+        max_download_mb: fetch::DEFAULT_MAX_DOWNLOAD_MB,
     })
     .map(|_| ())
 }
@@ -70,7 +74,7 @@ pub fn run(args: &PackArgs) -> Result<LockFile> {
     let mut packed = Vec::new();
     for spec in &manifest.models {
         let old = old_lock.as_ref().and_then(|l| l.model(&spec.name));
-        let p = pack_one(&manifest, spec, old, args.update, &cache)
+        let p = pack_one(&manifest, spec, old, args, &cache)
             .with_context(|| format!("model {:?}", spec.name))?;
         packed.push(p);
     }
@@ -94,6 +98,7 @@ fn fetch_source(
     sources: &[String],
     expected: Option<&str>,
     cache: &Cache,
+    cap: fetch::Cap,
 ) -> Result<Fetched> {
     if let Some(sha) = expected {
         if let Some(bytes) = cache.get(sha) {
@@ -110,7 +115,7 @@ fn fetch_source(
     let mut failures = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let result = match Source::parse(source, &manifest.dir) {
-            Source::Remote(url) => cache.fetch(expected, |tmp| fetch::download(url, tmp)),
+            Source::Remote(url) => cache.fetch(expected, |tmp| fetch::download(url, tmp, cap)),
             Source::Local(path) => fetch::read_local_verified(&path, expected),
         };
         match result {
@@ -134,15 +139,17 @@ fn pack_one(
     manifest: &Manifest,
     spec: &ModelSpec,
     old: Option<&ModelEntry>,
-    update: bool,
+    args: &PackArgs,
     cache: &Cache,
 ) -> Result<Packed> {
+    let update = args.update;
+    let cap = fetch::Cap::mb(args.max_download_mb);
     let recorded = old
         .and_then(|o| o.source_sha256.as_deref())
         .filter(|_| !update);
     let expected = spec.sha256.as_deref().or(recorded);
     let source =
-        fetch_source(manifest, &spec.name, &spec.sources, expected, cache).map_err(|e| {
+        fetch_source(manifest, &spec.name, &spec.sources, expected, cache, cap).map_err(|e| {
             if spec.sha256.is_none() && recorded.is_some() {
                 e.context("the expected hash is the one models.lock recorded at the first pack; pass --update to accept a new file")
             } else {
@@ -158,7 +165,9 @@ fn pack_one(
                 .filter(|_| !update);
             let label = format!("{} tokenizer", spec.name);
             let expected = t.sha256.as_deref().or(recorded);
-            Some(fetch_source(manifest, &label, &t.sources, expected, cache)?)
+            Some(fetch_source(
+                manifest, &label, &t.sources, expected, cache, cap,
+            )?)
         }
     };
 
@@ -304,6 +313,7 @@ mod tests {
             out: dir.path().join("packed"),
             update: false,
             cache_dir: Some(dir.path().join("cache")),
+            max_download_mb: fetch::DEFAULT_MAX_DOWNLOAD_MB,
         };
         (dir, args)
     }
@@ -455,6 +465,7 @@ mod tests {
             out: dir.join("packed"),
             update: false,
             cache_dir: Some(dir.join("cache")),
+            max_download_mb: fetch::DEFAULT_MAX_DOWNLOAD_MB,
         }
     }
 
@@ -523,6 +534,25 @@ mod tests {
             e.contains("int8 drift too large") && e.contains("cosine 0.99"),
             "{e}"
         );
+    }
+
+    /// A lock whose `file` reaches outside `--out` is refused before anything is touched,
+    /// so stale-file cleanup can never delete it.
+    #[test]
+    fn a_lock_naming_a_file_outside_out_touches_nothing() {
+        let (dir, args) = setup("[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\n");
+        let victim = dir.path().join("victim.onnx");
+        std::fs::write(&victim, b"not yours").unwrap();
+        std::fs::create_dir_all(&args.out).unwrap();
+        std::fs::write(
+            args.out.join(LOCK_FILE_NAME),
+            "version = 1\n[[model]]\nname = \"gone\"\nfile = \"../victim.onnx\"\nsha256 = \"00\"\nsize = 9\ninputs = []\noutputs = []\n",
+        )
+        .unwrap();
+        let e = err(&args);
+        assert!(e.contains("plain file name"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"not yours");
+        assert!(!args.out.join("m.onnx").exists());
     }
 
     #[test]

@@ -213,6 +213,47 @@ fn corrupted_embedded_model_falls_back_to_efs_then_s3_never_to_a_tampered_copy()
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(kept.is_empty(), "a wrong copy was kept: {kept:?}");
+    drop(f);
+
+    // The stores are not trusted for size or kind: a longer EFS copy and a longer S3 object
+    // are skipped by the lock's size without being read; a FIFO is skipped unopened (it
+    // would block init) and a symlink leaving the store is not followed.
+    let mut longer = good.clone();
+    longer.extend_from_slice(&[0; 1024]);
+    std::fs::write(&efs_copy, &longer).unwrap();
+    moto.put_object(BUCKET, &s3_key, longer);
+    let tmp = work.path().join("tmp-longer");
+    let mut env = s3_env(&moto.endpoint, &tmp);
+    env.push(("MODEL_EFS_DIR".into(), efs.to_str().unwrap().into()));
+    let f = rt.block_on(start(&bootstrap, &env));
+    let message = rt.block_on(init_error(&f));
+    let want = format!("the build expects {}", good.len());
+    assert_eq!(message.matches(&want).count(), 2, "{message}");
+    assert!(
+        message.contains("skipped without reading it") && message.contains("not downloaded"),
+        "{message}"
+    );
+    drop(f);
+
+    std::fs::remove_file(&efs_copy).unwrap();
+    let fifo = Command::new("mkfifo").arg(&efs_copy).status().unwrap();
+    assert!(fifo.success());
+    let mut env = s3_env(&moto.endpoint, &work.path().join("tmp-fifo"));
+    env.push(("MODEL_EFS_DIR".into(), efs.to_str().unwrap().into()));
+    let f = rt.block_on(start(&bootstrap, &env));
+    let message = rt.block_on(init_error(&f));
+    assert!(message.contains("not a regular file"), "{message}");
+    drop(f);
+
+    std::fs::remove_file(&efs_copy).unwrap();
+    let outside = work.path().join("outside.onnx");
+    std::fs::write(&outside, &good).unwrap();
+    std::os::unix::fs::symlink(&outside, &efs_copy).unwrap();
+    let mut env = s3_env(&moto.endpoint, &work.path().join("tmp-symlink"));
+    env.push(("MODEL_EFS_DIR".into(), efs.to_str().unwrap().into()));
+    let f = rt.block_on(start(&bootstrap, &env));
+    let message = rt.block_on(init_error(&f));
+    assert!(message.contains("outside the store"), "{message}");
     moto.stop();
 }
 

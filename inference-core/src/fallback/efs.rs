@@ -1,18 +1,48 @@
-//! The EFS store: a mounted directory laid out as `<dir>/<name>/<sha256>.onnx`.
+//! The EFS store: a mounted directory laid out as `<dir>/<name>/<sha256>.onnx`. The store is
+//! not trusted for anything: only a regular file inside the store's directory, of the size
+//! the lock recorded, is read, and its hash must be the build's.
 
+use std::io::Read as _;
 use std::path::Path;
 
 use crate::checksum;
 
-/// Reads and verifies one model. The error says which file and what was wrong with it.
-pub fn read(dir: &Path, name: &str, sha256: &str) -> Result<Vec<u8>, String> {
+/// Reads and verifies one model of `size` bytes. The error says which file and what was
+/// wrong with it.
+pub fn read(dir: &Path, name: &str, sha256: &str, size: u64) -> Result<Vec<u8>, String> {
     let path = dir.join(super::relative_path(name, sha256));
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let shown = path.display();
+    // Symlinks are resolved, and must stay inside the store.
+    let real = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
+    let root = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "{shown}: resolves to {}, outside the store {}; skipped",
+            real.display(),
+            root.display()
+        ));
+    }
+    // Checked before opening: opening a FIFO would block, and a device never ends.
+    let meta = std::fs::metadata(&real).map_err(|e| format!("{shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown}: not a regular file; skipped"));
+    }
+    if meta.len() != size {
+        return Err(format!(
+            "{shown}: {} bytes, the build expects {size}; skipped without reading it",
+            meta.len()
+        ));
+    }
+    let file = std::fs::File::open(&real).map_err(|e| format!("{shown}: {e}"))?;
+    // Never more than the lock's size, even if the file grows while it is read.
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(size)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{shown}: {e}"))?;
     checksum::verify_sha256(&bytes, sha256).map_err(|actual| {
-        format!(
-            "{}: wrong contents (sha256 {actual}, the build expects {sha256}); skipped",
-            path.display()
-        )
+        format!("{shown}: wrong contents (sha256 {actual}, the build expects {sha256}); skipped")
     })?;
     Ok(bytes)
 }
@@ -26,19 +56,58 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let good = b"model bytes".to_vec();
         let sha = checksum::sha256_hex(&good);
-        let err = read(dir.path(), "m", &sha).unwrap_err();
+        let size = good.len() as u64;
+        let err = read(dir.path(), "m", &sha, size).unwrap_err();
         assert!(err.contains(&format!("m/{sha}.onnx")), "{err}");
 
         std::fs::create_dir_all(dir.path().join("m")).unwrap();
         let path = dir.path().join(format!("m/{sha}.onnx"));
-        std::fs::write(&path, b"tampered").unwrap();
-        let err = read(dir.path(), "m", &sha).unwrap_err();
+        std::fs::write(&path, b"tampered!!!").unwrap();
+        let err = read(dir.path(), "m", &sha, size).unwrap_err();
         assert!(
             err.contains("wrong contents") && err.contains(&sha),
             "{err}"
         );
+        std::fs::write(&path, b"a much longer file than the lock says").unwrap();
+        let err = read(dir.path(), "m", &sha, size).unwrap_err();
+        assert!(err.contains("without reading it"), "{err}");
 
         std::fs::write(&path, &good).unwrap();
-        assert_eq!(read(dir.path(), "m", &sha).unwrap(), good);
+        assert_eq!(read(dir.path(), "m", &sha, size).unwrap(), good);
+    }
+
+    #[test]
+    fn only_regular_files_inside_the_store_are_read() {
+        let store = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let good = b"model bytes".to_vec();
+        let sha = checksum::sha256_hex(&good);
+        let size = good.len() as u64;
+        std::fs::create_dir_all(store.path().join("m")).unwrap();
+        let path = store.path().join(format!("m/{sha}.onnx"));
+
+        // A symlink leaving the store, even to the right bytes.
+        let elsewhere = outside.path().join("model.onnx");
+        std::fs::write(&elsewhere, &good).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        let err = read(store.path(), "m", &sha, size).unwrap_err();
+        assert!(err.contains("outside the store"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+
+        // A FIFO: refused without opening it (which would block forever).
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = read(store.path(), "m", &sha, size).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+
+        // A symlink inside the store is fine.
+        let inside = store.path().join("m/real.onnx");
+        std::fs::write(&inside, &good).unwrap();
+        std::os::unix::fs::symlink(&inside, &path).unwrap();
+        assert_eq!(read(store.path(), "m", &sha, size).unwrap(), good);
     }
 }

@@ -72,16 +72,21 @@ pub(crate) struct Exhausted {
     pub tried: Vec<String>,
 }
 
-/// Tries EFS, then S3, for `name` with the build's `sha256`, within the budget.
-pub(crate) fn fetch(
-    config: &FallbackConfig,
-    name: &str,
-    sha256: &str,
-) -> Result<Fetched, Exhausted> {
+/// What the build says the model is: a copy must have this hash and this size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    pub name: &'a str,
+    pub sha256: &'a str,
+    pub size: u64,
+}
+
+/// Tries EFS, then S3, for the expected model, all within the budget.
+pub(crate) fn fetch(config: &FallbackConfig, expected: Expected) -> Result<Fetched, Exhausted> {
+    let Expected { name, sha256, size } = expected;
     let started = Instant::now();
     let mut tried = Vec::new();
     match &config.efs_dir {
-        Some(dir) => match efs::read(dir, name, sha256) {
+        Some(dir) => match read_efs_within(dir, expected, config.budget) {
             Ok(bytes) => {
                 return Ok(Fetched {
                     bytes,
@@ -98,7 +103,7 @@ pub(crate) fn fetch(
     match &config.s3 {
         Some(location) => {
             let remaining = config.budget.saturating_sub(started.elapsed());
-            match s3::fetch(location, &config.tmp_dir, name, sha256, remaining) {
+            match s3::fetch(location, &config.tmp_dir, name, sha256, size, remaining) {
                 Ok(bytes) => {
                     return Ok(Fetched {
                         bytes,
@@ -114,6 +119,34 @@ pub(crate) fn fetch(
         None => tried.push("s3: not configured (MODEL_S3_BUCKET is not set)".to_string()),
     }
     Err(Exhausted { tried })
+}
+
+/// The EFS read on a helper thread, given up after `budget`: a hung NFS mount must not hold
+/// init or a request past it. An abandoned read finishes (or hangs) on its own thread.
+fn read_efs_within(
+    dir: &std::path::Path,
+    expected: Expected,
+    budget: Duration,
+) -> Result<Vec<u8>, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = dir.to_path_buf();
+    let (name, sha256, size) = (
+        expected.name.to_string(),
+        expected.sha256.to_string(),
+        expected.size,
+    );
+    std::thread::Builder::new()
+        .name("efs-read".into())
+        .spawn(move || {
+            let _ = tx.send(efs::read(&dir, &name, &sha256, size));
+        })
+        .map_err(|e| format!("cannot start the EFS read: {e}"))?;
+    rx.recv_timeout(budget).unwrap_or_else(|_| {
+        Err(format!(
+            "gave up after the {:.1} s fallback budget (MODEL_FALLBACK_BUDGET_SECS)",
+            budget.as_secs_f64()
+        ))
+    })
 }
 
 /// `<name>/<sha256>.onnx`: the path of a model inside either store. Both parts come from

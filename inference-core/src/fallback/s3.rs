@@ -57,10 +57,18 @@ pub(crate) fn fetch(
     tmp_dir: &Path,
     name: &str,
     sha256: &str,
+    size: u64,
     budget: Duration,
 ) -> Result<Vec<u8>, String> {
     let cached = tmp_dir.join(format!("{}.onnx", sha256.to_ascii_lowercase()));
-    if let Ok(bytes) = std::fs::read(&cached) {
+    let cached_len = std::fs::metadata(&cached)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    if let Some(bytes) = cached_len
+        .filter(|n| *n == size)
+        .and_then(|_| std::fs::read(&cached).ok())
+    {
         if checksum::verify_sha256(&bytes, sha256).is_ok() {
             tracing::info!(model = name, path = %cached.display(), "reusing the verified /tmp copy");
             return Ok(bytes);
@@ -73,7 +81,7 @@ pub(crate) fn fetch(
         return Err("no time left in the fallback budget".to_string());
     }
     let url = format!("s3://{}/{}", location.bucket, location.key(name, sha256));
-    let download = download(location, name, sha256, cached, url.clone());
+    let download = download(location, name, sha256, size, cached, url.clone());
     run_to_completion(async move {
         match tokio::time::timeout(budget, download).await {
             Ok(result) => result,
@@ -89,6 +97,7 @@ async fn download(
     location: &S3Location,
     name: &str,
     sha256: &str,
+    size: u64,
     cached: PathBuf,
     url: String,
 ) -> Result<Vec<u8>, String> {
@@ -101,11 +110,16 @@ async fn download(
         .send()
         .await
         .map_err(|e| format!("{url}: {}", DisplayErrorContext(&e)))?;
-    let expected_len = obj
+    // The lock's size, not the store's word, decides what is reserved and read.
+    if let Some(len) = obj
         .content_length()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0);
-    let mut bytes = Vec::with_capacity(expected_len);
+        .filter(|n| u64::try_from(*n).ok() != Some(size))
+    {
+        return Err(format!(
+            "{url}: {len} bytes, the build expects {size}; not downloaded"
+        ));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
     let mut hasher = Sha256::new();
     let mut tmp = staging_file(&cached);
     while let Some(chunk) = obj
@@ -114,6 +128,11 @@ async fn download(
         .await
         .map_err(|e| format!("{url}: reading the body: {e}"))?
     {
+        if (bytes.len() + chunk.len()) as u64 > size {
+            return Err(format!(
+                "{url}: more than the {size} bytes the build expects; not used"
+            ));
+        }
         hasher.update(&chunk);
         bytes.extend_from_slice(&chunk);
         if let Some(file) = tmp.as_mut() {

@@ -50,7 +50,12 @@ pub(super) fn load_model(
         }
     };
     let started = Instant::now();
-    match fallback::fetch(fallback, name, &model.entry.sha256) {
+    let expected = fallback::Expected {
+        name,
+        sha256: &model.entry.sha256,
+        size: model.entry.size,
+    };
+    match fallback::fetch(fallback, expected) {
         Ok(found) => {
             let verify = started.elapsed();
             let decoded = decode(model, &found.bytes)?;

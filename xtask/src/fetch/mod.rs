@@ -43,17 +43,47 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Downloads a remote `source` into `dest`. Returns the byte count.
-pub fn download(source: &str, dest: &Path) -> Result<u64> {
+/// The default cap on one download (`pack-models --max-download-mb`): far above any model
+/// a Lambda function can load, far below what a wrong URL could fill a disk with.
+pub const DEFAULT_MAX_DOWNLOAD_MB: u64 = 4096;
+
+/// The most bytes a download may bring: checked against the announced length before the
+/// body is read, and against the bytes as they arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    pub bytes: u64,
+}
+
+impl Cap {
+    pub fn mb(mb: u64) -> Self {
+        Cap {
+            bytes: mb.saturating_mul(1024 * 1024),
+        }
+    }
+
+    /// `Ok` while `n` bytes are within the cap.
+    pub fn check(&self, url: &str, n: u64) -> Result<()> {
+        if n > self.bytes {
+            bail!(
+                "{url}: more than the {} MB download limit; raise --max-download-mb if this file is right",
+                self.bytes / (1024 * 1024)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Downloads a remote `source` into `dest`, at most `cap` bytes. Returns the byte count.
+pub fn download(source: &str, dest: &Path, cap: Cap) -> Result<u64> {
     if let Some(rest) = source.strip_prefix("s3://") {
         let (bucket, key) = rest
             .split_once('/')
             .filter(|(b, k)| !b.is_empty() && !k.is_empty())
             .ok_or_else(|| anyhow::anyhow!("{source}: expected s3://bucket/key"))?;
-        return s3::download(bucket, key, dest);
+        return s3::download(bucket, key, dest, cap);
     }
     if source.starts_with("https://") || source.starts_with("http://") {
-        return http::download(source, dest);
+        return http::download(source, dest, cap);
     }
     let scheme = source.split("://").next().unwrap_or(source);
     bail!(

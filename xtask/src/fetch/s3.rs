@@ -11,6 +11,7 @@ use aws_sdk_s3::operation::get_object::GetObjectError;
 
 use super::progress::progress_bar;
 use super::retry::{with_retries, Failure};
+use super::Cap;
 
 /// An S3 client from the environment, shared with the function's fallback (path-style
 /// addressing for a custom endpoint).
@@ -19,7 +20,7 @@ pub async fn client() -> aws_sdk_s3::Client {
 }
 
 /// Downloads `s3://bucket/key` into `dest`. Returns the byte count.
-pub fn download(bucket: &str, key: &str, dest: &Path) -> Result<u64> {
+pub fn download(bucket: &str, key: &str, dest: &Path, cap: Cap) -> Result<u64> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -28,7 +29,7 @@ pub fn download(bucket: &str, key: &str, dest: &Path) -> Result<u64> {
     let client = rt.block_on(client());
     // The SDK retries the request itself; this loop also covers a body cut off mid-way.
     with_retries(&url, |_| {
-        rt.block_on(try_once(&client, bucket, key, &url, dest))
+        rt.block_on(try_once(&client, bucket, key, &url, dest, cap))
     })
 }
 
@@ -38,6 +39,7 @@ async fn try_once(
     key: &str,
     url: &str,
     dest: &Path,
+    cap: Cap,
 ) -> Result<u64, Failure> {
     let mut obj = client
         .get_object()
@@ -47,6 +49,7 @@ async fn try_once(
         .await
         .map_err(|e| classify(url, e))?;
     let total = obj.content_length().and_then(|n| u64::try_from(n).ok());
+    cap.check(url, total.unwrap_or(0)).map_err(Failure::Final)?;
     let bar = progress_bar(total, key.rsplit('/').next().unwrap_or(key));
     let mut out = std::fs::File::create(dest)
         .with_context(|| format!("cannot write {}", dest.display()))
@@ -55,10 +58,11 @@ async fn try_once(
     while let Some(chunk) = obj.body.try_next().await.map_err(|e| {
         Failure::Retry(anyhow::Error::new(e).context(format!("{url}: reading the body")))
     })? {
+        written += chunk.len() as u64;
+        cap.check(url, written).map_err(Failure::Final)?;
         out.write_all(&chunk)
             .with_context(|| format!("cannot write {}", dest.display()))
             .map_err(Failure::Final)?;
-        written += chunk.len() as u64;
         bar.set_position(written);
     }
     bar.finish_and_clear();
