@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use inference_core::compare::{self, Drift};
+use inference_core::compare::Drift;
 use inference_core::prepare::{self, InputOverride, Quantize};
 use model_lock::{LockFile, ModelEntry, TokenizerEntry, LOCK_FILE_NAME};
 use serde_json::Value;
@@ -230,10 +230,7 @@ fn pack_one(
             ..entry.clone()
         };
         let want = prepare::check(&reference, &prepared.original, tok, &samples[..1])?;
-        let drift = Drift::between(
-            &Value::Object(compare::comparable(&want.answers[0])),
-            &Value::Object(compare::comparable(&checked.answers[0])),
-        );
+        let drift = Drift::between(&want.answers[0], &checked.answers[0]);
         spec.max_drift.allows(drift)?;
         Some(drift)
     };
