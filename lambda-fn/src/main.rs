@@ -31,7 +31,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let registry = registry.clone();
         async move {
-            events::handle(&registry, &event.payload).map_err(lambda_runtime::Error::from)
+            let deadline = events::deadline(event.context.deadline);
+            events::handle(&registry, &event.payload, deadline).map_err(lambda_runtime::Error::from)
         }
     }))
     .await

@@ -427,3 +427,37 @@ async fn model_names_from_requests_never_reach_a_store() {
     );
     assert!(!work.path().join("tmp").exists(), "/tmp was written");
 }
+
+/// A model loaded on first use gets only the invocation's remaining time, whatever the
+/// budget says: a hanging store gives a 503 before the function times out.
+#[tokio::test]
+async fn a_first_use_load_ends_before_the_invocations_deadline() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
+    let (endpoint, accepted) = black_hole();
+    let work = tempfile::tempdir().unwrap();
+    let mut env = s3_env(&endpoint, &work.path().join("tmp"));
+    env.push(("MODEL_EFS_DIR".into(), String::new()));
+    env.push(("MODEL_FALLBACK_BUDGET_SECS".into(), "60".into()));
+    let f = start(&fixture_bootstrap(), &env).await;
+    let row = &samples()["rows"][0]["features"];
+    let request = serde_json::to_vec(&json!({"model": "lazy-a", "features": row})).unwrap();
+    let started = Instant::now();
+    // The emulator gives the invocation this long (Lambda-Runtime-Deadline-Ms).
+    let outcome = f.invoke(request, Duration::from_secs(4)).await;
+    let answer: Value = match outcome {
+        Ok(runtime_emulator::Outcome::Response(body)) => serde_json::from_slice(&body).unwrap(),
+        other => panic!(
+            "no answer before the deadline: {other:?}\n{}",
+            f.logs().join("\n")
+        ),
+    };
+    assert_eq!(answer["status"], 503, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(message.contains("invocation's remaining time"), "{message}");
+    assert!(accepted.load(Ordering::SeqCst) >= 1, "S3 was really tried");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -83,6 +83,11 @@ pub(crate) struct Expected<'a> {
 /// Tries EFS, then S3, for the expected model, all within the budget.
 pub(crate) fn fetch(config: &FallbackConfig, expected: Expected) -> Result<Fetched, Exhausted> {
     let Expected { name, sha256, size } = expected;
+    if config.budget.is_zero() {
+        return Err(Exhausted {
+            tried: vec!["no time left in the fallback budget; no store was tried".into()],
+        });
+    }
     let started = Instant::now();
     let mut tried = Vec::new();
     match &config.efs_dir {

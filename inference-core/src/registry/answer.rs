@@ -1,6 +1,8 @@
 //! Answering one decoded request: inputs checked against the signature, one run of the
 //! plan, outputs (or a text pipeline's answer) encoded with the predicted labels.
 
+use std::time::Instant;
+
 use model_lock::{DType, ModelEntry, TensorSpec};
 use serde_json::Value;
 use tract_onnx::prelude::*;
@@ -14,8 +16,12 @@ use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json
 use super::Registry;
 
 impl Registry {
-    /// Runs one decoded request.
-    pub fn infer(&self, req: &InferenceRequest) -> Result<InferenceResponse, RequestError> {
+    /// Runs one decoded request; a model loaded now must be loaded before `deadline`.
+    pub(crate) fn infer(
+        &self,
+        req: &InferenceRequest,
+        deadline: Option<Instant>,
+    ) -> Result<InferenceResponse, RequestError> {
         let ix = self.resolve(req.model.as_deref())?;
         let entry = &self.slots[ix].model.entry;
         if let Some(wanted) = &req.return_outputs {
@@ -32,7 +38,7 @@ impl Registry {
             }
         }
         if let RequestInputs::Text(texts) = &req.inputs {
-            return self.infer_text(ix, texts);
+            return self.infer_text(ix, texts, deadline);
         }
         let inputs = build_inputs(entry, &req.inputs)?;
         if let Some(pipeline) = &entry.pipeline {
@@ -40,7 +46,7 @@ impl Registry {
                 input_field(&req.inputs, &entry.inputs[i].name)
             })?;
         }
-        let model = self.loaded(ix)?;
+        let model = self.loaded(ix, deadline)?;
         check_indices(&inputs, &model.index_limits, |i| {
             input_field(&req.inputs, &entry.inputs[i].name)
         })?;
@@ -72,7 +78,12 @@ impl Registry {
     }
 
     /// Tokenize, run once for the whole batch, pool or classify.
-    fn infer_text(&self, ix: usize, texts: &[String]) -> Result<InferenceResponse, RequestError> {
+    fn infer_text(
+        &self,
+        ix: usize,
+        texts: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<InferenceResponse, RequestError> {
         let entry = &self.slots[ix].model.entry;
         if entry.pipeline.is_none() {
             return Err(RequestError::bad(format!(
@@ -80,7 +91,7 @@ impl Registry {
                 entry.name
             )));
         }
-        let model = self.loaded(ix)?;
+        let model = self.loaded(ix, deadline)?;
         let text = model.text.as_ref().ok_or_else(|| {
             RequestError::Internal(format!("model {:?}: text pipeline missing", entry.name))
         })?;

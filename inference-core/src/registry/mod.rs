@@ -22,6 +22,10 @@ use crate::response::InferenceResponse;
 use crate::settings::{LoadMode, Settings};
 
 use load::ms;
+
+/// Time kept back from an invocation's deadline for running the model and answering once a
+/// model loaded on first use is in.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 use lru::Recent;
 
 /// A model's bytes: compiled into the binary, or owned (pack-time checks, tests).
@@ -180,30 +184,59 @@ impl Registry {
         })
     }
 
-    /// The loaded model in slot `ix`, loading it now if this is its first use.
-    fn loaded(&self, ix: usize) -> Result<Arc<LoadedModel>, RequestError> {
+    /// The loaded model in slot `ix`, loading it now if this is its first use. A load now
+    /// must end before `deadline` (the invocation's, less time to answer): the fallback
+    /// budget is cut to what is left, so a slow store gives a 503, not a timeout.
+    fn loaded(
+        &self,
+        ix: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<LoadedModel>, RequestError> {
         let slot = &self.slots[ix];
         let model = {
             let mut guard = slot.loaded.lock().unwrap_or_else(|e| e.into_inner());
             match guard.as_ref() {
                 Some(model) => model.clone(),
-                None => match load::load_model(&slot.model, &self.fallback) {
-                    Ok(model) => {
-                        let model = Arc::new(model);
-                        *guard = Some(model.clone());
-                        model
+                None => {
+                    let (fallback, cut) = self.fallback_until(deadline);
+                    match load::load_model(&slot.model, &fallback) {
+                        Ok(model) => {
+                            let model = Arc::new(model);
+                            *guard = Some(model.clone());
+                            model
+                        }
+                        Err(e) => {
+                            tracing::error!(model = %slot.model.entry.name, error = %e, "model load failed");
+                            let why = if cut {
+                                format!("{e} (the fallback budget was cut to the invocation's remaining time)")
+                            } else {
+                                e.to_string()
+                            };
+                            return Err(RequestError::Unavailable(why));
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(model = %slot.model.entry.name, error = %e, "model load failed");
-                        return Err(RequestError::Unavailable(e.to_string()));
-                    }
-                },
+                }
             }
         };
         if !slot.pinned {
             self.touch_and_evict(ix);
         }
         Ok(model)
+    }
+
+    /// The fallback settings for a load that must end by `deadline`, and whether the
+    /// budget had to be cut for it.
+    fn fallback_until(&self, deadline: Option<Instant>) -> (FallbackConfig, bool) {
+        let mut fallback = self.fallback.clone();
+        let Some(deadline) = deadline else {
+            return (fallback, false);
+        };
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(ANSWER_MARGIN);
+        let cut = left < fallback.budget;
+        fallback.budget = fallback.budget.min(left);
+        (fallback, cut)
     }
 
     /// Marks `ix` most recently used and unloads the least recently used models beyond the
@@ -222,12 +255,31 @@ impl Registry {
 
     /// Parses, runs and encodes one request body; logs one line per request.
     pub fn handle(&self, body: &[u8]) -> Result<Value, RequestError> {
-        self.logged(|| InferenceRequest::from_slice(body).and_then(|r| self.infer(&r)))
+        self.handle_until(body, None)
+    }
+
+    /// [`Registry::handle`] for a request that must be answered by `deadline` (a Lambda
+    /// invocation's): a model loaded on first use gets only the time left.
+    pub fn handle_until(
+        &self,
+        body: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Value, RequestError> {
+        self.logged(|| InferenceRequest::from_slice(body).and_then(|r| self.infer(&r, deadline)))
     }
 
     /// The same for a request that arrived already parsed (a direct invocation).
     pub fn handle_value(&self, request: Value) -> Result<Value, RequestError> {
-        self.logged(|| InferenceRequest::from_value(request).and_then(|r| self.infer(&r)))
+        self.handle_value_until(request, None)
+    }
+
+    /// [`Registry::handle_value`] with a deadline, as [`Registry::handle_until`].
+    pub fn handle_value_until(
+        &self,
+        request: Value,
+        deadline: Option<Instant>,
+    ) -> Result<Value, RequestError> {
+        self.logged(|| InferenceRequest::from_value(request).and_then(|r| self.infer(&r, deadline)))
     }
 
     fn logged(

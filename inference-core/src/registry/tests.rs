@@ -245,3 +245,32 @@ fn prediction_repeats_only_a_small_first_output() {
     assert!(big.get("prediction").is_none(), "not doubled");
     assert_eq!(big["outputs"]["label"].as_array().unwrap().len(), rows);
 }
+
+#[test]
+fn a_first_use_load_gets_only_the_invocations_remaining_time() {
+    let store = tempfile::tempdir().unwrap();
+    let copy = store.path().join(crate::fallback::relative_path(
+        "m",
+        &crate::sha256_hex(DEFAULT_MODEL),
+    ));
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::write(&copy, DEFAULT_MODEL).unwrap();
+    let mut m = model("m");
+    m.bytes = None;
+    let mut with_store = settings(LoadMode::Lazy, 8);
+    with_store.fallback.efs_dir = Some(store.path().to_path_buf());
+    let registry = Registry::new(vec![m], None, &with_store).unwrap();
+
+    // No time left: the store is not waited for, and the 503 says why.
+    let e = registry
+        .handle_value_until(request("m"), Some(std::time::Instant::now()))
+        .unwrap_err();
+    assert_eq!(e.status(), 503);
+    assert!(e.to_string().contains("invocation's remaining time"), "{e}");
+    // Time enough: the same store serves.
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answer = registry
+        .handle_value_until(request("m"), Some(later))
+        .unwrap();
+    assert_eq!(answer["source"], "efs");
+}

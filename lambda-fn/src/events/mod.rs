@@ -12,6 +12,8 @@ use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method};
 use inference_core::{Registry, RequestError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -47,6 +49,17 @@ fn is_v1(v: &Value) -> bool {
     v.get("httpMethod").is_some() && v.get("requestContext").is_some()
 }
 
+/// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`, milliseconds since the epoch)
+/// on this process's monotonic clock.
+pub fn deadline(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    let left = u128::from(deadline_ms).saturating_sub(now_ms);
+    Some(Instant::now() + Duration::from_millis(u64::try_from(left).ok()?))
+}
+
 /// Which event source sent `v`, if it is a batch of records or a bus event.
 fn event_source(v: &Value) -> Option<&'static str> {
     if let Some(first) = v
@@ -76,7 +89,11 @@ fn event_source(v: &Value) -> Option<&'static str> {
 
 /// Handles any event. Requests always get a payload (errors are answers, never invocation
 /// failures, so a bad request cannot cost a sandbox); only records are refused.
-pub fn handle(registry: &Registry, event: &RawValue) -> Result<Box<RawValue>, NotARequest> {
+pub fn handle(
+    registry: &Registry,
+    event: &RawValue,
+    deadline: Option<Instant>,
+) -> Result<Box<RawValue>, NotARequest> {
     // Parsed here, not by the runtime: nesting past serde's limit, a lone surrogate or a
     // duplicate key is then our 400, not a runtime deserialization failure.
     let event = match inference_core::parse_strict(event.get().as_bytes()) {
@@ -86,7 +103,7 @@ pub fn handle(registry: &Registry, event: &RawValue) -> Result<Box<RawValue>, No
     if let Some(source) = event_source(&event) {
         return Err(NotARequest(source));
     }
-    let (payload, kind) = answer(registry, event);
+    let (payload, kind) = answer(registry, event, deadline);
     Ok(bounded(payload, kind))
 }
 
@@ -111,7 +128,7 @@ fn bounded(payload: Value, kind: Option<Http>) -> Box<RawValue> {
 }
 
 /// The answer to one request event, and the HTTP shape it was asked in (none: direct).
-fn answer(registry: &Registry, event: Value) -> (Value, Option<Http>) {
+fn answer(registry: &Registry, event: Value, deadline: Option<Instant>) -> (Value, Option<Http>) {
     let (kind, parsed) = if is_v2(&event) {
         (
             Http::V2,
@@ -132,14 +149,14 @@ fn answer(registry: &Registry, event: Value) -> (Value, Option<Http>) {
         )
     } else {
         // A direct invocation: the event is the request.
-        let payload = match registry.handle_value(event) {
+        let payload = match registry.handle_value_until(event, deadline) {
             Ok(v) => v,
             Err(e) => e.to_json(),
         };
         return (payload, None);
     };
     let (status, body) = match parsed {
-        Ok(req) => answer_http(registry, req),
+        Ok(req) => answer_http(registry, req, deadline),
         Err(e) => {
             let err = RequestError::bad(format!("malformed API Gateway event: {e}"));
             (err.status(), err.to_json())
@@ -148,10 +165,12 @@ fn answer(registry: &Registry, event: Value) -> (Value, Option<Http>) {
     (http_response(kind, status, &body), Some(kind))
 }
 
-fn answer_http(registry: &Registry, req: HttpRequest) -> (u16, Value) {
+fn answer_http(registry: &Registry, req: HttpRequest, deadline: Option<Instant>) -> (u16, Value) {
     let result = match req.method {
         Method::GET => Ok(registry.describe()),
-        Method::POST | Method::PUT => decode_body(&req).and_then(|b| registry.handle(&b)),
+        Method::POST | Method::PUT => {
+            decode_body(&req).and_then(|b| registry.handle_until(&b, deadline))
+        }
         other => Err(RequestError::bad(format!(
             "method {other} is not supported: POST a JSON request, or GET the list of models"
         ))),

@@ -12,7 +12,7 @@ use super::{bounded, Http, MAX_RESPONSE_BYTES};
 /// The payload `super::handle` answers `event` with.
 fn handle(registry: &Registry, event: Value) -> Value {
     let raw = serde_json::value::to_raw_value(&event).unwrap();
-    let answer = super::handle(registry, &raw).expect("a request is answered");
+    let answer = super::handle(registry, &raw, None).expect("a request is answered");
     serde_json::from_str(answer.get()).unwrap()
 }
 
@@ -233,7 +233,7 @@ fn records_from_event_sources_fail_the_invocation() {
         ),
     ] {
         let raw = serde_json::value::to_raw_value(&event).unwrap();
-        let e = super::handle(&r, &raw).unwrap_err().to_string();
+        let e = super::handle(&r, &raw, None).unwrap_err().to_string();
         assert!(e.contains(source) && e.contains("not"), "{e}");
     }
 }
@@ -252,7 +252,8 @@ fn raw_events_the_runtime_could_not_parse_get_our_400() {
         ),
     ] {
         let raw = RawValue::from_string(text).unwrap();
-        let answer: Value = serde_json::from_str(super::handle(&r, &raw).unwrap().get()).unwrap();
+        let answer: Value =
+            serde_json::from_str(super::handle(&r, &raw, None).unwrap().get()).unwrap();
         assert_eq!(answer["status"], 400, "{answer}");
         assert!(
             answer["error"].as_str().unwrap().contains(needle),
