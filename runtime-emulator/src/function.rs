@@ -124,6 +124,17 @@ impl Function {
         self.child.lock().await.id()
     }
 
+    /// The process's peak resident memory so far (`VmHWM` in `/proc/<pid>/status`), in KiB;
+    /// `None` once it has exited.
+    pub async fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.pid().await?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Every log line the process has written so far (stdout and stderr).
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -151,14 +151,3 @@ async fn run_case(f: &Function, case: &Case, normal: &[u8]) -> Result<(), String
     }
     Ok(())
 }
-
-/// The function's peak resident memory so far (VmHWM), in KiB.
-pub async fn peak_rss_kib(f: &Function) -> u64 {
-    let pid = f.pid().await.expect("the function is running");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status")
-}

@@ -222,7 +222,7 @@ async fn hostile_requests_to_a_text_model_get_their_documented_answers() {
     ];
     assert!(cases.len() >= 30, "{} cases", cases.len());
     hostile::run(&f, &cases, &json!({"text": ["a normal sentence"]})).await;
-    let peak = hostile::peak_rss_kib(&f).await;
+    let peak = f.peak_rss_kib().await.expect("the function is running");
     eprintln!("peak RSS over the suite: {} MiB", peak / 1024);
     assert!(peak < 768 * 1024, "peak RSS {peak} KiB");
 }

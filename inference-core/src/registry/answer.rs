@@ -265,7 +265,7 @@ fn predicted_labels(entry: &ModelEntry, outputs: &[TValue]) -> Option<Vec<Option
             return None;
         };
     let rows = labels.len();
-    let finite = finite_rows(entry, outputs, rows);
+    let finite = finite_rows(outputs, rows);
     Some(
         labels
             .into_iter()
@@ -275,28 +275,30 @@ fn predicted_labels(entry: &ModelEntry, outputs: &[TValue]) -> Option<Vec<Option
     )
 }
 
-/// Per row (the first axis), whether every float output's values in it are finite.
-fn finite_rows(entry: &ModelEntry, outputs: &[TValue], rows: usize) -> Vec<bool> {
-    let mut finite = vec![true; rows];
-    for (spec, value) in entry.outputs.iter().zip(outputs) {
-        if !matches!(spec.dtype, DType::F32 | DType::F64)
-            || value.rank() == 0
-            || value.shape()[0] != rows
-        {
-            continue;
-        }
-        let Ok(values) = value.cast_to::<f64>() else {
-            continue;
-        };
-        let Ok(values) = slice_of::<f64>(&values) else {
-            continue;
+/// Per row (the first axis), whether every float output's values in it are finite. Read in
+/// place: this runs on every labelled request, so no output is copied.
+fn finite_rows(outputs: &[TValue], rows: usize) -> Vec<bool> {
+    fn mark<T: Datum + Copy>(value: &Tensor, rows: usize, finite: &mut [bool], ok: fn(T) -> bool) {
+        let Ok(values) = slice_of::<T>(value) else {
+            return;
         };
         let per_row = values.len() / rows.max(1);
         if per_row == 0 {
+            return;
+        }
+        for (f, row) in finite.iter_mut().zip(values.chunks(per_row)) {
+            *f &= row.iter().all(|v| ok(*v));
+        }
+    }
+    let mut finite = vec![true; rows];
+    for value in outputs {
+        if value.rank() == 0 || value.shape()[0] != rows {
             continue;
         }
-        for (ok, row) in finite.iter_mut().zip(values.chunks(per_row)) {
-            *ok &= row.iter().all(|v| v.is_finite());
+        match value.datum_type() {
+            DatumType::F32 => mark::<f32>(value, rows, &mut finite, f32::is_finite),
+            DatumType::F64 => mark::<f64>(value, rows, &mut finite, f64::is_finite),
+            _ => {}
         }
     }
     finite

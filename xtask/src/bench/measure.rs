@@ -120,11 +120,10 @@ pub async fn warm(
             latency.push((w.label.clone(), batch, Stats::of(&samples)));
         }
     }
-    let pid = function
-        .pid()
+    let peak_rss_kb = function
+        .peak_rss_kib()
         .await
-        .context("the function process has no pid")?;
-    let peak_rss_kb = peak_rss_kb(pid)?;
+        .context("cannot read the function's peak RSS (VmHWM in /proc/<pid>/status)")?;
     function.kill().await;
     Ok(Warm {
         latency,
@@ -182,16 +181,6 @@ fn init_phases(logs: &[String]) -> Vec<(String, f64)> {
 }
 
 /// VmHWM: the most resident memory the process has had.
-fn peak_rss_kb(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/<pid>/status")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
