@@ -26,6 +26,7 @@ mod tensor_json;
 mod test_models;
 mod text;
 mod threads;
+mod work;
 
 pub use checksum::{sha256_hex, verify_sha256};
 pub use error::{InitError, RequestError};

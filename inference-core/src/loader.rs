@@ -32,6 +32,8 @@ pub struct LoadedModel {
     pub text: Option<crate::text::TextModel>,
     /// Inputs that index a table in the model, and the table's size.
     pub index_limits: Vec<IndexLimit>,
+    /// The working memory a request needs, from its shapes.
+    pub(crate) work: crate::work::WorkEstimate,
 }
 
 /// A decoded, optimized plan and what each step took.

@@ -116,6 +116,9 @@ pub struct Settings {
     pub max_loaded: usize,
     /// Intra-op threads: `MODEL_THREADS`, else one per vCPU the memory setting buys.
     pub threads: usize,
+    /// The function's memory in MB (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, set by Lambda): a
+    /// request needing more working memory than the process has left of it gets a 413.
+    pub memory_mb: Option<u64>,
 }
 
 impl Default for Settings {
@@ -126,6 +129,7 @@ impl Default for Settings {
             fallback: FallbackConfig::default(),
             max_loaded: DEFAULT_MAX_LOADED,
             threads: 1,
+            memory_mb: None,
         }
     }
 }
@@ -202,6 +206,9 @@ impl Settings {
                 "a whole number above 0",
             )?,
         };
+        let memory_mb: Option<u64> = var(AWS_LAMBDA_FUNCTION_MEMORY_SIZE)
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|mb| *mb > 0);
         let threads = match var(MODEL_THREADS) {
             Some(v) => whole_number(
                 MODEL_THREADS,
@@ -209,17 +216,14 @@ impl Settings {
                 1..=MAX_THREADS,
                 "a whole number from 1 to 64",
             )?,
-            None => {
-                let memory =
-                    var(AWS_LAMBDA_FUNCTION_MEMORY_SIZE).and_then(|v| v.trim().parse().ok());
-                crate::threads::default_threads(memory, cores)
-            }
+            None => crate::threads::default_threads(memory_mb, cores),
         };
         Ok(Settings {
             load,
             fallback,
             max_loaded,
             threads,
+            memory_mb,
         })
     }
 }

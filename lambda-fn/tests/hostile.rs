@@ -230,16 +230,35 @@ fn direct_cases() -> Vec<Case> {
             400,
             "not several",
         ),
-        // Lambda refuses a request over 6 MB at its front door; the answer limit is the
-        // function's own: 250,000 rows answer about 10 MB.
+        // The manifest caps the default model's batch (`[model.limits]`), checked before
+        // the model runs. 250,000 rows would also answer about 10 MB, past Lambda's
+        // response limit (that guard is exercised through the text model's suite).
         Case::raw(
-            "an answer over Lambda's response limit",
+            "one row past the batch cap",
+            format!(
+                "{{\"features\": [{}]}}",
+                vec![format!("[{}]", vec!["0"; 30].join(",")); 4097].join(",")
+            ),
+            413,
+            "(4096, limits.max_dims.batch)",
+        ),
+        Case::raw(
+            "rows whose answer would pass Lambda's response limit",
             format!(
                 "{{\"features\": [{}]}}",
                 vec![format!("[{}]", vec!["0"; 30].join(",")); 250_000].join(",")
             ),
             413,
-            "response limit",
+            "batch = 250000",
+        ),
+        Case::raw(
+            "as many rows as the cap allows",
+            format!(
+                "{{\"features\": [{}]}}",
+                vec![format!("[{}]", vec!["0"; 30].join(",")); 4096].join(",")
+            ),
+            200,
+            "",
         ),
         Case::refused(
             "an SQS batch",

@@ -134,6 +134,7 @@ mod tests {
                 outputs: vec![],
                 tokenizer: None,
                 pipeline: None,
+                limits: Default::default(),
             }],
         }
     }

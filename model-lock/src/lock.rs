@@ -54,6 +54,28 @@ pub struct ModelEntry {
     /// inputs and its outputs into an answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<TextPipeline>,
+    /// Caps on one request's size, checked before anything is allocated for it.
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+}
+
+/// How big one request may be: `[model.limits]` in the manifest, filled in by `pack-models`
+/// where the manifest is silent, recorded in the lock. Past a cap the function answers 413.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most input values (all inputs together) one request may send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_input_elements: Option<u64>,
+    /// Largest value of each symbolic dim, by name (`batch = 64`, `sequence = 512`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub max_dims: std::collections::BTreeMap<String, u64>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.max_input_elements.is_none() && self.max_dims.is_empty()
+    }
 }
 
 fn default_true() -> bool {
@@ -364,6 +386,10 @@ mod tests {
                     max_batch: 8,
                     output: None,
                 }),
+                limits: Limits {
+                    max_input_elements: Some(4096),
+                    max_dims: [("batch".to_string(), 8)].into(),
+                },
             }],
         };
         let text = lock.to_toml();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use inference_core::prepare::{MaxDrift, Quantize};
-use model_lock::{validate_model_name, Dim, TextPipeline};
+use model_lock::{validate_model_name, Dim, Limits, TextPipeline};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +46,10 @@ pub struct ModelSpec {
     pub tokenizer: Option<TokenizerSpec>,
     /// What a text model does: `[model.pipeline] task = "embedding" | "classification"`.
     pub pipeline: Option<TextPipeline>,
+    /// Caps on one request: `[model.limits] max_input_elements = …, max_dims = { batch = … }`.
+    /// Where unset, `pack-models` derives `max_input_elements` from the model.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 #[derive(Debug, Deserialize)]

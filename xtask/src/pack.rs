@@ -203,6 +203,7 @@ fn pack_one(
             size: t.bytes.len() as u64,
         }),
         pipeline: spec.pipeline.clone(),
+        limits: spec.limits.clone(),
     };
     let tokenizer = tokenizer.map(|t| t.bytes);
 
@@ -220,6 +221,10 @@ fn pack_one(
     let samples = prepare::sample_requests(&entry, sample);
     let tok = tokenizer.as_deref();
     let checked = prepare::check(&entry, &bytes, tok, &samples)?;
+    let mut entry = entry;
+    if entry.limits.max_input_elements.is_none() {
+        entry.limits.max_input_elements = checked.max_input_elements;
+    }
     let drift = if spec.quantize == Quantize::None {
         None
     } else {

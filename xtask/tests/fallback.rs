@@ -360,6 +360,64 @@ async fn a_hanging_s3_endpoint_is_given_up_on_within_the_budget() {
     );
 }
 
+/// An S3 stand-in that answers every request 200 with a body that never ends, sent chunked
+/// so no `Content-Length` gives it away; counts the bytes it managed to send.
+fn endless_body() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let count = sent.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                let framed = [
+                    format!("{:x}\r\n", chunk.len()).into_bytes(),
+                    chunk,
+                    b"\r\n".to_vec(),
+                ]
+                .concat();
+                while stream.write_all(&framed).is_ok() {
+                    count.fetch_add(64 * 1024, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), sent)
+}
+
+#[tokio::test]
+async fn an_s3_body_past_the_locks_size_is_cut_off() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
+    let (endpoint, sent) = endless_body();
+    let work = tempfile::tempdir().unwrap();
+    let bootstrap = corrupted_bootstrap(work.path());
+    let mut env = s3_env(&endpoint, &work.path().join("tmp"));
+    env.push(("MODEL_EFS_DIR".into(), String::new()));
+    let f = start(&bootstrap, &env).await;
+    let message = init_error(&f).await;
+    let size = lock().model("breast-cancer").unwrap().size;
+    assert!(
+        message.contains(&format!("more than the {size} bytes the build expects")),
+        "{message}"
+    );
+    assert!(
+        sent.load(Ordering::SeqCst) > 0,
+        "the endless body was really served"
+    );
+}
+
 #[tokio::test]
 async fn model_names_from_requests_never_reach_a_store() {
     test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");

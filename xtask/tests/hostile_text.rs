@@ -226,3 +226,56 @@ async fn hostile_requests_to_a_text_model_get_their_documented_answers() {
     eprintln!("peak RSS over the suite: {} MiB", peak / 1024);
     assert!(peak < 768 * 1024, "peak RSS {peak} KiB");
 }
+
+/// With little memory to spare, a request whose working memory does not fit what the
+/// function has left of its memory setting gets a 413 before it runs, a small request is
+/// still answered, and the function never holds more than its memory setting.
+#[tokio::test]
+async fn a_request_too_big_for_the_memory_setting_is_refused_before_it_runs() {
+    test_support::require_fixtures!("TEXT_BOOTSTRAP");
+    let bootstrap = test_support::fixture_path("TEXT_BOOTSTRAP");
+    let small = raw(ids(1, 8));
+    // What the function holds, loaded and having answered, at the default memory.
+    let baseline_mib = {
+        let f = test_support::function::start(
+            &bootstrap,
+            &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")],
+        )
+        .await;
+        let answer = test_support::function::invoke(&f, &small).await;
+        assert!(answer.get("error").is_none(), "{answer}");
+        f.peak_rss_kib().await.expect("the function is running") / 1024
+    };
+    let memory_mib = baseline_mib + 48;
+    let f = test_support::function::start(
+        &bootstrap,
+        &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mib.to_string())],
+    )
+    .await;
+    let long = "the cat sat on the mat and looked at the dog ".repeat(20);
+    let cases = vec![
+        Case::json(
+            "16 × 128 raw ids, every output",
+            &raw(ids(16, 128)),
+            413,
+            "of working memory",
+        ),
+        Case::json(
+            "16 texts of 128 tokens",
+            &json!({ "text": vec![long; 16] }),
+            413,
+            "raise the function's memory",
+        ),
+        Case::json("one short row", &small, 200, ""),
+    ];
+    hostile::run(&f, &cases, &small).await;
+    let peak = f.peak_rss_kib().await.expect("the function is running");
+    eprintln!(
+        "baseline {baseline_mib} MiB, memory setting {memory_mib} MiB, peak {} MiB",
+        peak / 1024
+    );
+    assert!(
+        peak <= memory_mib * 1024,
+        "peak RSS {peak} KiB over the {memory_mib} MiB setting"
+    );
+}

@@ -28,6 +28,7 @@ fn entry(bytes: &[u8]) -> ModelEntry {
         outputs,
         tokenizer: None,
         pipeline: None,
+        limits: Default::default(),
     }
 }
 

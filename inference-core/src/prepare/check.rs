@@ -18,7 +18,13 @@ pub struct Checked {
     pub load_ms: f64,
     /// The answer to each sample request, in order.
     pub answers: Vec<Value>,
+    /// The default `limits.max_input_elements`: input values of the largest request whose
+    /// working memory fits Lambda's largest memory setting. `None` for fixed-shape inputs.
+    pub max_input_elements: Option<u64>,
 }
+
+/// Lambda's largest memory setting, 10,240 MB: no function can serve a bigger request.
+pub const LAMBDA_MAX_MEMORY_BYTES: u64 = 10_240 << 20;
 
 /// Loads `bytes` (and the tokenizer) as the function would, with `entry` as its lock entry,
 /// and answers each of `samples`.
@@ -47,7 +53,12 @@ pub fn check(
             registry.handle_value(sample).map_err(PrepareError::Sample)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Checked { load_ms, answers })
+    let max_input_elements = registry.largest_request(&entry.name, LAMBDA_MAX_MEMORY_BYTES);
+    Ok(Checked {
+        load_ms,
+        answers,
+        max_input_elements,
+    })
 }
 
 /// The requests a packed model must answer: the manifest's sample request (or one built

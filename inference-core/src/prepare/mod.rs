@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tract_onnx::pb::ModelProto;
 
 pub use crate::compare::Drift;
-pub use check::{check, sample_requests, Checked};
+pub use check::{check, sample_requests, Checked, LAMBDA_MAX_MEMORY_BYTES};
 pub use signature::{inspect, InputOverride, Signature};
 
 use crate::error::{InitError, RequestError};

@@ -18,6 +18,7 @@ fn entry(prepared: &Prepared) -> ModelEntry {
         outputs: prepared.signature.outputs.clone(),
         tokenizer: None,
         pipeline: None,
+        limits: Default::default(),
     }
 }
 

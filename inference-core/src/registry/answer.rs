@@ -12,6 +12,7 @@ use crate::lookup::check_indices;
 use crate::request::{InferenceRequest, RequestInputs};
 use crate::response::InferenceResponse;
 use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json, SymbolValues};
+use crate::work::{check_limits, check_memory};
 
 use super::Registry;
 
@@ -46,10 +47,20 @@ impl Registry {
                 input_field(&req.inputs, &entry.inputs[i].name)
             })?;
         }
+        let field = |i: usize| input_field(&req.inputs, &entry.inputs[i].name);
+        check_limits(entry, &inputs, field)?;
         let model = self.loaded(ix, deadline)?;
-        check_indices(&inputs, &model.index_limits, |i| {
-            input_field(&req.inputs, &entry.inputs[i].name)
-        })?;
+        check_indices(&inputs, &model.index_limits, field)?;
+        let returned = |o: usize| {
+            req.return_outputs
+                .as_ref()
+                .is_none_or(|wanted| wanted.contains(&entry.outputs[o].name))
+        };
+        check_memory(
+            model.work.bytes(&inputs, returned),
+            self.memory_limit,
+            &entry.name,
+        )?;
         let outputs = model
             .plan
             .run(inputs)
@@ -98,9 +109,12 @@ impl Registry {
         let encoded = text.encode(texts)?;
         // The tokenizer's vocabulary should fit the model's table; a mismatched pair must
         // not read past it.
-        check_indices(&encoded.inputs, &model.index_limits, |i| {
-            format!("text (token {:?})", entry.inputs[i].name)
-        })?;
+        let field = |i: usize| format!("text (token {:?})", entry.inputs[i].name);
+        check_indices(&encoded.inputs, &model.index_limits, field)?;
+        check_limits(entry, &encoded.inputs, field)?;
+        // The pipeline answers from its output; nothing else is encoded.
+        let need = model.work.bytes(&encoded.inputs, |_| false);
+        check_memory(need, self.memory_limit, &entry.name)?;
         let outputs = model
             .plan
             .run(encoded.inputs.clone())

@@ -8,6 +8,7 @@ use crate::error::InitError;
 use crate::fallback::{self, FallbackConfig};
 use crate::loader::{self, Decoded, LoadedModel, PhaseTimings};
 use crate::text::TextModel;
+use crate::work::WorkEstimate;
 
 use super::PackedModel;
 
@@ -172,6 +173,7 @@ fn finish(
         "model loaded"
     );
     Ok(LoadedModel {
+        work: WorkEstimate::of(&decoded.plan),
         plan: decoded.plan,
         index_limits: decoded.index_limits,
         source: origin.source,

@@ -73,6 +73,8 @@ pub struct Registry {
     slots: Vec<Slot>,
     fallback: FallbackConfig,
     recent: Mutex<Recent>,
+    /// The function's memory in bytes, when Lambda says it.
+    memory_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -150,6 +152,7 @@ impl Registry {
             slots,
             fallback: settings.fallback.clone(),
             recent: Mutex::new(Recent::new(settings.max_loaded)),
+            memory_limit: settings.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
         })
     }
 
@@ -158,6 +161,14 @@ impl Registry {
             .iter()
             .map(|s| s.model.entry.name.clone())
             .collect()
+    }
+
+    /// Input values of the largest request a loaded model can answer within `budget` bytes
+    /// of working memory (see [`crate::work::WorkEstimate::largest_request`]).
+    pub(crate) fn largest_request(&self, model: &str, budget: u64) -> Option<u64> {
+        let slot = &self.slots[self.index(model)?];
+        let loaded = slot.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.as_ref()?.work.largest_request(budget)
     }
 
     pub fn default_model(&self) -> Option<&str> {

@@ -23,6 +23,7 @@ fn entry(name: &str, bytes: &[u8]) -> ModelEntry {
         outputs: signature.outputs,
         tokenizer: None,
         pipeline: None,
+        limits: Default::default(),
     }
 }
 

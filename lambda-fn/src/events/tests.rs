@@ -33,6 +33,7 @@ fn registry() -> Registry {
         outputs: prepared.signature.outputs,
         tokenizer: None,
         pipeline: None,
+        limits: Default::default(),
     };
     let model = PackedModel {
         entry,

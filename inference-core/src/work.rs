@@ -1,0 +1,403 @@
+//! What one request will cost, known before it runs. Every value the plan makes is sized
+//! from its shape with the request's dims and lives from the step that makes it to the last
+//! step that reads it; the peak of that sum, plus the encoded answer, is the working memory
+//! the request needs. A request over the model's caps, or needing more memory than the
+//! function has left, is refused with a 413 before a tensor is allocated for it.
+
+use model_lock::{Dim, ModelEntry};
+use tract_onnx::prelude::*;
+
+use crate::error::RequestError;
+use crate::loader::Plan;
+
+/// What one output value costs while its answer is built: a `serde_json::Value` (32 bytes)
+/// in the flat list and again in the nested one.
+const ENCODE_BYTES_PER_VALUE: u64 = 64;
+/// Kept free beyond the estimate: allocator slack, the runtime's buffers, the JSON answer.
+pub(crate) const RESERVE_BYTES: u64 = 32 << 20;
+// The plan's values are counted at 5/4 of their size: kernels' scratch space, the first
+// run's lazily built state and allocator rounding are not values. Measured (VmHWM growth
+// over one run, one thread): MiniLM at 16×128 to 64×512 and PP-OCRv4 det at 1 to 4 images
+// of 640×640 stay under values × 1.25 + RESERVE_BYTES; the bare values fall up to 30% short
+// on the conv net.
+
+/// A value of the plan: its size in bytes as a function of the symbols, and the first and
+/// last steps it is alive in.
+#[derive(Debug)]
+struct Value {
+    bytes: TDim,
+    born: usize,
+    dies: usize,
+}
+
+/// Where a symbol's value is read from: an axis of an input.
+#[derive(Debug)]
+struct SymbolAt {
+    input: usize,
+    axis: usize,
+    symbol: Symbol,
+}
+
+/// The plan's values and outputs, sized symbolically once at load.
+#[derive(Debug)]
+pub(crate) struct WorkEstimate {
+    values: Vec<Value>,
+    /// Elements of each model input and output.
+    inputs: Vec<TDim>,
+    outputs: Vec<TDim>,
+    symbols: Vec<SymbolAt>,
+}
+
+impl WorkEstimate {
+    pub(crate) fn of(plan: &Plan) -> Self {
+        let model = plan.model();
+        let order = plan.order_without_consts();
+        let step_of: std::collections::HashMap<usize, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(step, node)| (*node, step))
+            .collect();
+        let last = order.len().saturating_sub(1);
+        let mut values = Vec::new();
+        for (step, &node) in order.iter().enumerate() {
+            let node = model.node(node);
+            // Inputs are already allocated when the estimate is made.
+            if model.inputs.iter().any(|o| o.node == node.id) {
+                continue;
+            }
+            for (slot, fact) in node.outputs.iter().enumerate() {
+                let outlet = OutletId::new(node.id, slot);
+                let dies = if model.outputs.contains(&outlet) {
+                    last
+                } else {
+                    model
+                        .outlet_successors(outlet)
+                        .iter()
+                        .filter_map(|s| step_of.get(&s.node))
+                        .max()
+                        .copied()
+                        .unwrap_or(step)
+                };
+                values.push(Value {
+                    bytes: bytes_of(&fact.fact),
+                    born: step,
+                    dies,
+                });
+            }
+        }
+        let volume = |o: &OutletId| {
+            model
+                .outlet_fact(*o)
+                .map(|f| f.shape.volume())
+                .unwrap_or_default()
+        };
+        let inputs = model.inputs.iter().map(volume).collect();
+        let outputs = model.outputs.iter().map(volume).collect();
+        let mut symbols = Vec::new();
+        for (input, outlet) in model.inputs.iter().enumerate() {
+            let Ok(fact) = model.outlet_fact(*outlet) else {
+                continue;
+            };
+            for (axis, dim) in fact.shape.iter().enumerate() {
+                if let TDim::Sym(symbol) = dim {
+                    symbols.push(SymbolAt {
+                        input,
+                        axis,
+                        symbol: symbol.clone(),
+                    });
+                }
+            }
+        }
+        WorkEstimate {
+            values,
+            inputs,
+            outputs,
+            symbols,
+        }
+    }
+
+    /// The input values of the largest request whose working memory fits `budget` bytes,
+    /// growing every symbolic dim together (batch and sequence alike): the default cap
+    /// `pack-models` records. `None` when no input has a symbolic dim.
+    pub(crate) fn largest_request(&self, budget: u64) -> Option<u64> {
+        if self.symbols.is_empty() {
+            return None;
+        }
+        let all = |n: i64| {
+            let mut values = SymbolValues::default();
+            for at in &self.symbols {
+                values.set(&at.symbol, n);
+            }
+            values
+        };
+        let fits = |n: i64| self.bytes_with(&all(n), |_| true) <= budget;
+        if !fits(1) {
+            return Some(0);
+        }
+        // Doubling, then bisection: the estimate grows with every dim.
+        let (mut lo, mut hi) = (1i64, 2i64);
+        while fits(hi) && hi < 1 << 32 {
+            lo = hi;
+            hi *= 2;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid
+            } else {
+                hi = mid
+            }
+        }
+        let values = all(lo);
+        Some(
+            self.inputs
+                .iter()
+                .map(|v| eval(v, &values))
+                .fold(0, u64::saturating_add),
+        )
+    }
+
+    /// Peak bytes of the plan's values plus the encoded outputs, for these inputs. A size
+    /// that cannot be worked out counts as unbounded.
+    pub(crate) fn bytes(&self, inputs: &[TValue], returned: impl Fn(usize) -> bool) -> u64 {
+        let mut values = SymbolValues::default();
+        for at in &self.symbols {
+            if let Some(n) = inputs.get(at.input).and_then(|t| t.shape().get(at.axis)) {
+                values.set(&at.symbol, *n as i64);
+            }
+        }
+        self.bytes_with(&values, returned)
+    }
+
+    fn bytes_with(&self, values: &SymbolValues, returned: impl Fn(usize) -> bool) -> u64 {
+        let size = |d: &TDim| eval(d, values);
+        // Sweep the steps: add a value when it is born, drop it after its last reader.
+        let steps = self.values.iter().map(|v| v.dies + 1).max().unwrap_or(0);
+        let mut delta = vec![0i128; steps + 1];
+        for v in &self.values {
+            let b = i128::from(size(&v.bytes));
+            delta[v.born] += b;
+            delta[v.dies + 1] -= b;
+        }
+        let (mut live, mut peak) = (0i128, 0i128);
+        for d in delta {
+            live += d;
+            peak = peak.max(live);
+        }
+        let encode: u64 = self
+            .outputs
+            .iter()
+            .enumerate()
+            .filter(|(ix, _)| returned(*ix))
+            .map(|(_, n)| size(n).saturating_mul(ENCODE_BYTES_PER_VALUE))
+            .fold(0, u64::saturating_add);
+        let peak = u64::try_from(peak).unwrap_or(u64::MAX);
+        (peak / 4).saturating_mul(5).saturating_add(encode)
+    }
+}
+
+/// A value's bytes. A tensor of packed blocks (im2col's output, packed matrix operands)
+/// holds one block per element: tract's own `mem_size` counts a single block.
+fn bytes_of(fact: &TypedFact) -> TDim {
+    let blocks: TDim = fact
+        .exotic_fact()
+        .iter()
+        .flat_map(|it| it.buffer_sizes())
+        .sum();
+    fact.shape.volume() * (TDim::from(fact.datum_type.size_of() as i64) + blocks)
+}
+
+/// A size with the request's dims; one that cannot be worked out counts as unbounded.
+fn eval(d: &TDim, values: &SymbolValues) -> u64 {
+    d.eval_to_i64(values)
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// The model's caps (`limits` in the lock): input values in all, and each symbolic dim.
+pub(crate) fn check_limits(
+    entry: &ModelEntry,
+    inputs: &[TValue],
+    name_of: impl Fn(usize) -> String,
+) -> Result<(), RequestError> {
+    let limits = &entry.limits;
+    for (i, (spec, t)) in entry.inputs.iter().zip(inputs).enumerate() {
+        for (dim, n) in spec.shape.iter().zip(t.shape()) {
+            let Dim::Symbol(name) = dim else { continue };
+            if let Some(max) = limits.max_dims.get(name).filter(|max| *n as u64 > **max) {
+                return Err(RequestError::OverLimit(format!(
+                    "field \"{}\": {name} = {n}, more than this model takes in one request ({max}, limits.max_dims.{name})",
+                    name_of(i)
+                )));
+            }
+        }
+    }
+    if let Some(max) = limits.max_input_elements {
+        let total: u64 = inputs.iter().map(|t| t.len() as u64).sum();
+        if total > max {
+            return Err(RequestError::OverLimit(format!(
+                "the request sends {total} input values, more than this model takes in one request ({max}, limits.max_input_elements): send fewer rows"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a request whose working memory does not fit what the function has left of its
+/// memory setting.
+pub(crate) fn check_memory(
+    need: u64,
+    memory_limit: Option<u64>,
+    model: &str,
+) -> Result<(), RequestError> {
+    let Some(limit) = memory_limit else {
+        return Ok(());
+    };
+    let used = resident_bytes().unwrap_or(0);
+    let free = limit.saturating_sub(used).saturating_sub(RESERVE_BYTES);
+    if need <= free {
+        return Ok(());
+    }
+    Err(RequestError::OverLimit(format!(
+        "model {model:?} needs about {} MB of working memory for this request, and {} MB of the function's {} MB are free: send fewer rows or shorter inputs, or raise the function's memory",
+        mb(need),
+        mb(free),
+        mb(limit)
+    )))
+}
+
+fn mb(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
+/// The process's resident memory now, from `/proc/self/statm` (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // Lambda's and every x86_64/arm64 Linux page this crate targets.
+    Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model_lock::{DType, Limits, TensorSpec};
+
+    #[test]
+    fn a_matmul_chain_is_sized_from_the_request() {
+        // x[batch, 64] · W[64, 256] → relu → · W2[256, 8]
+        let mut model = TypedModel::default();
+        let batch = model.symbols.sym("batch");
+        let x = model
+            .add_source("x", f32::fact([TDim::from(batch.clone()), 64.into()]))
+            .unwrap();
+        let w = model
+            .add_const("w", Tensor::zero::<f32>(&[64, 256]).unwrap())
+            .unwrap();
+        let w2 = model
+            .add_const("w2", Tensor::zero::<f32>(&[256, 8]).unwrap())
+            .unwrap();
+        let mm = |m: &mut TypedModel, name: &str, a, b| {
+            m.wire_node(
+                name,
+                tract_onnx::tract_core::ops::einsum::EinSum::new(
+                    "mk,kn->mn".parse().unwrap(),
+                    f32::datum_type(),
+                ),
+                &[a, b],
+            )
+            .unwrap()[0]
+        };
+        let h = mm(&mut model, "h", x, w);
+        let y = mm(&mut model, "y", h, w2);
+        model.select_output_outlets(&[y]).unwrap();
+        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+        let work = WorkEstimate::of(&plan);
+        let one = work.bytes(&[Tensor::zero::<f32>(&[1, 64]).unwrap().into()], |_| true);
+        let many = work.bytes(&[Tensor::zero::<f32>(&[1000, 64]).unwrap().into()], |_| {
+            true
+        });
+        // At least the hidden layer (1000 × 256 f32) and the encoded output.
+        assert!(
+            many >= 1000 * 256 * 4 + 1000 * 8 * ENCODE_BYTES_PER_VALUE,
+            "{many}"
+        );
+        assert!(many > 500 * one, "{one} → {many}: grows with the batch");
+        let none = work.bytes(&[Tensor::zero::<f32>(&[1000, 64]).unwrap().into()], |_| {
+            false
+        });
+        assert_eq!(many - none, 1000 * 8 * ENCODE_BYTES_PER_VALUE);
+        // The largest batch within 1 GB, in input values (64 per row).
+        let largest = work.largest_request(1 << 30).unwrap();
+        assert_eq!(largest % 64, 0);
+        let rows = (largest / 64) as usize;
+        let fits =
+            |n: usize| work.bytes(&[Tensor::zero::<f32>(&[n, 64]).unwrap().into()], |_| true);
+        assert!(
+            fits(rows) <= 1 << 30 && fits(rows + 1) > 1 << 30,
+            "{rows} rows"
+        );
+    }
+
+    #[test]
+    fn caps_name_the_limit() {
+        let entry = ModelEntry {
+            inputs: vec![TensorSpec {
+                name: "x".into(),
+                dtype: DType::F32,
+                shape: vec![Dim::Symbol("batch".into()), Dim::Fixed(4)],
+            }],
+            limits: Limits {
+                max_input_elements: Some(40),
+                max_dims: [("batch".to_string(), 8)].into(),
+            },
+            name: "m".into(),
+            file: "m.onnx".into(),
+            sha256: String::new(),
+            size: 0,
+            source_sha256: None,
+            embed: true,
+            labels: Vec::new(),
+            outputs: Vec::new(),
+            tokenizer: None,
+            pipeline: None,
+        };
+        let rows =
+            |n: usize| -> TVec<TValue> { tvec![Tensor::zero::<f32>(&[n, 4]).unwrap().into()] };
+        assert!(check_limits(&entry, &rows(8), |_| "x".into()).is_ok());
+        let e = check_limits(&entry, &rows(9), |_| "inputs.x".into()).unwrap_err();
+        assert_eq!(e.status(), 413);
+        assert!(
+            e.to_string().contains("batch = 9") && e.to_string().contains("limits.max_dims.batch"),
+            "{e}"
+        );
+        let entry = ModelEntry {
+            limits: Limits {
+                max_input_elements: Some(20),
+                ..Limits::default()
+            },
+            ..entry
+        };
+        let e = check_limits(&entry, &rows(8), |_| "x".into()).unwrap_err();
+        assert!(
+            e.to_string().contains("32 input values")
+                && e.to_string().contains("(20, limits.max_input_elements)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn memory_left_decides() {
+        assert!(
+            check_memory(u64::MAX, None, "m").is_ok(),
+            "no setting, no check"
+        );
+        let used = resident_bytes().unwrap();
+        let limit = used + RESERVE_BYTES + (100 << 20);
+        assert!(check_memory(50 << 20, Some(limit), "m").is_ok());
+        let e = check_memory(200 << 20, Some(limit), "m").unwrap_err();
+        assert_eq!(e.status(), 413);
+        assert!(e.to_string().contains("needs about 200 MB"), "{e}");
+    }
+}
