@@ -16,6 +16,7 @@ mod json;
 mod loader;
 mod lookup;
 mod ml;
+mod nnef;
 pub mod prepare;
 mod registry;
 mod request;

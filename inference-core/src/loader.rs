@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model_lock::{DType, Dim, ModelEntry, TensorSpec};
+use model_lock::{DType, Dim, ModelEntry, ModelFormat, TensorSpec};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::InferenceFact;
 
+use crate::int8::Folded;
 use crate::lookup::{index_limits, IndexLimit};
 
 pub type Plan = Arc<TypedRunnableModel>;
@@ -17,7 +18,9 @@ pub type Plan = Arc<TypedRunnableModel>;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PhaseTimings {
     pub verify: Duration,
+    /// Bytes to a typed graph: ONNX decoded and typed, or the compiled form read.
     pub decode: Duration,
+    /// The typed graph to a plan: declutter and codegen.
     pub optimize: Duration,
     pub tokenizer: Duration,
 }
@@ -90,18 +93,19 @@ pub(crate) fn tdim_to_dim(d: &TDim) -> Dim {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<InferenceModel, String> {
+fn decode(bytes: &[u8], folds: Option<&mut Vec<Folded>>) -> Result<InferenceModel, String> {
     let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes)
         .map_err(|e| format!("cannot decode ONNX: {e}"))?;
-    decode_proto(proto)
+    decode_proto(proto, folds)
 }
 
 /// tract's graph of an already decoded ONNX model.
 pub(crate) fn decode_proto(
     mut proto: tract_onnx::pb::ModelProto,
+    folds: Option<&mut Vec<Folded>>,
 ) -> Result<InferenceModel, String> {
     // int8-packed weights become f32 again before tract plans the graph.
-    crate::int8::dequantize_constants(&mut proto)?;
+    crate::int8::dequantize_constants(&mut proto, folds)?;
     let mut onnx = tract_onnx::onnx();
     crate::ml::register(&mut onnx);
     onnx.model_for_proto_model(&proto)
@@ -184,16 +188,69 @@ pub(crate) fn output_specs(
         .collect()
 }
 
-/// Decode and optimize `bytes` for serving with the signature recorded in `entry`.
+/// The typed graph of packed ONNX, its inputs fixed to the served signature: what
+/// `pack-models` declutters and compiles (recording the int8 weights it folds in `folds`),
+/// and what the function loads from ONNX.
+pub(crate) fn typed(
+    bytes: &[u8],
+    inputs: &[TensorSpec],
+    folds: Option<&mut Vec<Folded>>,
+) -> Result<TypedModel, String> {
+    let mut model = decode(bytes, folds)?;
+    apply_signature(&mut model, inputs)?;
+    model
+        .into_typed()
+        .map_err(|e| format!("cannot type the model: {e:#}"))
+}
+
+/// The compiled form's inputs and outputs must be the lock's: same names, types and dims.
+fn check_compiled(model: &TypedModel, entry: &ModelEntry) -> Result<(), String> {
+    let facts = |outlets: &[OutletId]| -> Result<Vec<(DType, Vec<Dim>)>, String> {
+        outlets
+            .iter()
+            .map(|o| {
+                let fact = model.outlet_fact(*o).map_err(|e| format!("{e:#}"))?;
+                Ok((
+                    datum_to_dtype(fact.datum_type)?,
+                    fact.shape.iter().map(tdim_to_dim).collect(),
+                ))
+            })
+            .collect()
+    };
+    let names: Vec<&str> = model
+        .inputs
+        .iter()
+        .map(|o| model.node(o.node).name.as_str())
+        .collect();
+    let spec = |specs: &[TensorSpec]| -> Vec<(DType, Vec<Dim>)> {
+        specs.iter().map(|s| (s.dtype, s.shape.clone())).collect()
+    };
+    let want: Vec<&str> = entry.inputs.iter().map(|s| s.name.as_str()).collect();
+    if names != want
+        || facts(&model.inputs)? != spec(&entry.inputs)
+        || facts(&model.outputs)? != spec(&entry.outputs)
+    {
+        return Err(format!(
+            "the compiled model's inputs {names:?} and outputs do not match the lock's signature (inputs {want:?}); pack the model again"
+        ));
+    }
+    Ok(())
+}
+
+/// Decode and optimize `bytes` for serving with the signature recorded in `entry`: ONNX is
+/// decoded, typed and decluttered here; the compiled form only needs codegen.
 pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> {
     let started = Instant::now();
-    let mut model = decode(bytes)?;
-    apply_signature(&mut model, &entry.inputs)?;
+    let typed = match entry.format {
+        ModelFormat::Onnx => typed(bytes, &entry.inputs, None)?,
+        ModelFormat::Nnef => {
+            let model = crate::nnef::read(bytes)?;
+            check_compiled(&model, entry)?;
+            model
+        }
+    };
     let decoded = started.elapsed();
     let started = Instant::now();
-    let typed = model
-        .into_typed()
-        .map_err(|e| format!("cannot type the model: {e:#}"))?;
     // Read before optimizing: a plain Gather on a constant is easiest to see here.
     let index_limits = index_limits(&typed);
     let plan = typed

@@ -291,7 +291,10 @@ mod tests {
             (s3.bucket.as_str(), s3.prefix.as_str()),
             ("models", "prod/v1")
         );
-        assert_eq!(s3.key("m", "AB"), "prod/v1/m/ab.onnx");
+        assert_eq!(
+            s3.key("m", "AB", model_lock::ModelFormat::Onnx),
+            "prod/v1/m/ab.onnx"
+        );
         assert_eq!(c.fallback.budget, Duration::from_millis(2500));
         assert_eq!(c.max_loaded, 3);
         assert_eq!(c.threads, 1, "1,024 MB buys under one vCPU");

@@ -354,6 +354,7 @@ mod tests {
             },
             name: "m".into(),
             file: "m.onnx".into(),
+            format: Default::default(),
             sha256: String::new(),
             size: 0,
             source_sha256: None,

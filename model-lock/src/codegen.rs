@@ -125,6 +125,7 @@ mod tests {
             models: vec![ModelEntry {
                 name: "m".into(),
                 file: file.into(),
+                format: Default::default(),
                 sha256,
                 size,
                 source_sha256: None,

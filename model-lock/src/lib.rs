@@ -11,7 +11,8 @@ mod name;
 
 pub use embedded::{EmbeddedModel, PackedModels};
 pub use lock::{
-    short_hash, DType, Dim, Limits, LockError, LockFile, ModelEntry, Padding, TensorSpec,
-    TextPipeline, TextTask, TokenizerEntry, LOCK_FILE_NAME, LOCK_VERSION, VERSION_DIGITS,
+    short_hash, DType, Dim, Limits, LockError, LockFile, ModelEntry, ModelFormat, Padding,
+    TensorSpec, TextPipeline, TextTask, TokenizerEntry, LOCK_FILE_NAME, LOCK_VERSION,
+    VERSION_DIGITS,
 };
 pub use name::{validate_model_name, MODEL_NAME_RULE};

@@ -35,6 +35,9 @@ pub struct ModelEntry {
     pub name: String,
     /// File name inside the packed directory.
     pub file: String,
+    /// What the packed file holds: ONNX, or the compiled form.
+    #[serde(default, skip_serializing_if = "ModelFormat::is_onnx")]
+    pub format: ModelFormat,
     /// SHA-256 of the packed file.
     pub sha256: String,
     pub size: u64,
@@ -57,6 +60,32 @@ pub struct ModelEntry {
     /// Caps on one request's size, checked before anything is allocated for it.
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
+}
+
+/// The packed file's form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelFormat {
+    /// ONNX protobuf: decoded, typed and decluttered at load.
+    #[default]
+    Onnx,
+    /// tract's NNEF tar of the already decluttered graph (`pack-models` compiled it): only
+    /// codegen is left for load.
+    Nnef,
+}
+
+impl ModelFormat {
+    pub fn is_onnx(&self) -> bool {
+        *self == ModelFormat::Onnx
+    }
+
+    /// The packed file's extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::Nnef => "nnef.tar",
+        }
+    }
 }
 
 /// How big one request may be: `[model.limits]` in the manifest, filled in by `pack-models`
@@ -361,6 +390,7 @@ mod tests {
             models: vec![ModelEntry {
                 name: "m".into(),
                 file: "m.onnx".into(),
+                format: Default::default(),
                 sha256: "ab".repeat(32),
                 size: 3,
                 source_sha256: None,

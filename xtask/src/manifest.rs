@@ -50,6 +50,10 @@ pub struct ModelSpec {
     /// Where unset, `pack-models` derives `max_input_elements` from the model.
     #[serde(default)]
     pub limits: Limits,
+    /// Pack the compiled form (tract's decluttered graph, NNEF) rather than ONNX, so a cold
+    /// start skips decoding and decluttering. Default on.
+    #[serde(default = "yes")]
+    pub compile: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use inference_core::compare::Drift;
 use inference_core::prepare::{self, InputOverride, Quantize};
-use model_lock::{LockFile, ModelEntry, TokenizerEntry, LOCK_FILE_NAME};
+use model_lock::{LockFile, ModelEntry, ModelFormat, TokenizerEntry, LOCK_FILE_NAME};
 use serde_json::Value;
 
 use crate::cache::Cache;
@@ -190,6 +190,7 @@ fn pack_one(
     let entry = ModelEntry {
         name: spec.name.clone(),
         file: format!("{}.onnx", spec.name),
+        format: Default::default(),
         sha256: inference_core::sha256_hex(&bytes),
         size: bytes.len() as u64,
         source_sha256: Some(source.sha256.clone()),
@@ -239,13 +240,57 @@ fn pack_one(
         spec.max_drift.allows(drift)?;
         Some(drift)
     };
-    Ok(Packed {
+    let onnx = Packed {
         source_size: source.bytes.len() as u64,
         entry,
         bytes,
         tokenizer,
         load_ms: checked.load_ms,
         drift,
+    };
+    if !spec.compile {
+        return Ok(onnx);
+    }
+    compiled(onnx, &samples, &checked.answers)
+}
+
+/// The compiled form of a packed ONNX model, proved to answer every sample request as the
+/// ONNX did. A graph tract cannot serialize stays ONNX (said on stderr); a compiled form
+/// that answers differently fails the pack.
+fn compiled(onnx: Packed, samples: &[Value], answers: &[Value]) -> Result<Packed> {
+    let name = &onnx.entry.name;
+    let bytes = match prepare::compile(&onnx.bytes, &onnx.entry.inputs) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("{name}: packed as ONNX, not compiled: {e}");
+            return Ok(onnx);
+        }
+    };
+    let format = ModelFormat::Nnef;
+    let entry = ModelEntry {
+        file: format!("{name}.{}", format.extension()),
+        format,
+        sha256: inference_core::sha256_hex(&bytes),
+        size: bytes.len() as u64,
+        ..onnx.entry.clone()
+    };
+    let checked = match prepare::check(&entry, &bytes, onnx.tokenizer.as_deref(), samples) {
+        Ok(checked) => checked,
+        // tract wrote what it cannot read back: a writer limitation, not a different graph.
+        Err(e @ prepare::PrepareError::Load(_)) => {
+            eprintln!(
+                "{name}: packed as ONNX, not compiled: the compiled form does not read back: {e}"
+            );
+            return Ok(onnx);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    prepare::same_answers(answers, &checked.answers)?;
+    Ok(Packed {
+        entry,
+        bytes,
+        load_ms: checked.load_ms,
+        ..onnx
     })
 }
 
@@ -260,15 +305,22 @@ fn write_out(out: &Path, lock: &LockFile, packed: &[Packed], old: Option<&LockFi
         }
     }
     write_if_changed(&out.join(LOCK_FILE_NAME), lock.to_toml().as_bytes())?;
+    // Files the old lock named and the new one does not: removed models, and a model's
+    // previous form (ONNX before it was compiled).
     if let Some(old) = old {
-        for stale in old.models.iter().filter(|m| lock.model(&m.name).is_none()) {
-            let _ = std::fs::remove_file(out.join(&stale.file));
-            if let Some(t) = &stale.tokenizer {
-                let _ = std::fs::remove_file(out.join(&t.file));
-            }
+        let kept: Vec<&str> = files(lock).collect();
+        for stale in files(old).filter(|f| !kept.contains(f)) {
+            let _ = std::fs::remove_file(out.join(stale));
         }
     }
     Ok(())
+}
+
+/// Every file a lock names: each model's packed file and tokenizer.
+fn files(lock: &LockFile) -> impl Iterator<Item = &str> {
+    lock.models.iter().flat_map(|m| {
+        std::iter::once(m.file.as_str()).chain(m.tokenizer.as_ref().map(|t| t.file.as_str()))
+    })
 }
 
 fn print_table(packed: &[Packed]) {
@@ -341,19 +393,25 @@ mod tests {
             LockFile::read(&args.out.join(LOCK_FILE_NAME)).unwrap(),
             lock
         );
-        assert!(args.out.join("m.onnx").exists());
+        // Compiled by default.
+        assert_eq!(
+            (m.file.as_str(), m.format),
+            ("m.nnef.tar", ModelFormat::Nnef)
+        );
+        let packed = std::fs::read(args.out.join(&m.file)).unwrap();
 
-        // A re-pack with nothing changed rewrites nothing (no rebuild, no relink).
+        // A re-pack with nothing changed rewrites nothing (no rebuild, no relink): the
+        // compiled form is reproducible byte for byte.
         let mtime = |f: &str| {
             std::fs::metadata(args.out.join(f))
                 .unwrap()
                 .modified()
                 .unwrap()
         };
-        let before = (mtime(LOCK_FILE_NAME), mtime("m.onnx"));
+        let before = (mtime(LOCK_FILE_NAME), mtime(&m.file));
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(run(&args).unwrap(), lock);
-        assert_eq!((mtime(LOCK_FILE_NAME), mtime("m.onnx")), before);
+        assert_eq!((mtime(LOCK_FILE_NAME), mtime(&m.file)), before);
 
         // Trust on first use: a different file under the same name is refused...
         std::fs::write(dir.path().join("model.onnx"), b"not the same model").unwrap();
@@ -364,9 +422,28 @@ mod tests {
             LockFile::read(&args.out.join(LOCK_FILE_NAME)).unwrap(),
             lock
         );
+        assert_eq!(std::fs::read(args.out.join(&m.file)).unwrap(), packed);
+    }
+
+    #[test]
+    fn compile_false_packs_onnx_and_removes_the_compiled_file() {
+        let (dir, args) = setup("[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\n");
+        run(&args).unwrap();
+        assert!(args.out.join("m.nnef.tar").exists());
+        std::fs::write(
+            dir.path().join("models.toml"),
+            "[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\ncompile = false\n",
+        )
+        .unwrap();
+        let lock = run(&args).unwrap();
+        assert_eq!(lock.models[0].format, ModelFormat::Onnx);
         assert_eq!(
             std::fs::read(args.out.join("m.onnx")).unwrap(),
             std::fs::read(model_path()).unwrap()
+        );
+        assert!(
+            !args.out.join("m.nnef.tar").exists(),
+            "the previous form is removed"
         );
     }
 

@@ -77,12 +77,12 @@ pub fn run(args: &PublishArgs) -> Result<()> {
             );
         }
         if let Some(dir) = &args.efs_dir {
-            let dest = dir.join(relative_path(&entry.name, &entry.sha256));
+            let dest = dir.join(relative_path(&entry.name, &entry.sha256, entry.format));
             let state = publish_efs(&dest, &bytes, &entry.sha256)?;
             println!("{:<24} {state:<9} {}", entry.name, dest.display());
         }
         if let Some((target, location)) = &s3_target {
-            let key = location.key(&entry.name, &entry.sha256);
+            let key = location.key(&entry.name, &entry.sha256, entry.format);
             let state = target.publish(&location.bucket, &key, &bytes, &entry.sha256)?;
             println!(
                 "{:<24} {state:<9} s3://{}/{key}",
@@ -182,13 +182,18 @@ impl S3Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model_lock::ModelFormat;
 
     #[test]
     fn s3_urls() {
         let loc = parse_s3_url("s3://models/prod/v1/").unwrap();
         assert_eq!(loc.bucket, "models");
         assert_eq!(loc.prefix, "prod/v1");
-        assert_eq!(loc.key("lr", "AB"), "prod/v1/lr/ab.onnx");
+        assert_eq!(loc.key("lr", "AB", ModelFormat::Onnx), "prod/v1/lr/ab.onnx");
+        assert_eq!(
+            loc.key("lr", "AB", ModelFormat::Nnef),
+            "prod/v1/lr/ab.nnef.tar"
+        );
         assert_eq!(parse_s3_url("s3://models").unwrap().prefix, "");
         assert!(parse_s3_url("s3:///x").is_err());
         assert!(parse_s3_url("https://x/y").is_err());

@@ -100,8 +100,13 @@ fn create_update_canary_promote() {
 
     let out = ok(deploy(ours().to_str().unwrap(), &[]));
     assert!(out.contains("created onnx"), "{out}");
+    let lock = model_lock::LockFile::read(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/packed/models.lock"),
+    )
+    .unwrap();
+    let version = lock.model("breast-cancer").unwrap().version();
     assert!(
-        out.contains("model         breast-cancer 73abab9c7df8"),
+        out.contains(&format!("model         breast-cancer {version}")),
         "{out}"
     );
     let f = moto.lambda_get("functions/onnx").unwrap();

@@ -143,8 +143,13 @@ fn corrupted_embedded_model_falls_back_to_efs_then_s3_never_to_a_tampered_copy()
     assert_eq!(again.matches("unchanged").count(), 6, "{again}");
 
     let sha = sha_of("breast-cancer");
-    let efs_copy = efs.join(format!("breast-cancer/{sha}.onnx"));
-    let s3_key = format!("{PREFIX}/breast-cancer/{sha}.onnx");
+    // The fixture's models are packed compiled: the stores hold that form.
+    assert_eq!(
+        lock().model("breast-cancer").unwrap().format,
+        model_lock::ModelFormat::Nnef
+    );
+    let efs_copy = efs.join(format!("breast-cancer/{sha}.nnef.tar"));
+    let s3_key = format!("{PREFIX}/breast-cancer/{sha}.nnef.tar");
     let good = std::fs::read(&efs_copy).expect("published in the documented layout");
     assert!(
         moto.get_object(BUCKET, &s3_key).as_deref() == Some(&good[..]),
@@ -173,7 +178,7 @@ fn corrupted_embedded_model_falls_back_to_efs_then_s3_never_to_a_tampered_copy()
     let f = rt.block_on(start(&bootstrap, &env));
     rt.block_on(assert_serves_samples(&f, "breast-cancer", "s3"));
     assert_eq!(
-        std::fs::read(tmp.join(format!("{sha}.onnx"))).unwrap(),
+        std::fs::read(tmp.join(format!("{sha}.nnef.tar"))).unwrap(),
         good
     );
     drop(f);

@@ -38,7 +38,8 @@ fn s3_sources_with_mirror_fallthrough_and_cache() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("models.toml"),
-        "[[model]]\nname = \"lr\"\n\
+        // ONNX as fetched, so the packed file is the object's bytes.
+        "[[model]]\nname = \"lr\"\ncompile = false\n\
          sources = [\"s3://models/prod/missing.onnx\", \"s3://models/prod/lr.onnx\"]\n",
     )
     .unwrap();

@@ -1,4 +1,4 @@
-//! The EFS store: a mounted directory laid out as `<dir>/<name>/<sha256>.onnx`. The store is
+//! The EFS store: a mounted directory laid out as `<dir>/<name>/<sha256>.<onnx|nnef.tar>`. The store is
 //! not trusted for anything: only a regular file inside the store's directory, of the size
 //! the lock recorded, is read, and its hash must be the build's.
 
@@ -9,8 +9,8 @@ use crate::checksum;
 
 /// Reads and verifies one model of `size` bytes. The error says which file and what was
 /// wrong with it.
-pub fn read(dir: &Path, name: &str, sha256: &str, size: u64) -> Result<Vec<u8>, String> {
-    let path = dir.join(super::relative_path(name, sha256));
+pub fn read(dir: &Path, rel: &str, sha256: &str, size: u64) -> Result<Vec<u8>, String> {
+    let path = dir.join(rel);
     let shown = path.display();
     // Symlinks are resolved, and must stay inside the store.
     let real = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
@@ -51,29 +51,33 @@ pub fn read(dir: &Path, name: &str, sha256: &str, size: u64) -> Result<Vec<u8>, 
 mod tests {
     use super::*;
 
+    fn rel(sha: &str) -> String {
+        super::super::relative_path("m", sha, model_lock::ModelFormat::Onnx)
+    }
+
     #[test]
     fn reads_verified_files_and_skips_wrong_ones() {
         let dir = tempfile::tempdir().unwrap();
         let good = b"model bytes".to_vec();
         let sha = checksum::sha256_hex(&good);
         let size = good.len() as u64;
-        let err = read(dir.path(), "m", &sha, size).unwrap_err();
+        let err = read(dir.path(), &rel(&sha), &sha, size).unwrap_err();
         assert!(err.contains(&format!("m/{sha}.onnx")), "{err}");
 
         std::fs::create_dir_all(dir.path().join("m")).unwrap();
         let path = dir.path().join(format!("m/{sha}.onnx"));
         std::fs::write(&path, b"tampered!!!").unwrap();
-        let err = read(dir.path(), "m", &sha, size).unwrap_err();
+        let err = read(dir.path(), &rel(&sha), &sha, size).unwrap_err();
         assert!(
             err.contains("wrong contents") && err.contains(&sha),
             "{err}"
         );
         std::fs::write(&path, b"a much longer file than the lock says").unwrap();
-        let err = read(dir.path(), "m", &sha, size).unwrap_err();
+        let err = read(dir.path(), &rel(&sha), &sha, size).unwrap_err();
         assert!(err.contains("without reading it"), "{err}");
 
         std::fs::write(&path, &good).unwrap();
-        assert_eq!(read(dir.path(), "m", &sha, size).unwrap(), good);
+        assert_eq!(read(dir.path(), &rel(&sha), &sha, size).unwrap(), good);
     }
 
     #[test]
@@ -90,7 +94,7 @@ mod tests {
         let elsewhere = outside.path().join("model.onnx");
         std::fs::write(&elsewhere, &good).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
-        let err = read(store.path(), "m", &sha, size).unwrap_err();
+        let err = read(store.path(), &rel(&sha), &sha, size).unwrap_err();
         assert!(err.contains("outside the store"), "{err}");
         std::fs::remove_file(&path).unwrap();
 
@@ -100,7 +104,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let err = read(store.path(), "m", &sha, size).unwrap_err();
+        let err = read(store.path(), &rel(&sha), &sha, size).unwrap_err();
         assert!(err.contains("not a regular file"), "{err}");
         std::fs::remove_file(&path).unwrap();
 
@@ -108,6 +112,6 @@ mod tests {
         let inside = store.path().join("m/real.onnx");
         std::fs::write(&inside, &good).unwrap();
         std::os::unix::fs::symlink(&inside, &path).unwrap();
-        assert_eq!(read(store.path(), "m", &sha, size).unwrap(), good);
+        assert_eq!(read(store.path(), &rel(&sha), &sha, size).unwrap(), good);
     }
 }

@@ -14,6 +14,8 @@ pub mod s3;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use model_lock::ModelFormat;
+
 use crate::settings;
 
 /// Which stores to try, and how long all of them together may take for one model. Read from
@@ -78,11 +80,12 @@ pub(crate) struct Expected<'a> {
     pub name: &'a str,
     pub sha256: &'a str,
     pub size: u64,
+    pub format: ModelFormat,
 }
 
 /// Tries EFS, then S3, for the expected model, all within the budget.
 pub(crate) fn fetch(config: &FallbackConfig, expected: Expected) -> Result<Fetched, Exhausted> {
-    let Expected { name, sha256, size } = expected;
+    let name = expected.name;
     if config.budget.is_zero() {
         return Err(Exhausted {
             tried: vec!["no time left in the fallback budget; no store was tried".into()],
@@ -108,7 +111,7 @@ pub(crate) fn fetch(config: &FallbackConfig, expected: Expected) -> Result<Fetch
     match &config.s3 {
         Some(location) => {
             let remaining = config.budget.saturating_sub(started.elapsed());
-            match s3::fetch(location, &config.tmp_dir, name, sha256, size, remaining) {
+            match s3::fetch(location, &config.tmp_dir, expected, remaining) {
                 Ok(bytes) => {
                     return Ok(Fetched {
                         bytes,
@@ -135,15 +138,12 @@ fn read_efs_within(
 ) -> Result<Vec<u8>, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     let dir = dir.to_path_buf();
-    let (name, sha256, size) = (
-        expected.name.to_string(),
-        expected.sha256.to_string(),
-        expected.size,
-    );
+    let rel = relative_path(expected.name, expected.sha256, expected.format);
+    let (sha256, size) = (expected.sha256.to_string(), expected.size);
     std::thread::Builder::new()
         .name("efs-read".into())
         .spawn(move || {
-            let _ = tx.send(efs::read(&dir, &name, &sha256, size));
+            let _ = tx.send(efs::read(&dir, &rel, &sha256, size));
         })
         .map_err(|e| format!("cannot start the EFS read: {e}"))?;
     rx.recv_timeout(budget).unwrap_or_else(|_| {
@@ -154,9 +154,13 @@ fn read_efs_within(
     })
 }
 
-/// `<name>/<sha256>.onnx`: the path of a model inside either store. Both parts come from
-/// the lock compiled into the binary (names are checked against the name rule there too),
-/// never from a request.
-pub fn relative_path(name: &str, sha256: &str) -> String {
-    format!("{name}/{}.onnx", sha256.to_ascii_lowercase())
+/// `<name>/<sha256>.onnx` (or `.nnef.tar` for the compiled form): the path of a model
+/// inside either store. Every part comes from the lock compiled into the binary (names are
+/// checked against the name rule there too), never from a request.
+pub fn relative_path(name: &str, sha256: &str, format: ModelFormat) -> String {
+    format!(
+        "{name}/{}.{}",
+        sha256.to_ascii_lowercase(),
+        format.extension()
+    )
 }

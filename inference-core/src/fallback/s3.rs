@@ -9,6 +9,8 @@ use std::time::Duration;
 use aws_sdk_s3::error::DisplayErrorContext;
 use sha2::{Digest, Sha256};
 
+use model_lock::ModelFormat;
+
 use crate::checksum;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +21,8 @@ pub struct S3Location {
 }
 
 impl S3Location {
-    pub fn key(&self, name: &str, sha256: &str) -> String {
-        let rel = super::relative_path(name, sha256);
+    pub fn key(&self, name: &str, sha256: &str, format: ModelFormat) -> String {
+        let rel = super::relative_path(name, sha256, format);
         if self.prefix.is_empty() {
             rel
         } else {
@@ -55,12 +57,20 @@ pub async fn client(connect: Duration, read: Duration) -> aws_sdk_s3::Client {
 pub(crate) fn fetch(
     location: &S3Location,
     tmp_dir: &Path,
-    name: &str,
-    sha256: &str,
-    size: u64,
+    expected: super::Expected,
     budget: Duration,
 ) -> Result<Vec<u8>, String> {
-    let cached = tmp_dir.join(format!("{}.onnx", sha256.to_ascii_lowercase()));
+    let super::Expected {
+        name,
+        sha256,
+        size,
+        format,
+    } = expected;
+    let cached = tmp_dir.join(format!(
+        "{}.{}",
+        sha256.to_ascii_lowercase(),
+        format.extension()
+    ));
     let cached_len = std::fs::metadata(&cached)
         .ok()
         .filter(|m| m.is_file())
@@ -80,8 +90,9 @@ pub(crate) fn fetch(
     if budget.is_zero() {
         return Err("no time left in the fallback budget".to_string());
     }
-    let url = format!("s3://{}/{}", location.bucket, location.key(name, sha256));
-    let download = download(location, name, sha256, size, cached, url.clone());
+    let key = location.key(name, sha256, format);
+    let url = format!("s3://{}/{key}", location.bucket);
+    let download = download(location, key, sha256, size, cached, url.clone());
     run_to_completion(async move {
         match tokio::time::timeout(budget, download).await {
             Ok(result) => result,
@@ -95,7 +106,7 @@ pub(crate) fn fetch(
 
 async fn download(
     location: &S3Location,
-    name: &str,
+    key: String,
     sha256: &str,
     size: u64,
     cached: PathBuf,
@@ -106,7 +117,7 @@ async fn download(
     let mut obj = client
         .get_object()
         .bucket(&location.bucket)
-        .key(location.key(name, sha256))
+        .key(key)
         .send()
         .await
         .map_err(|e| format!("{url}: {}", DisplayErrorContext(&e)))?;

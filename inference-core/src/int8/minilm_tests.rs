@@ -19,6 +19,7 @@ fn entry(bytes: &[u8]) -> ModelEntry {
     ModelEntry {
         name: "minilm".into(),
         file: "minilm.onnx".into(),
+        format: Default::default(),
         sha256: String::new(),
         size: bytes.len() as u64,
         source_sha256: None,
@@ -99,7 +100,7 @@ fn minilm_packs_to_int8_and_matches_fp32() {
     // ...which the loader folds back, so tract plans the fp32 graph.
     let mut folded = reparsed.clone();
     assert_eq!(
-        int8::dequantize_constants(&mut folded).unwrap(),
+        int8::dequantize_constants(&mut folded, None).unwrap(),
         report.tensors
     );
     assert!(!folded

@@ -11,8 +11,11 @@
 
 use std::collections::HashMap;
 
+mod compiled;
 #[cfg(test)]
 mod minilm_tests;
+
+pub(crate) use compiled::{keep_int8, register_nnef, Folded};
 
 use tract_onnx::pb::{self, tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
 
@@ -212,8 +215,12 @@ pub fn quantize(model: &mut ModelProto, min_elements: usize) -> Result<QuantRepo
 /// - or is folded into an f32 initializer (MatMul/Gemm weights: tract's f32 kernels are its
 ///   fast path).
 ///
-/// Returns how many were restored.
-pub fn dequantize_constants(model: &mut ModelProto) -> Result<usize, String> {
+/// Returns how many were restored. With `folds`, each weight folded to f32 is recorded
+/// there too (the compiled form keeps those int8).
+pub fn dequantize_constants(
+    model: &mut ModelProto,
+    mut folds: Option<&mut Vec<Folded>>,
+) -> Result<usize, String> {
     let Some(graph) = model.graph.as_mut() else {
         return Ok(0);
     };
@@ -304,11 +311,21 @@ pub fn dequantize_constants(model: &mut ModelProto) -> Result<usize, String> {
             lookup_tables.insert(out.clone(), (node.input[0].clone(), node.input[1].clone()));
             continue;
         }
+        let raw_data = dequantize(&q, &s, &zp, inner, len);
+        if let Some(folds) = folds.as_deref_mut().filter(|_| zp.iter().all(|z| *z == 0)) {
+            folds.push(Folded {
+                q,
+                scales: s,
+                inner,
+                len,
+                f32_bytes: raw_data.clone(),
+            });
+        }
         folded.push(TensorProto {
             name: out.clone(),
             dims: x.dims.clone(),
             data_type: DataType::Float as i32,
-            raw_data: dequantize(&q, &s, &zp, inner, len),
+            raw_data,
             ..Default::default()
         });
         consumed.extend(node.input.iter().filter(|n| !n.is_empty()).cloned());
@@ -396,11 +413,17 @@ pub fn dequantize_constants(model: &mut ModelProto) -> Result<usize, String> {
     Ok(count)
 }
 
-/// `(q - zero_point) * scale` along an axis of length `len` with `inner` elements per step,
-/// as little-endian f32 bytes. Written as row-by-row zips so it vectorizes: this is most of
-/// what a packed transformer costs at load.
+/// [`dequantize_f32`] as little-endian f32 bytes, for an ONNX initializer.
 fn dequantize(q: &[i8], scales: &[f32], zps: &[i8], inner: usize, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; q.len() * 4];
+    let mut values = vec![0f32; q.len()];
+    dequantize_f32(q, scales, zps, inner, len, &mut values);
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// `(q - zero_point) * scale` along an axis of length `len` with `inner` elements per step,
+/// into `out`. Written as row-by-row zips so it vectorizes: this is most of what a packed
+/// transformer costs at load.
+fn dequantize_f32(q: &[i8], scales: &[f32], zps: &[i8], inner: usize, len: usize, out: &mut [f32]) {
     let per_channel = |c: usize| {
         let s = if scales.len() == 1 {
             scales[0]
@@ -413,22 +436,21 @@ fn dequantize(q: &[i8], scales: &[f32], zps: &[i8], inner: usize, len: usize) ->
     if inner == 1 && scales.len() == len && zps.len() == 1 {
         // One scale per column: zip each row with the scales.
         let z = zps[0] as f32;
-        for (row, out) in q.chunks_exact(len).zip(out.chunks_exact_mut(len * 4)) {
-            for ((v, s), o) in row.iter().zip(scales).zip(out.chunks_exact_mut(4)) {
-                o.copy_from_slice(&((*v as f32 - z) * s).to_le_bytes());
+        for (row, out) in q.chunks_exact(len).zip(out.chunks_exact_mut(len)) {
+            for ((v, s), o) in row.iter().zip(scales).zip(out.iter_mut()) {
+                *o = (*v as f32 - z) * s;
             }
         }
-        return out;
+        return;
     }
     for (ix, (block, out)) in q
         .chunks_exact(inner)
-        .zip(out.chunks_exact_mut(inner * 4))
+        .zip(out.chunks_exact_mut(inner))
         .enumerate()
     {
         let (s, z) = per_channel(ix % len);
-        for (v, o) in block.iter().zip(out.chunks_exact_mut(4)) {
-            o.copy_from_slice(&((*v as f32 - z) * s).to_le_bytes());
+        for (v, o) in block.iter().zip(out.iter_mut()) {
+            *o = (*v as f32 - z) * s;
         }
     }
-    out
 }

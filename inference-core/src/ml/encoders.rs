@@ -1,12 +1,11 @@
 //! `OneHotEncoder` (integer categories) and `LabelEncoder` (integer and float maps,
 //! ai.onnx.ml 2-4). String categories and maps are out of scope and fail at load, named.
 
-use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{floats, floats_or_tensor, ints, no_strings};
-use super::op::{boxed, Kernel, Out, Shape};
+use super::op::{Kernel, Out, Shape};
 
 #[derive(Debug)]
 struct OneHot {
@@ -15,17 +14,14 @@ struct OneHot {
     zeros: bool,
 }
 
-pub fn one_hot_encoder(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn one_hot_encoder(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     no_strings(node, "OneHotEncoder", &["cats_strings"])?;
     let cats = ints(node, "cats_int64s")?;
     if cats.is_empty() {
         bail!("OneHotEncoder: no cats_int64s");
     }
     let zeros = node.get_attr_opt::<i64>("zeros")?.unwrap_or(1) != 0;
-    Ok((boxed(OneHot { cats, zeros }), vec![]))
+    Ok(Arc::new(OneHot { cats, zeros }))
 }
 
 impl Kernel for OneHot {
@@ -76,10 +72,7 @@ struct LabelEncoder {
     default_float: f32,
 }
 
-pub fn label_encoder(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn label_encoder(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     no_strings(
         node,
         "LabelEncoder",
@@ -116,18 +109,15 @@ pub fn label_encoder(
     if values != keys {
         bail!("LabelEncoder: {keys} keys but {values} values");
     }
-    Ok((
-        boxed(LabelEncoder {
-            key,
-            int_keys,
-            float_keys,
-            int_values,
-            float_values,
-            default_int: node.get_attr_opt::<i64>("default_int64")?.unwrap_or(-1),
-            default_float: node.get_attr_opt::<f32>("default_float")?.unwrap_or(-0.0),
-        }),
-        vec![],
-    ))
+    Ok(Arc::new(LabelEncoder {
+        key,
+        int_keys,
+        float_keys,
+        int_values,
+        float_values,
+        default_int: node.get_attr_opt::<i64>("default_int64")?.unwrap_or(-1),
+        default_float: node.get_attr_opt::<f32>("default_float")?.unwrap_or(-0.0),
+    }))
 }
 
 impl LabelEncoder {

@@ -30,24 +30,25 @@ pub trait Kernel: std::fmt::Debug + Send + Sync + 'static {
     fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>>;
 }
 
+/// A kernel, and the ONNX node it was parsed from: the compiled form stores the node and
+/// parses it again at load, so a kernel needs no serializer of its own.
 #[derive(Clone, Debug)]
-pub struct MlOp(pub Arc<dyn Kernel>);
+pub struct MlOp {
+    pub kernel: Arc<dyn Kernel>,
+    /// The node, protobuf-encoded, its names and wiring cleared (`u8`, rank 1).
+    pub source: Arc<Tensor>,
+}
 
 impl PartialEq for MlOp {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.kernel, &other.kernel)
     }
 }
 impl Eq for MlOp {}
 
-/// The parser's entry: an inference op that wires one `MlOp`.
-pub fn boxed(kernel: impl Kernel) -> Box<dyn InferenceOp> {
-    expand(MlOp(Arc::new(kernel)))
-}
-
 impl Op for MlOp {
     fn name(&self) -> StaticName {
-        self.0.name().into()
+        self.kernel.name().into()
     }
     op_as_typed_op!();
 }
@@ -58,7 +59,7 @@ impl EvalOp for MlOp {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
         Ok(self
-            .0
+            .kernel
             .eval(&input)?
             .into_iter()
             .map(|t| t.into_tvalue())
@@ -73,13 +74,13 @@ impl TypedOp for MlOp {
             if shape.len() != 2 {
                 bail!(
                     "{} expects a [rows, features] input, got rank {}",
-                    self.0.name(),
+                    self.kernel.name(),
                     shape.len()
                 );
             }
             Ok(shape[0].clone())
         };
-        self.0
+        self.kernel
             .outputs()
             .iter()
             .map(|o| {
@@ -99,11 +100,11 @@ impl TypedOp for MlOp {
 
 impl Expansion for MlOp {
     fn name(&self) -> StaticName {
-        self.0.name().into()
+        self.kernel.name().into()
     }
 
     fn nboutputs(&self) -> TractResult<usize> {
-        Ok(self.0.outputs().len())
+        Ok(self.kernel.outputs().len())
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(
@@ -113,7 +114,7 @@ impl Expansion for MlOp {
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
         check_input_arity(inputs, 1)?;
-        let outs = self.0.outputs();
+        let outs = self.kernel.outputs();
         check_output_arity(outputs, outs.len())?;
         for (o, proxy) in outs.iter().zip(outputs) {
             s.equals(&proxy.datum_type, o.dt)?;

@@ -1,12 +1,11 @@
 //! Element-wise preprocessing: `Scaler`, `Binarizer` and `Imputer`, as scikit-learn
 //! pipelines export them (StandardScaler/MinMaxScaler, Binarizer, SimpleImputer).
 
-use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{check_columns, floats, ints, per_column};
-use super::op::{boxed, Kernel, Out, Shape};
+use super::op::{Kernel, Out, Shape};
 
 fn last_dim(input: &Tensor) -> usize {
     input.shape().last().copied().unwrap_or(1)
@@ -19,10 +18,7 @@ struct Scaler {
     scale: Vec<f32>,
 }
 
-pub fn scaler(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn scaler(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     let mut offset = floats(node, "offset")?;
     let mut scale = floats(node, "scale")?;
     if offset.is_empty() {
@@ -31,7 +27,7 @@ pub fn scaler(
     if scale.is_empty() {
         scale.push(1.0);
     }
-    Ok((boxed(Scaler { offset, scale }), vec![]))
+    Ok(Arc::new(Scaler { offset, scale }))
 }
 
 impl Kernel for Scaler {
@@ -65,12 +61,9 @@ struct Binarizer {
     threshold: f32,
 }
 
-pub fn binarizer(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn binarizer(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     let threshold = node.get_attr_opt::<f32>("threshold")?.unwrap_or(0.0);
-    Ok((boxed(Binarizer { threshold }), vec![]))
+    Ok(Arc::new(Binarizer { threshold }))
 }
 
 impl Kernel for Binarizer {
@@ -103,10 +96,7 @@ enum Imputer {
     Int { imputed: Vec<i64>, replaced: i64 },
 }
 
-pub fn imputer(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn imputer(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     let floats_v = floats(node, "imputed_value_floats")?;
     let ints_v = ints(node, "imputed_value_int64s")?;
     let kernel = match (floats_v.is_empty(), ints_v.is_empty()) {
@@ -126,7 +116,7 @@ pub fn imputer(
             bail!("Imputer: exactly one of imputed_value_floats and imputed_value_int64s is needed")
         }
     };
-    Ok((boxed(kernel), vec![]))
+    Ok(Arc::new(kernel))
 }
 
 impl Kernel for Imputer {

@@ -2,12 +2,11 @@
 //! kernels over the support vectors, one-vs-one voting with libsvm's pairwise
 //! probabilities when `prob_a`/`prob_b` are given, as onnxruntime computes them.
 
-use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{self, floats, ints, no_strings};
-use super::op::{boxed, classifier_outputs, classify_rows, rows_f32, Kernel, Out, Shape};
+use super::op::{classifier_outputs, classify_rows, rows_f32, Kernel, Out, Shape};
 use super::transform::{apply, logistic, parse_post, second_class, Post};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -136,10 +135,7 @@ struct Classifier {
     weights_positive: bool,
 }
 
-pub fn classifier(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn classifier(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     no_strings(node, "SVMClassifier", &["classlabels_strings"])?;
     let fail = |e: TractError| format_err!("SVMClassifier: {e}");
     let kernel = SvmKernel::parse(node).map_err(fail)?;
@@ -206,23 +202,20 @@ pub fn classifier(
             ..kernel
         }
     };
-    Ok((
-        boxed(Classifier {
-            kernel,
-            labels,
-            per_class,
-            starts,
-            vectors,
-            coefficients,
-            rho,
-            prob_a,
-            prob_b,
-            post,
-            features,
-            weights_positive,
-        }),
-        vec![],
-    ))
+    Ok(Arc::new(Classifier {
+        kernel,
+        labels,
+        per_class,
+        starts,
+        vectors,
+        coefficients,
+        rho,
+        prob_a,
+        prob_b,
+        post,
+        features,
+        weights_positive,
+    }))
 }
 
 impl Classifier {
@@ -377,10 +370,7 @@ struct Regressor {
     features: usize,
 }
 
-pub fn regressor(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn regressor(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     let kernel = SvmKernel::parse(node).map_err(|e| format_err!("SVMRegressor: {e}"))?;
     let count = node.get_attr_opt::<i64>("n_supports")?.unwrap_or(0);
     let count =
@@ -409,18 +399,15 @@ pub fn regressor(
             },
         )
     };
-    Ok((
-        boxed(Regressor {
-            kernel,
-            vectors,
-            count,
-            coefficients,
-            rho,
-            one_class,
-            features,
-        }),
-        vec![],
-    ))
+    Ok(Arc::new(Regressor {
+        kernel,
+        vectors,
+        count,
+        coefficients,
+        rho,
+        one_class,
+        features,
+    }))
 }
 
 impl Kernel for Regressor {

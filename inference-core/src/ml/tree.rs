@@ -6,12 +6,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{self, floats_or_tensor, ints, no_strings, strings};
-use super::op::{boxed, classifier_outputs, classify_rows, rows_f64, Kernel, Out, Shape};
+use super::op::{classifier_outputs, classify_rows, rows_f64, Kernel, Out, Shape};
 use super::transform::{parse_post, write_scores, Post};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,10 +222,7 @@ struct Regressor {
     post: Post,
 }
 
-pub fn regressor(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn regressor(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     let targets = node.get_attr_opt::<i64>("n_targets")?.unwrap_or(1);
     let targets = usize::try_from(targets)
         .ok()
@@ -245,16 +241,13 @@ pub fn regressor(
         .map_err(|e| format_err!("TreeEnsembleRegressor: {e}"))?;
     let (base, _) = floats_or_tensor(node, "base_values")?;
     let post = parse_post(&attrs::string_or(node, "post_transform", "NONE")?)?;
-    Ok((
-        boxed(Regressor {
-            trees,
-            targets,
-            aggregate,
-            base,
-            post,
-        }),
-        vec![],
-    ))
+    Ok(Arc::new(Regressor {
+        trees,
+        targets,
+        aggregate,
+        base,
+        post,
+    }))
 }
 
 impl Regressor {
@@ -371,10 +364,7 @@ struct Classifier {
     weights_positive: bool,
 }
 
-pub fn classifier(
-    _ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub fn classifier(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
     no_strings(node, "TreeEnsembleClassifier", &["classlabels_strings"])?;
     let labels = ints(node, "classlabels_int64s")?;
     if labels.len() < 2 {
@@ -397,17 +387,14 @@ pub fn classifier(
         .iter()
         .all(|n| n.weights.iter().all(|w| w.1 >= 0.0));
     let binary = labels.len() == 2 && class_ids.len() == 1;
-    Ok((
-        boxed(Classifier {
-            trees,
-            labels,
-            base,
-            post,
-            binary,
-            weights_positive,
-        }),
-        vec![],
-    ))
+    Ok(Arc::new(Classifier {
+        trees,
+        labels,
+        base,
+        post,
+        binary,
+        weights_positive,
+    }))
 }
 
 impl Classifier {

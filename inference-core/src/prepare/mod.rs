@@ -2,9 +2,12 @@
 //! written. [`prepare`] decodes the source once, removes a trailing ZipMap, quantizes to int8
 //! when asked and reads the served signature; [`check`] loads the packed bytes exactly as the
 //! function will and answers every sample request; [`MaxDrift`] gates an int8 model's
-//! [`Drift`] from the original. xtask only fetches, orchestrates and writes.
+//! [`Drift`] from the original; [`compile`] writes the compiled form and
+//! [`same_answers`] proves it answers as the ONNX did. xtask only fetches, orchestrates and
+//! writes.
 
 mod check;
+mod compile;
 mod signature;
 
 #[cfg(test)]
@@ -16,6 +19,7 @@ use tract_onnx::pb::ModelProto;
 
 pub use crate::compare::Drift;
 pub use check::{check, sample_requests, Checked, LAMBDA_MAX_MEMORY_BYTES};
+pub use compile::compile;
 pub use signature::{inspect, InputOverride, Signature};
 
 use crate::error::{InitError, RequestError};
@@ -82,6 +86,49 @@ pub enum PrepareError {
         drift.cosine, limit.cosine, drift.max_abs, limit.max_abs
     )]
     Drift { drift: Drift, limit: MaxDrift },
+    #[error("cannot compile the model: {0}")]
+    Compile(String),
+    #[error(
+        "the compiled form answers the sample request differently from the ONNX model (cosine {:.7}, max abs difference {:.2e}); set compile = false for this model and report it",
+        drift.cosine, drift.max_abs
+    )]
+    CompiledDiffers { drift: Drift },
+}
+
+/// How close the compiled form's answers must be to the ONNX model's: the same graph, so
+/// equal up to float rounding where codegen fuses ops differently.
+pub const COMPILED_MAX_DRIFT: MaxDrift = MaxDrift {
+    cosine: 0.999_999,
+    max_abs: 1e-5,
+};
+
+/// `Ok` when the compiled form's answers to the sample requests are the ONNX model's.
+pub fn same_answers(
+    onnx: &[serde_json::Value],
+    compiled: &[serde_json::Value],
+) -> Result<Drift, PrepareError> {
+    let mut worst = Drift {
+        cosine: 1.0,
+        max_abs: 0.0,
+    };
+    for (a, b) in onnx.iter().zip(compiled) {
+        let drift = Drift::between(a, b);
+        if !(drift.cosine >= COMPILED_MAX_DRIFT.cosine
+            && drift.max_abs <= COMPILED_MAX_DRIFT.max_abs)
+        {
+            return Err(PrepareError::CompiledDiffers { drift });
+        }
+        worst = Drift {
+            cosine: worst.cosine.min(drift.cosine),
+            max_abs: worst.max_abs.max(drift.max_abs),
+        };
+    }
+    if onnx.len() != compiled.len() {
+        return Err(PrepareError::Compile(
+            "not every sample request was answered".into(),
+        ));
+    }
+    Ok(worst)
 }
 
 /// A model made ready to pack.

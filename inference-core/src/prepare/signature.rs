@@ -38,7 +38,7 @@ pub(crate) fn signature_of(
     proto: ModelProto,
     overrides: &[InputOverride],
 ) -> Result<Signature, String> {
-    let mut model = decode_proto(proto)?;
+    let mut model = decode_proto(proto, None)?;
     let names = input_names(&model);
     for o in overrides {
         if !names.contains(&o.name) {

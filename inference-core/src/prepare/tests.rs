@@ -9,6 +9,7 @@ fn entry(prepared: &Prepared) -> ModelEntry {
     ModelEntry {
         name: "m".into(),
         file: "m.onnx".into(),
+        format: Default::default(),
         sha256: crate::sha256_hex(&prepared.packed),
         size: prepared.packed.len() as u64,
         source_sha256: None,

@@ -55,6 +55,7 @@ pub(super) fn load_model(
         name,
         sha256: &model.entry.sha256,
         size: model.entry.size,
+        format: model.entry.format,
     };
     match fallback::fetch(fallback, expected) {
         Ok(found) => {

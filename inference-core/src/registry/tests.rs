@@ -14,6 +14,7 @@ fn entry(name: &str, bytes: &[u8]) -> ModelEntry {
     ModelEntry {
         name: name.into(),
         file: format!("{name}.onnx"),
+        format: Default::default(),
         sha256: crate::sha256_hex(bytes),
         size: bytes.len() as u64,
         source_sha256: None,
@@ -253,6 +254,7 @@ fn a_first_use_load_gets_only_the_invocations_remaining_time() {
     let copy = store.path().join(crate::fallback::relative_path(
         "m",
         &crate::sha256_hex(DEFAULT_MODEL),
+        model_lock::ModelFormat::Onnx,
     ));
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     std::fs::write(&copy, DEFAULT_MODEL).unwrap();

@@ -24,6 +24,7 @@ fn registry() -> Registry {
     let entry = ModelEntry {
         name: "breast-cancer".into(),
         file: "breast-cancer.onnx".into(),
+        format: Default::default(),
         sha256: inference_core::sha256_hex(&prepared.packed),
         size: prepared.packed.len() as u64,
         source_sha256: None,

@@ -1,0 +1,61 @@
+//! The compiled form: a model as tract has already decoded, typed and decluttered it, in
+//! tract's NNEF container (a tar of `graph.nnef` and one `.dat` per tensor). Written at pack
+//! time, read at init, so a cold start skips the protobuf decode, the ONNX translation and
+//! the declutter passes and only runs codegen (`into_optimized`).
+//!
+//! Writer and reader must use the same registries: tract's core, its ONNX and transformer
+//! operators, and ours (`inference_core`: the exact GELU tract's declutter makes from
+//! `Erf`, and the `ai.onnx.ml` kernels of `ml/`).
+
+use std::sync::OnceLock;
+
+use tract_nnef::framework::Nnef;
+use tract_nnef::internal::*;
+use tract_onnx::tract_core::ops::nn::GeluExact;
+use tract_onnx::WithOnnx;
+use tract_transformers::WithTractTransformers;
+
+/// Our registry's name, written into every compiled model that uses it.
+const REGISTRY: &str = "inference_core";
+
+fn registry() -> Registry {
+    let mut reg = Registry::new(REGISTRY);
+    // tract 0.23.9 serializes the approximate GELU but not the exact one its declutter
+    // detects in BERT-style graphs.
+    reg.register_unit_element_wise("inference_core_gelu_exact", &GeluExact {});
+    crate::ml::register_nnef(&mut reg);
+    crate::int8::register_nnef(&mut reg);
+    reg
+}
+
+/// Built once: parsing NNEF's standard library and the registries is not free.
+fn framework() -> &'static Nnef {
+    static NNEF: OnceLock<Nnef> = OnceLock::new();
+    NNEF.get_or_init(|| {
+        let mut nnef = tract_nnef::nnef()
+            .with_onnx()
+            .with_tract_transformers()
+            .with_registry(registry());
+        // Keep ONNX names (`input.1`, `/encoder/...`) verbatim: the lock names inputs so.
+        nnef.allow_extended_identifier_syntax(true);
+        nnef
+    })
+}
+
+/// Serializes a decluttered model. Byte-for-byte reproducible (fixed tar timestamps).
+pub(crate) fn write(model: &TypedModel) -> Result<Vec<u8>, String> {
+    // tract's writer has `todo!()`s for some symbolic expressions: a panic here means
+    // "cannot compile this model", not a crash of `pack-models`.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        framework().write_to_tar_with_config(model, Vec::new(), false, true)
+    }))
+    .map_err(|_| "tract's NNEF writer panicked on this graph".to_string())?
+    .map_err(|e| format!("{e:#}"))
+}
+
+/// Reads a compiled model back: the decluttered graph, ready for `into_optimized`.
+pub(crate) fn read(bytes: &[u8]) -> Result<TypedModel, String> {
+    framework()
+        .model_for_read(&mut &bytes[..])
+        .map_err(|e| format!("cannot read the compiled model: {e:#}"))
+}
