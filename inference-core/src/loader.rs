@@ -20,7 +20,9 @@ pub struct PhaseTimings {
     pub verify: Duration,
     /// Bytes to a typed graph: ONNX decoded and typed, or the compiled form read.
     pub decode: Duration,
-    /// The typed graph to a plan: declutter and codegen.
+    /// Declutter: all of it for ONNX, a clean-up pass for the compiled form.
+    pub declutter: Duration,
+    /// Codegen: kernels chosen, weights packed, the plan built.
     pub optimize: Duration,
     pub tokenizer: Duration,
 }
@@ -43,7 +45,10 @@ pub struct LoadedModel {
 pub struct Decoded {
     pub plan: Plan,
     pub index_limits: Vec<IndexLimit>,
+    /// The plan's matrix-product kernels (see [`matmul_kernels`]).
+    pub kernels: String,
     pub decode: Duration,
+    pub declutter: Duration,
     pub optimize: Duration,
 }
 
@@ -253,15 +258,46 @@ pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> {
     let started = Instant::now();
     // Read before optimizing: a plain Gather on a constant is easiest to see here.
     let index_limits = index_limits(&typed);
+    let mut typed = typed;
+    // ONNX: the whole declutter; the compiled form: only what reading it back adds (casts,
+    // broadcast axes), which leaves the plan as fast as the ONNX one.
+    typed
+        .declutter()
+        .map_err(|e| format!("cannot declutter the model: {e:#}"))?;
+    let declutter = started.elapsed();
+    let started = Instant::now();
+    typed
+        .optimize()
+        .map_err(|e| format!("cannot optimize the model: {e:#}"))?;
+    let kernels = matmul_kernels(&typed);
     let plan = typed
-        .into_optimized()
-        .map_err(|e| format!("cannot optimize the model: {e:#}"))?
         .into_runnable()
         .map_err(|e| format!("cannot build the execution plan: {e:#}"))?;
     Ok(Decoded {
         plan,
         index_limits,
+        kernels,
         decode: decoded,
+        declutter,
         optimize: started.elapsed(),
     })
+}
+
+/// The matrix-product kernels the plan runs and how many products use each, e.g.
+/// `avx2_mmm_f32_16x6 ×12`: what decides warm latency, for the init log and the bench.
+fn matmul_kernels(model: &TypedModel) -> String {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for node in &model.nodes {
+        if let Some(op) = node.op_as::<tract_onnx::tract_core::ops::matmul::optimized::OptMatMul>()
+        {
+            for mmm in &op.mmm {
+                *counts.entry(mmm.name().to_string()).or_default() += 1;
+            }
+        }
+    }
+    counts
+        .iter()
+        .map(|(name, n)| format!("{name} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

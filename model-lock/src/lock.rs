@@ -74,6 +74,15 @@ pub enum ModelFormat {
     Nnef,
 }
 
+impl fmt::Display for ModelFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::Nnef => "nnef",
+        })
+    }
+}
+
 impl ModelFormat {
     pub fn is_onnx(&self) -> bool {
         *self == ModelFormat::Onnx

@@ -61,6 +61,21 @@ fn classifier_bench_measures_both_sides_and_writes_the_table() {
         let phases = cold["phases_ms"].as_object().unwrap();
         let want = if side == "ours" { "decode" } else { "import" };
         assert!(phases.contains_key(want), "{side} phases: {phases:?}");
+        if side == "ours" {
+            // Which matrix-product kernels the plan chose (the classifier has one product).
+            let kernels = cold["kernels"].as_str().unwrap_or_default();
+            assert!(kernels.contains("×1"), "kernels: {cold}");
+        }
+        // And again pinned to one core.
+        let pinned = format!("{side}, 1 core");
+        assert!(
+            results["cold"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["side"] == pinned.as_str() && c["runs"] == 2),
+            "no pinned cold start for {side}:\n{results:#}"
+        );
         for threads in [1, 2] {
             for batch in [1, 8] {
                 let row =

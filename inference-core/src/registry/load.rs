@@ -160,6 +160,7 @@ fn finish(
     let timings = PhaseTimings {
         verify,
         decode: decoded.decode,
+        declutter: decoded.declutter,
         optimize: decoded.optimize,
         tokenizer: text.elapsed,
     };
@@ -168,8 +169,11 @@ fn finish(
         source = origin.source,
         bytes = origin.len,
         verify_ms = ms(timings.verify),
+        format = %model.entry.format,
         decode_ms = ms(timings.decode),
+        declutter_ms = ms(timings.declutter),
         optimize_ms = ms(timings.optimize),
+        kernels = %decoded.kernels,
         tokenizer_ms = ms(timings.tokenizer),
         "model loaded"
     );

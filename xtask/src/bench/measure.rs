@@ -51,12 +51,15 @@ pub struct Cold {
     pub samples_ms: Vec<f64>,
     /// The init phases each process logged (`*_ms` fields), per run.
     pub phases: BTreeMap<String, Vec<f64>>,
+    /// The matrix-product kernels the Rust function's plan uses (its `kernels` field).
+    pub kernels: Option<String>,
 }
 
 /// `runs` fresh processes, each timed from spawn to its first response.
 pub async fn cold(config: &FunctionConfig, request: &[u8], runs: usize) -> Result<Cold> {
     let mut samples = Vec::with_capacity(runs);
     let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut kernels = None;
     for _ in 0..runs {
         let started = Instant::now();
         let function = Function::start(config.clone()).await?;
@@ -64,14 +67,17 @@ pub async fn cold(config: &FunctionConfig, request: &[u8], runs: usize) -> Resul
         let elapsed = started.elapsed();
         response(&function, outcome)?;
         samples.push(elapsed.as_secs_f64() * 1000.0);
-        for (k, v) in init_phases(&function.logs()) {
+        let logs = function.logs();
+        for (k, v) in init_phases(&logs) {
             phases.entry(k).or_default().push(v);
         }
+        kernels = kernels.or_else(|| plan_kernels(&logs));
         function.kill().await;
     }
     Ok(Cold {
         samples_ms: samples,
         phases,
+        kernels,
     })
 }
 
@@ -180,7 +186,18 @@ fn init_phases(logs: &[String]) -> Vec<(String, f64)> {
     out
 }
 
-/// VmHWM: the most resident memory the process has had.
+/// The `kernels` field of the Rust function's `model loaded` line.
+fn plan_kernels(logs: &[String]) -> Option<String> {
+    logs.iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|obj| obj.get("message").and_then(Value::as_str) == Some("model loaded"))
+        .find_map(|obj| {
+            obj.get("kernels")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
