@@ -8,6 +8,7 @@
 //! `Erf`, and the `ai.onnx.ml` kernels of `ml/`).
 
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use tract_nnef::framework::Nnef;
 use tract_nnef::internal::*;
@@ -28,18 +29,25 @@ fn registry() -> Registry {
     reg
 }
 
-/// Built once: parsing NNEF's standard library and the registries is not free.
-fn framework() -> &'static Nnef {
-    static NNEF: OnceLock<Nnef> = OnceLock::new();
+/// Built once per process, and not free (NNEF's standard library is parsed, every
+/// registry set up): about 8 ms here, which a cold start loading a compiled model pays.
+fn framework() -> &'static (Nnef, Duration) {
+    static NNEF: OnceLock<(Nnef, Duration)> = OnceLock::new();
     NNEF.get_or_init(|| {
+        let started = Instant::now();
         let mut nnef = tract_nnef::nnef()
             .with_onnx()
             .with_tract_transformers()
             .with_registry(registry());
         // Keep ONNX names (`input.1`, `/encoder/...`) verbatim: the lock names inputs so.
         nnef.allow_extended_identifier_syntax(true);
-        nnef
+        (nnef, started.elapsed())
     })
+}
+
+/// What setting up the reader costs a process, once.
+pub(crate) fn setup_time() -> Duration {
+    framework().1
 }
 
 /// Serializes a decluttered model. Byte-for-byte reproducible (fixed tar timestamps).
@@ -47,7 +55,9 @@ pub(crate) fn write(model: &TypedModel) -> Result<Vec<u8>, String> {
     // tract's writer has `todo!()`s for some symbolic expressions: a panic here means
     // "cannot compile this model", not a crash of `pack-models`.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        framework().write_to_tar_with_config(model, Vec::new(), false, true)
+        framework()
+            .0
+            .write_to_tar_with_config(model, Vec::new(), false, true)
     }))
     .map_err(|_| "tract's NNEF writer panicked on this graph".to_string())?
     .map_err(|e| format!("{e:#}"))
@@ -56,6 +66,7 @@ pub(crate) fn write(model: &TypedModel) -> Result<Vec<u8>, String> {
 /// Reads a compiled model back: the decluttered graph, ready for `into_optimized`.
 pub(crate) fn read(bytes: &[u8]) -> Result<TypedModel, String> {
     framework()
+        .0
         .model_for_read(&mut &bytes[..])
         .map_err(|e| format!("cannot read the compiled model: {e:#}"))
 }

@@ -50,10 +50,21 @@ pub struct ModelSpec {
     /// Where unset, `pack-models` derives `max_input_elements` from the model.
     #[serde(default)]
     pub limits: Limits,
-    /// Pack the compiled form (tract's decluttered graph, NNEF) rather than ONNX, so a cold
-    /// start skips decoding and decluttering. Default on.
-    #[serde(default = "yes")]
-    pub compile: bool,
+    /// Which form to pack: `"auto"` (default) measures the ONNX and the compiled form's
+    /// load times and keeps the faster; `"always"` keeps the compiled form; `"never"`
+    /// packs ONNX.
+    #[serde(default)]
+    pub compile: Compile,
+}
+
+/// `compile` in the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compile {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::cache::Cache;
 use crate::fetch::{self, Fetched, Source};
 use crate::files::write_if_changed;
-use crate::manifest::{Manifest, ModelSpec};
+use crate::manifest::{Compile, Manifest, ModelSpec};
 use crate::workspace;
 
 #[derive(Args, Debug, Clone)]
@@ -248,16 +248,27 @@ fn pack_one(
         load_ms: checked.load_ms,
         drift,
     };
-    if !spec.compile {
+    if spec.compile == Compile::Never {
         return Ok(onnx);
     }
-    compiled(onnx, &samples, &checked.answers)
+    compiled(onnx, &samples, &checked.answers, spec.compile)
+}
+
+/// Loads timed per form when `compile = "auto"` decides; the best one counts.
+const LOAD_RUNS: usize = 3;
+
+/// `compile = "auto"`: the compiled form must load faster by a tenth and a millisecond, so
+/// a re-pack does not flip between forms on noise.
+fn keep_compiled(onnx_ms: f64, compiled_ms: f64) -> bool {
+    compiled_ms < onnx_ms * 0.9 && compiled_ms + 1.0 < onnx_ms
 }
 
 /// The compiled form of a packed ONNX model, proved to answer every sample request as the
-/// ONNX did. A graph tract cannot serialize stays ONNX (said on stderr); a compiled form
-/// that answers differently fails the pack.
-fn compiled(onnx: Packed, samples: &[Value], answers: &[Value]) -> Result<Packed> {
+/// ONNX did, and with `compile = "auto"` kept only if it loads clearly faster
+/// ([`keep_compiled`]). A graph tract
+/// cannot serialize stays ONNX (said on stderr); a compiled form that answers differently
+/// fails the pack.
+fn compiled(onnx: Packed, samples: &[Value], answers: &[Value], mode: Compile) -> Result<Packed> {
     let name = &onnx.entry.name;
     let bytes = match prepare::compile(&onnx.bytes, &onnx.entry.inputs) {
         Ok(bytes) => bytes,
@@ -286,6 +297,19 @@ fn compiled(onnx: Packed, samples: &[Value], answers: &[Value]) -> Result<Packed
         Err(e) => return Err(e.into()),
     };
     prepare::same_answers(answers, &checked.answers)?;
+    if mode == Compile::Auto {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let onnx_ms = ms(prepare::load_time(&onnx.entry, &onnx.bytes, LOAD_RUNS)?);
+        let compiled_ms = ms(prepare::load_time(&entry, &bytes, LOAD_RUNS)?);
+        let faster = keep_compiled(onnx_ms, compiled_ms);
+        eprintln!(
+            "{name}: loads in {onnx_ms:.1} ms as ONNX, {compiled_ms:.1} ms compiled: packed {}",
+            if faster { "compiled" } else { "as ONNX" }
+        );
+        if !faster {
+            return Ok(onnx);
+        }
+    }
     Ok(Packed {
         entry,
         bytes,
@@ -379,7 +403,7 @@ mod tests {
     #[test]
     fn packs_falls_through_mirrors_and_records_the_source_hash() {
         let (dir, args) = setup(
-            "[[model]]\nname = \"m\"\nsources = [\"missing.onnx\", \"model.onnx\"]\nlabels = [\"a\", \"b\"]\n",
+            "[[model]]\nname = \"m\"\nsources = [\"missing.onnx\", \"model.onnx\"]\nlabels = [\"a\", \"b\"]\ncompile = \"always\"\n",
         );
         let lock = run(&args).unwrap();
         let sha = inference_core::sha256_hex(&std::fs::read(model_path()).unwrap());
@@ -393,7 +417,6 @@ mod tests {
             LockFile::read(&args.out.join(LOCK_FILE_NAME)).unwrap(),
             lock
         );
-        // Compiled by default.
         assert_eq!(
             (m.file.as_str(), m.format),
             ("m.nnef.tar", ModelFormat::Nnef)
@@ -426,13 +449,22 @@ mod tests {
     }
 
     #[test]
-    fn compile_false_packs_onnx_and_removes_the_compiled_file() {
-        let (dir, args) = setup("[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\n");
+    fn auto_keeps_the_compiled_form_only_when_it_loads_clearly_faster() {
+        assert!(keep_compiled(100.0, 80.0));
+        assert!(!keep_compiled(100.0, 95.0), "within a tenth: noise");
+        assert!(!keep_compiled(1.5, 0.8), "within a millisecond: noise");
+        assert!(!keep_compiled(0.6, 9.0), "slower");
+    }
+
+    #[test]
+    fn compile_never_packs_onnx_and_removes_the_compiled_file() {
+        let (dir, args) =
+            setup("[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\ncompile = \"always\"\n");
         run(&args).unwrap();
         assert!(args.out.join("m.nnef.tar").exists());
         std::fs::write(
             dir.path().join("models.toml"),
-            "[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\ncompile = false\n",
+            "[[model]]\nname = \"m\"\nsources = [\"model.onnx\"]\ncompile = \"never\"\n",
         )
         .unwrap();
         let lock = run(&args).unwrap();

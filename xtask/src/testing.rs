@@ -88,7 +88,7 @@ fn fallback_fixture() -> Result<Fixture> {
     )
 }
 
-/// The text tests' function: MiniLM (int8, compiled) with its tokenizer, and the PP-OCRv4
+/// The text tests' function: MiniLM (int8, always compiled) with its tokenizer, and the PP-OCRv4
 /// text detector (a conv net) twice, compiled and as ONNX, so a test can hold the compiled
 /// form's answers to the ONNX form's in one process. The manifest is written here because
 /// its sources live in the target directory.
@@ -96,17 +96,17 @@ fn text_fixture(data: &Path) -> Result<Fixture> {
     let dir = workspace::target_dir().join("fixture/text");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let det = data.join(test_data::OCR_DET_FILE);
-    let conv = |name: &str, compile: bool| {
+    let conv = |name: &str, compile: &str| {
         format!(
-            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\ncompile = {compile}\n\n[model.inputs.x]\nshape = [\"batch\", 3, 64, 64]\n",
+            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\ncompile = {compile:?}\n\n[model.inputs.x]\nshape = [\"batch\", 3, 64, 64]\n",
             det.to_string_lossy()
         )
     };
     let manifest = format!(
         "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"minilm\"\n\n{}{}{}",
-        test_data::minilm_manifest_entry(data, 16),
-        conv("ocr-det", true),
-        conv("ocr-det-onnx", false),
+        test_data::minilm_manifest_entry(data, 16, "always"),
+        conv("ocr-det", "always"),
+        conv("ocr-det-onnx", "never"),
     );
     let path = dir.join("models.toml");
     crate::files::write_atomic(&path, manifest.as_bytes())?;
@@ -114,7 +114,7 @@ fn text_fixture(data: &Path) -> Result<Fixture> {
 }
 
 /// The classical-ML tests' function: every model `xtask/tests/ml/train.py` exported, packed
-/// as they come (ZipMaps included, which packing strips).
+/// as they come (ZipMaps included, which packing strips), in the compiled form.
 fn ml_fixture(data: &Path) -> Result<Fixture> {
     let expected = data.join("expected.json");
     let text = std::fs::read_to_string(&expected)
@@ -129,7 +129,7 @@ fn ml_fixture(data: &Path) -> Result<Fixture> {
         let name = m["name"].as_str().context("a model without a name")?;
         let file = m["file"].as_str().context("a model without a file")?;
         manifest.push_str(&format!(
-            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\n",
+            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\ncompile = \"always\"\n",
             data.join(file).to_string_lossy()
         ));
     }

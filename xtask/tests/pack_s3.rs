@@ -39,7 +39,7 @@ fn s3_sources_with_mirror_fallthrough_and_cache() {
     std::fs::write(
         dir.path().join("models.toml"),
         // ONNX as fetched, so the packed file is the object's bytes.
-        "[[model]]\nname = \"lr\"\ncompile = false\n\
+        "[[model]]\nname = \"lr\"\ncompile = \"never\"\n\
          sources = [\"s3://models/prod/missing.onnx\", \"s3://models/prod/lr.onnx\"]\n",
     )
     .unwrap();

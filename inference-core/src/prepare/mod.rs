@@ -19,7 +19,7 @@ use tract_onnx::pb::ModelProto;
 
 pub use crate::compare::Drift;
 pub use check::{check, sample_requests, Checked, LAMBDA_MAX_MEMORY_BYTES};
-pub use compile::compile;
+pub use compile::{compile, load_time};
 pub use signature::{inspect, InputOverride, Signature};
 
 use crate::error::{InitError, RequestError};

@@ -149,3 +149,51 @@ fn bytes_that_are_not_onnx_fail_to_decode() {
         .to_string();
     assert!(e.contains("ONNX"), "{e}");
 }
+
+#[test]
+fn the_compiled_form_must_answer_as_the_onnx_did() {
+    let answer = |p: f64| json!({"outputs": {"probabilities": [[p, 1.0 - p]]}});
+    let onnx = vec![answer(0.25), answer(0.5)];
+    // Float rounding passes...
+    let drift = same_answers(&onnx, &[answer(0.25 + 1e-7), answer(0.5)]).unwrap();
+    assert!(drift.max_abs < 1e-6, "{drift:?}");
+    // ...a different answer fails, with the numbers.
+    let e = same_answers(&onnx, &[answer(0.25), answer(0.5001)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("answers the sample request differently") && e.contains("compile = false"),
+        "{e}"
+    );
+    // So does a missing answer.
+    assert!(same_answers(&onnx, &[answer(0.25)]).is_err());
+}
+
+#[test]
+fn a_compiled_model_loads_and_answers_as_its_onnx() {
+    let prepared = prepare(DEFAULT_MODEL, Quantize::None, &[]).unwrap();
+    let onnx = entry(&prepared);
+    let compiled_bytes = compile(&prepared.packed, &onnx.inputs).unwrap();
+    let compiled = ModelEntry {
+        format: model_lock::ModelFormat::Nnef,
+        sha256: crate::sha256_hex(&compiled_bytes),
+        size: compiled_bytes.len() as u64,
+        ..onnx.clone()
+    };
+    let samples = sample_requests(&onnx, None);
+    let a = check(&onnx, &prepared.packed, None, &samples).unwrap();
+    let b = check(&compiled, &compiled_bytes, None, &samples).unwrap();
+    same_answers(&a.answers, &b.answers).unwrap();
+    // Reproducible: the same graph compiles to the same bytes.
+    assert_eq!(
+        compile(&prepared.packed, &onnx.inputs).unwrap(),
+        compiled_bytes
+    );
+    // The lock's signature is checked against the compiled graph's.
+    let mut wrong = compiled.clone();
+    wrong.inputs[0].name = "other".into();
+    let e = check(&wrong, &compiled_bytes, None, &samples)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("do not match the lock's signature"), "{e}");
+}
