@@ -100,8 +100,9 @@ fn create_update_canary_promote() {
 
     let out = ok(deploy(ours().to_str().unwrap(), &[]));
     assert!(out.contains("created onnx"), "{out}");
+    // The version deploy prints is the packed file's, from the lock it was given.
     let lock = model_lock::LockFile::read(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/packed/models.lock"),
+        &test_support::fixture_path("FALLBACK_PACKED").join(model_lock::LOCK_FILE_NAME),
     )
     .unwrap();
     let version = lock.model("breast-cancer").unwrap().version();
