@@ -76,13 +76,11 @@ impl TypedOp for Int8Weight {
 }
 
 /// Puts the f32 constants of `model` that are exactly a weight of `folded` back as int8.
-/// Returns how many were.
-pub(crate) fn keep_int8(model: &mut TypedModel, folded: &[Folded]) -> TractResult<usize> {
+pub(crate) fn keep_int8(model: &mut TypedModel, folded: &[Folded]) -> TractResult<()> {
     let by_hash: HashMap<String, &Folded> = folded
         .iter()
         .map(|f| (crate::sha256_hex(&f.f32_bytes), f))
         .collect();
-    let mut kept = 0;
     for id in model.eval_order()? {
         let node = model.node(id);
         let Some(konst) = node.op_as::<tract_core::ops::konst::Const>() else {
@@ -111,9 +109,8 @@ pub(crate) fn keep_int8(model: &mut TypedModel, folded: &[Folded]) -> TractResul
         let restored = patch.wire_node(format!("{name}.restore"), op, &[q, scales])?;
         patch.shunt_outside(model, OutletId::new(id, 0), restored[0])?;
         patch.apply(model)?;
-        kept += 1;
     }
-    Ok(kept)
+    Ok(())
 }
 
 pub(crate) fn register_nnef(registry: &mut Registry) {

@@ -414,16 +414,30 @@ pub fn dequantize_constants(
 }
 
 /// [`dequantize_f32`] as little-endian f32 bytes, for an ONNX initializer.
+/// Written in the one pass, no f32 buffer in between: this is on an ONNX cold start.
 fn dequantize(q: &[i8], scales: &[f32], zps: &[i8], inner: usize, len: usize) -> Vec<u8> {
-    let mut values = vec![0f32; q.len()];
-    dequantize_f32(q, scales, zps, inner, len, &mut values);
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    let mut out = vec![[0u8; 4]; q.len()];
+    dequantize_into(q, scales, zps, inner, len, &mut out, f32::to_le_bytes);
+    out.into_flattened()
+}
+
+/// [`dequantize_into`] as f32 values, for the compiled form's weights.
+fn dequantize_f32(q: &[i8], scales: &[f32], zps: &[i8], inner: usize, len: usize, out: &mut [f32]) {
+    dequantize_into(q, scales, zps, inner, len, out, |v| v);
 }
 
 /// `(q - zero_point) * scale` along an axis of length `len` with `inner` elements per step,
-/// into `out`. Written as row-by-row zips so it vectorizes: this is most of what a packed
-/// transformer costs at load.
-fn dequantize_f32(q: &[i8], scales: &[f32], zps: &[i8], inner: usize, len: usize, out: &mut [f32]) {
+/// each value stored into `out` through `store`. Written as row-by-row zips so it
+/// vectorizes: this is most of what a packed transformer costs at load.
+fn dequantize_into<O>(
+    q: &[i8],
+    scales: &[f32],
+    zps: &[i8],
+    inner: usize,
+    len: usize,
+    out: &mut [O],
+    store: impl Fn(f32) -> O,
+) {
     let per_channel = |c: usize| {
         let s = if scales.len() == 1 {
             scales[0]
@@ -438,7 +452,7 @@ fn dequantize_f32(q: &[i8], scales: &[f32], zps: &[i8], inner: usize, len: usize
         let z = zps[0] as f32;
         for (row, out) in q.chunks_exact(len).zip(out.chunks_exact_mut(len)) {
             for ((v, s), o) in row.iter().zip(scales).zip(out.iter_mut()) {
-                *o = (*v as f32 - z) * s;
+                *o = store((*v as f32 - z) * s);
             }
         }
         return;
@@ -450,7 +464,7 @@ fn dequantize_f32(q: &[i8], scales: &[f32], zps: &[i8], inner: usize, len: usize
     {
         let (s, z) = per_channel(ix % len);
         for (v, o) in block.iter().zip(out.iter_mut()) {
-            *o = (*v as f32 - z) * s;
+            *o = store((*v as f32 - z) * s);
         }
     }
 }
