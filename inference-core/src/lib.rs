@@ -17,6 +17,7 @@ mod loader;
 mod lookup;
 mod ml;
 mod nnef;
+mod plans;
 pub mod prepare;
 mod registry;
 mod request;

@@ -10,6 +10,7 @@ use tract_onnx::tract_hir::infer::InferenceFact;
 
 use crate::int8::Folded;
 use crate::lookup::{index_limits, IndexLimit};
+use crate::plans::Plans;
 
 pub type Plan = Arc<TypedRunnableModel>;
 
@@ -30,22 +31,20 @@ pub struct PhaseTimings {
 /// A model ready to run.
 #[derive(Debug)]
 pub struct LoadedModel {
-    pub plan: Plan,
+    pub(crate) plans: Plans,
     /// Which store the bytes came from (`embedded`, `efs` or `s3`).
     pub source: &'static str,
     /// The tokenizer and pipeline of a text model.
     pub text: Option<crate::text::TextModel>,
     /// Inputs that index a table in the model, and the table's size.
     pub index_limits: Vec<IndexLimit>,
-    /// The working memory a request needs, from its shapes.
-    pub(crate) work: crate::work::WorkEstimate,
 }
 
-/// A decoded, optimized plan and what each step took.
-pub struct Decoded {
-    pub plan: Plan,
+/// A decoded model's plans and what each step took.
+pub(crate) struct Decoded {
+    pub plans: Plans,
     pub index_limits: Vec<IndexLimit>,
-    /// The plan's matrix-product kernels (see [`matmul_kernels`]).
+    /// The plans' matrix-product kernels.
     pub kernels: String,
     pub decode: Duration,
     pub declutter: Duration,
@@ -243,8 +242,9 @@ fn check_compiled(model: &TypedModel, entry: &ModelEntry) -> Result<(), String> 
 }
 
 /// Decode and optimize `bytes` for serving with the signature recorded in `entry`: ONNX is
-/// decoded, typed and decluttered here; the compiled form only needs codegen.
-pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> {
+/// decoded, typed and decluttered here; the compiled form only needs codegen. The plans are
+/// the ones `entry.plans` names.
+pub(crate) fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> {
     let started = Instant::now();
     let typed = match entry.format {
         ModelFormat::Onnx => typed(bytes, &entry.inputs, None)?,
@@ -266,38 +266,13 @@ pub fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> {
         .map_err(|e| format!("cannot declutter the model: {e:#}"))?;
     let declutter = started.elapsed();
     let started = Instant::now();
-    typed
-        .optimize()
-        .map_err(|e| format!("cannot optimize the model: {e:#}"))?;
-    let kernels = matmul_kernels(&typed);
-    let plan = typed
-        .into_runnable()
-        .map_err(|e| format!("cannot build the execution plan: {e:#}"))?;
+    let plans = Plans::new(typed, entry)?;
     Ok(Decoded {
-        plan,
+        kernels: plans.kernels(),
+        plans,
         index_limits,
-        kernels,
         decode: decoded,
         declutter,
         optimize: started.elapsed(),
     })
-}
-
-/// The matrix-product kernels the plan runs and how many products use each, e.g.
-/// `avx2_mmm_f32_16x6 ×12`: what decides warm latency, for the init log and the bench.
-fn matmul_kernels(model: &TypedModel) -> String {
-    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-    for node in &model.nodes {
-        if let Some(op) = node.op_as::<tract_onnx::tract_core::ops::matmul::optimized::OptMatMul>()
-        {
-            for mmm in &op.mmm {
-                *counts.entry(mmm.name().to_string()).or_default() += 1;
-            }
-        }
-    }
-    counts
-        .iter()
-        .map(|(name, n)| format!("{name} ×{n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

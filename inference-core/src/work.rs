@@ -42,9 +42,10 @@ struct SymbolAt {
 #[derive(Debug)]
 pub(crate) struct WorkEstimate {
     values: Vec<Value>,
-    /// Elements of each model input and output.
+    /// Elements of each model input and output, and each output's bytes.
     inputs: Vec<TDim>,
     outputs: Vec<TDim>,
+    output_bytes: Vec<TDim>,
     symbols: Vec<SymbolAt>,
 }
 
@@ -93,6 +94,11 @@ impl WorkEstimate {
         };
         let inputs = model.inputs.iter().map(volume).collect();
         let outputs = model.outputs.iter().map(volume).collect();
+        let output_bytes = model
+            .outputs
+            .iter()
+            .map(|o| model.outlet_fact(*o).map(bytes_of).unwrap_or_default())
+            .collect();
         let mut symbols = Vec::new();
         for (input, outlet) in model.inputs.iter().enumerate() {
             let Ok(fact) = model.outlet_fact(*outlet) else {
@@ -112,6 +118,7 @@ impl WorkEstimate {
             values,
             inputs,
             outputs,
+            output_bytes,
             symbols,
         }
     }
@@ -160,13 +167,47 @@ impl WorkEstimate {
     /// Peak bytes of the plan's values plus the encoded outputs, for these inputs. A size
     /// that cannot be worked out counts as unbounded.
     pub(crate) fn bytes(&self, inputs: &[TValue], returned: impl Fn(usize) -> bool) -> u64 {
+        self.bytes_with(&self.symbol_values(inputs), returned)
+    }
+
+    /// The same for a plan of one row run `rows` times: one row's values at a time, and
+    /// every row's outputs, kept and then joined, and encoded.
+    pub(crate) fn rows_bytes(
+        &self,
+        inputs: &[TValue],
+        rows: u64,
+        returned: impl Fn(usize) -> bool,
+    ) -> u64 {
+        let values = self.symbol_values(inputs);
+        let outputs: u64 = self
+            .output_bytes
+            .iter()
+            .map(|b| eval(b, &values))
+            .fold(0, u64::saturating_add);
+        let per_row = self
+            .encode_bytes(&values, &returned)
+            .saturating_add(outputs.saturating_mul(2));
+        self.bytes_with(&values, |_| false)
+            .saturating_add(per_row.saturating_mul(rows))
+    }
+
+    fn symbol_values(&self, inputs: &[TValue]) -> SymbolValues {
         let mut values = SymbolValues::default();
         for at in &self.symbols {
             if let Some(n) = inputs.get(at.input).and_then(|t| t.shape().get(at.axis)) {
                 values.set(&at.symbol, *n as i64);
             }
         }
-        self.bytes_with(&values, returned)
+        values
+    }
+
+    fn encode_bytes(&self, values: &SymbolValues, returned: impl Fn(usize) -> bool) -> u64 {
+        self.outputs
+            .iter()
+            .enumerate()
+            .filter(|(ix, _)| returned(*ix))
+            .map(|(_, n)| eval(n, values).saturating_mul(ENCODE_BYTES_PER_VALUE))
+            .fold(0, u64::saturating_add)
     }
 
     fn bytes_with(&self, values: &SymbolValues, returned: impl Fn(usize) -> bool) -> u64 {
@@ -184,13 +225,7 @@ impl WorkEstimate {
             live += d;
             peak = peak.max(live);
         }
-        let encode: u64 = self
-            .outputs
-            .iter()
-            .enumerate()
-            .filter(|(ix, _)| returned(*ix))
-            .map(|(_, n)| size(n).saturating_mul(ENCODE_BYTES_PER_VALUE))
-            .fold(0, u64::saturating_add);
+        let encode = self.encode_bytes(values, returned);
         let peak = u64::try_from(peak).unwrap_or(u64::MAX);
         (peak / 4).saturating_mul(5).saturating_add(encode)
     }
@@ -367,6 +402,7 @@ mod tests {
             outputs: Vec::new(),
             tokenizer: None,
             pipeline: None,
+            plans: Default::default(),
         };
         let rows =
             |n: usize| -> TVec<TValue> { tvec![Tensor::zero::<f32>(&[n, 4]).unwrap().into()] };

@@ -136,6 +136,7 @@ mod tests {
                 tokenizer: None,
                 pipeline: None,
                 limits: Default::default(),
+                plans: Default::default(),
             }],
         }
     }

@@ -60,6 +60,74 @@ pub struct ModelEntry {
     /// Caps on one request's size, checked before anything is allocated for it.
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
+    /// Which plans the function runs: one with symbolic dims, or concrete ones that
+    /// `pack-models` measured faster and proved to answer the same.
+    #[serde(default, skip_serializing_if = "Plans::is_symbolic")]
+    pub plans: Plans,
+}
+
+/// How the function shapes its execution plans. Symbolic dims keep tract off some of its
+/// fastest kernels (convolutions fall back to generic im2col, products with an unknown
+/// side to matrix-vector kernels); a concrete plan lets it choose by size.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", deny_unknown_fields)]
+pub enum Plans {
+    /// One plan for every request shape.
+    #[default]
+    Symbolic,
+    /// One plan with the batch dim (the first of every input and output) fixed to 1,
+    /// built at load; a request's rows run one after another.
+    Rows,
+    /// Text models: the sequence dim padded (with a masked tail) up to the smallest of these
+    /// lengths, one plan per length, built on first use and kept.
+    Buckets { lengths: Vec<u64> },
+}
+
+/// Most bucket lengths one model may have: each is a plan kept in memory.
+pub const MAX_BUCKETS: usize = 8;
+
+impl Plans {
+    pub fn is_symbolic(&self) -> bool {
+        *self == Plans::Symbolic
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if let Plans::Buckets { lengths } = self {
+            if lengths.is_empty() || lengths.len() > MAX_BUCKETS {
+                return Err(format!(
+                    "plans.lengths: {} lengths, expected 1 to {MAX_BUCKETS}",
+                    lengths.len()
+                ));
+            }
+            if lengths[0] == 0 || lengths.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!(
+                    "plans.lengths = {lengths:?}: expected positive lengths in increasing order"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The smallest bucket that holds `n`, if any.
+    pub fn bucket(&self, n: u64) -> Option<u64> {
+        match self {
+            Plans::Buckets { lengths } => lengths.iter().copied().find(|l| *l >= n),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Plans {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Plans::Symbolic => f.write_str("symbolic"),
+            Plans::Rows => f.write_str("rows"),
+            Plans::Buckets { lengths } => {
+                let l: Vec<String> = lengths.iter().map(u64::to_string).collect();
+                write!(f, "buckets {}", l.join("/"))
+            }
+        }
+    }
 }
 
 /// The packed file's form.
@@ -318,6 +386,7 @@ impl LockFile {
             let files = std::iter::once(&m.file).chain(m.tokenizer.as_ref().map(|t| &t.file));
             crate::validate_model_name(&m.name)
                 .and_then(|_| files.map(String::as_str).try_for_each(plain_file_name))
+                .and_then(|_| m.plans.validate())
                 .map_err(|message| LockError::Parse {
                     path: path.to_string(),
                     message: format!("model {:?}: {message}", m.name),
@@ -429,6 +498,9 @@ mod tests {
                     max_input_elements: Some(4096),
                     max_dims: [("batch".to_string(), 8)].into(),
                 },
+                plans: Plans::Buckets {
+                    lengths: vec![16, 64],
+                },
             }],
         };
         let text = lock.to_toml();
@@ -436,6 +508,23 @@ mod tests {
         let entry = &lock.models[0];
         assert_eq!(&ModelEntry::from_json(&entry.to_json()).unwrap(), entry);
         assert_eq!(entry.version(), "abababababab");
+    }
+
+    #[test]
+    fn bucket_lengths_must_grow_and_stay_few() {
+        let b = |lengths: Vec<u64>| Plans::Buckets { lengths }.validate();
+        assert!(b(vec![16, 32, 128]).is_ok());
+        assert!(b(vec![]).is_err());
+        assert!(b(vec![32, 16]).is_err());
+        assert!(b(vec![0, 16]).is_err());
+        assert!(b((1..=9).collect()).is_err());
+        let plans = Plans::Buckets {
+            lengths: vec![16, 32],
+        };
+        assert_eq!(plans.bucket(1), Some(16));
+        assert_eq!(plans.bucket(17), Some(32));
+        assert_eq!(plans.bucket(33), None);
+        assert_eq!(Plans::Rows.bucket(3), None);
     }
 
     #[test]

@@ -55,6 +55,25 @@ pub struct ModelSpec {
     /// packs ONNX.
     #[serde(default)]
     pub compile: Compile,
+    /// Which plans the function runs: `"auto"` (default) proves and times each that fits
+    /// the model and keeps the fastest when it beats the symbolic plan by a tenth;
+    /// `"symbolic"`, `"rows"` or `"buckets"` choose one (still proved).
+    #[serde(default)]
+    pub plans: PlanChoice,
+    /// Sequence lengths for bucket plans (text models); default: powers of two from 16,
+    /// then `max_length`.
+    pub buckets: Option<Vec<u64>>,
+}
+
+/// `plans` in the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanChoice {
+    #[default]
+    Auto,
+    Symbolic,
+    Rows,
+    Buckets,
 }
 
 /// `compile` in the manifest.
@@ -137,6 +156,19 @@ impl Manifest {
                     m.name
                 ),
                 (None, None) => {}
+            }
+            if let Some(lengths) = &m.buckets {
+                model_lock::Plans::Buckets {
+                    lengths: lengths.clone(),
+                }
+                .validate()
+                .map_err(|e| anyhow::anyhow!("model {:?}: buckets: {e}", m.name))?;
+            }
+            if m.pipeline.is_none() && (m.buckets.is_some() || m.plans == PlanChoice::Buckets) {
+                bail!(
+                    "model {:?}: bucket plans pad a tokenized text batch; they need a [model.pipeline]",
+                    m.name
+                );
             }
         }
         if let Some(d) = &self.default {

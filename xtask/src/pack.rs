@@ -6,13 +6,13 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use inference_core::compare::Drift;
 use inference_core::prepare::{self, InputOverride, Quantize};
-use model_lock::{LockFile, ModelEntry, ModelFormat, TokenizerEntry, LOCK_FILE_NAME};
+use model_lock::{LockFile, ModelEntry, ModelFormat, Plans, TokenizerEntry, LOCK_FILE_NAME};
 use serde_json::Value;
 
 use crate::cache::Cache;
 use crate::fetch::{self, Fetched, Source};
 use crate::files::write_if_changed;
-use crate::manifest::{Compile, Manifest, ModelSpec};
+use crate::manifest::{Compile, Manifest, ModelSpec, PlanChoice};
 use crate::workspace;
 
 #[derive(Args, Debug, Clone)]
@@ -205,6 +205,7 @@ fn pack_one(
         }),
         pipeline: spec.pipeline.clone(),
         limits: spec.limits.clone(),
+        plans: Plans::Symbolic,
     };
     let tokenizer = tokenizer.map(|t| t.bytes);
 
@@ -248,10 +249,87 @@ fn pack_one(
         load_ms: checked.load_ms,
         drift,
     };
-    if spec.compile == Compile::Never {
-        return Ok(onnx);
+    let packed = if spec.compile == Compile::Never {
+        onnx
+    } else {
+        compiled(onnx, &samples, &checked.answers, spec.compile)?
+    };
+    choose_plans(packed, spec, &samples)
+}
+
+/// Warm rounds each candidate plan is timed over when `plans = "auto"` decides.
+const PLAN_RUNS: usize = 5;
+
+/// The plans the packed model runs on (`plans` in the manifest): every candidate that fits
+/// is proved to answer as the symbolic plan does; `"auto"` times them and keeps the
+/// fastest when clearly faster ([`prepare::fastest`]).
+fn choose_plans(packed: Packed, spec: &ModelSpec, samples: &[Value]) -> Result<Packed> {
+    let name = &packed.entry.name;
+    let lengths = spec
+        .buckets
+        .clone()
+        .or_else(|| {
+            let pipeline = packed.entry.pipeline.as_ref()?;
+            Some(prepare::default_buckets(pipeline.max_length as u64))
+        })
+        .unwrap_or_default();
+    let fitting = prepare::candidates(&packed.entry, &lengths);
+    let pick =
+        |wanted: fn(&Plans) -> bool, what: &str| -> Result<Vec<Plans>> {
+            match fitting.iter().find(|p| wanted(p)) {
+                Some(p) => Ok(vec![Plans::Symbolic, p.clone()]),
+                None => {
+                    bail!("{name}: plans = {what:?} does not fit the model: {}", match what {
+                "rows" => "it needs one symbolic dim (the batch) first in every input and output",
+                _ => "it needs a text model whose inputs are [batch, sequence]",
+            })
+                }
+            }
+        };
+    let wanted = match spec.plans {
+        PlanChoice::Symbolic => return Ok(packed),
+        PlanChoice::Auto => fitting.clone(),
+        PlanChoice::Rows => pick(|p| *p == Plans::Rows, "rows")?,
+        PlanChoice::Buckets => pick(|p| matches!(p, Plans::Buckets { .. }), "buckets")?,
+    };
+    if wanted.len() < 2 {
+        return Ok(packed);
     }
-    compiled(onnx, &samples, &checked.answers, spec.compile)
+    let requests = prepare::timing_requests(&packed.entry, samples);
+    let runs = if spec.plans == PlanChoice::Auto {
+        PLAN_RUNS
+    } else {
+        1
+    };
+    let tokenizer = packed.tokenizer.as_deref();
+    let timings = prepare::time_plans(
+        &packed.entry,
+        &packed.bytes,
+        tokenizer,
+        &requests,
+        &wanted,
+        runs,
+    )?;
+    let plans = match spec.plans {
+        PlanChoice::Auto => prepare::fastest(&timings),
+        _ => wanted[1].clone(),
+    };
+    let measured: Vec<String> = timings
+        .iter()
+        .map(|t| format!("{} {:.2} ms", t.plans, t.warm.as_secs_f64() * 1000.0))
+        .collect();
+    eprintln!(
+        "{name}: {} warm requests answered alike by every plan, in {}: packed with plans {plans}",
+        requests.len(),
+        measured.join(", ")
+    );
+    Ok(Packed {
+        entry: ModelEntry {
+            plans,
+            ..packed.entry
+        },
+        ..packed
+    })
 }
 
 /// Loads timed per form when `compile = "auto"` decides; the best one counts.
@@ -349,7 +427,7 @@ fn files(lock: &LockFile) -> impl Iterator<Item = &str> {
 
 fn print_table(packed: &[Packed]) {
     println!(
-        "{:<24} {:>12} {:>12} {:>7} {:>9} {:>10} {:>9}",
+        "{:<24} {:>12} {:>12} {:>7} {:>9} {:>10} {:>9}  plans",
         "model", "source", "packed", "ratio", "cosine", "max abs", "load ms"
     );
     for p in packed {
@@ -358,14 +436,15 @@ fn print_table(packed: &[Packed]) {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<24} {:>12} {:>12} {:>7.2} {:>9} {:>10} {:>9.1}",
+            "{:<24} {:>12} {:>12} {:>7.2} {:>9} {:>10} {:>9.1}  {}",
             p.entry.name,
             p.source_size,
             p.bytes.len(),
             p.bytes.len() as f64 / p.source_size.max(1) as f64,
             cos,
             abs,
-            p.load_ms
+            p.load_ms,
+            p.entry.plans
         );
     }
 }

@@ -67,13 +67,15 @@ pub const OCR_DET_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
 pub const MINILM_OUTPUT: &str = "onnx::Shape_422";
 
 /// The `[[model]]` entry that packs the test MiniLM (int8, with its tokenizer, mean-pooled
-/// embeddings, `compile` as given), for the manifests the tests and the benchmarks write.
-pub fn minilm_manifest_entry(data: &Path, max_batch: usize, compile: &str) -> String {
+/// embeddings, `compile` and `plans` as given), for the manifests the tests and the
+/// benchmarks write.
+pub fn minilm_manifest_entry(data: &Path, max_batch: usize, compile: &str, plans: &str) -> String {
     format!(
         r#"[[model]]
 name = "minilm"
 sources = [{model:?}]
 compile = {compile:?}
+plans = {plans:?}
 quantize = "int8"
 max_drift = {{ cosine = 0.99, max_abs = 0.1 }}
 tokenizer = {{ sources = [{tokenizer:?}] }}

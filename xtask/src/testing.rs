@@ -88,25 +88,27 @@ fn fallback_fixture() -> Result<Fixture> {
     )
 }
 
-/// The text tests' function: MiniLM (int8, always compiled) with its tokenizer, and the PP-OCRv4
-/// text detector (a conv net) twice, compiled and as ONNX, so a test can hold the compiled
-/// form's answers to the ONNX form's in one process. The manifest is written here because
-/// its sources live in the target directory.
+/// The text tests' function: MiniLM (int8, always compiled, bucket plans) with its tokenizer,
+/// and the PP-OCRv4 text detector (a conv net) three times — compiled, compiled with a
+/// batch-1 plan run row by row, and as ONNX — so a test can hold the first two's answers to
+/// the ONNX form's in one process. The manifest is written here because its sources live in
+/// the target directory.
 fn text_fixture(data: &Path) -> Result<Fixture> {
     let dir = workspace::target_dir().join("fixture/text");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let det = data.join(test_data::OCR_DET_FILE);
-    let conv = |name: &str, compile: &str| {
+    let conv = |name: &str, compile: &str, plans: &str| {
         format!(
-            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\ncompile = {compile:?}\n\n[model.inputs.x]\nshape = [\"batch\", 3, 64, 64]\n",
+            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\ncompile = {compile:?}\nplans = {plans:?}\n\n[model.inputs.x]\nshape = [\"batch\", 3, 64, 64]\n",
             det.to_string_lossy()
         )
     };
     let manifest = format!(
-        "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"minilm\"\n\n{}{}{}",
-        test_data::minilm_manifest_entry(data, 16, "always"),
-        conv("ocr-det", "always"),
-        conv("ocr-det-onnx", "never"),
+        "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"minilm\"\n\n{}{}{}{}",
+        test_data::minilm_manifest_entry(data, 16, "always", "buckets"),
+        conv("ocr-det", "always", "symbolic"),
+        conv("ocr-det-rows", "always", "rows"),
+        conv("ocr-det-onnx", "never", "symbolic"),
     );
     let path = dir.join("models.toml");
     crate::files::write_atomic(&path, manifest.as_bytes())?;

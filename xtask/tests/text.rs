@@ -111,6 +111,24 @@ async fn embeddings_match_the_python_reference() {
             "ranking for {query:?}"
         );
     }
+
+    // The fixture packs MiniLM with bucket plans: every batch above was padded up to a
+    // bucket length (the answers stayed the reference's), each length's plan built once.
+    let built: Vec<u64> = test_support::function::log_lines(&f, "plan built")
+        .iter()
+        .map(|l| l["length"].as_u64().unwrap())
+        .collect();
+    let mut once = built.clone();
+    once.sort();
+    once.dedup();
+    assert!(
+        !built.is_empty() && once.len() == built.len(),
+        "one plan per length: {built:?}"
+    );
+    assert!(
+        built.iter().all(|l| [16, 32, 64, 128].contains(l)),
+        "bucket lengths only: {built:?}"
+    );
 }
 
 #[tokio::test]

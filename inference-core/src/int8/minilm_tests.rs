@@ -30,6 +30,7 @@ fn entry(bytes: &[u8]) -> ModelEntry {
         tokenizer: None,
         pipeline: None,
         limits: Default::default(),
+        plans: Default::default(),
     }
 }
 
@@ -50,12 +51,13 @@ const SENTENCES: [[i64; 12]; 3] = [
 /// Every float output with a 384-wide last axis (hidden states, pooled embedding).
 fn run(bytes: &[u8]) -> Vec<Vec<f32>> {
     let entry = entry(bytes);
-    let plan = loader::load(bytes, &entry).unwrap().plan;
+    let plans = loader::load(bytes, &entry).unwrap().plans;
     let ids: Vec<i64> = SENTENCES.iter().flatten().copied().collect();
     let mask: Vec<i64> = ids.iter().map(|i| (*i != 0) as i64).collect();
     let ids = Tensor::from_shape(&[3, 12], &ids).unwrap();
     let mask = Tensor::from_shape(&[3, 12], &mask).unwrap();
-    let out = plan.run(tvec![ids.into(), mask.into()]).unwrap();
+    let inputs = tvec![ids.into(), mask.into()];
+    let out = plans.runner(&inputs).unwrap().run(inputs).unwrap();
     out.iter()
         .filter(|t| t.datum_type() == f32::datum_type() && t.shape().last() == Some(&384))
         .map(|t| {

@@ -3,11 +3,13 @@
 //! when asked and reads the served signature; [`check`] loads the packed bytes exactly as the
 //! function will and answers every sample request; [`MaxDrift`] gates an int8 model's
 //! [`Drift`] from the original; [`compile`] writes the compiled form and
-//! [`same_answers`] proves it answers as the ONNX did. xtask only fetches, orchestrates and
-//! writes.
+//! [`same_answers`] proves it answers as the ONNX did; [`time_plans`] proves and times the
+//! concrete plans a model could run on, and [`fastest`] picks one. xtask only fetches,
+//! orchestrates and writes.
 
 mod check;
 mod compile;
+mod plans;
 mod signature;
 
 #[cfg(test)]
@@ -20,6 +22,7 @@ use tract_onnx::pb::ModelProto;
 pub use crate::compare::Drift;
 pub use check::{check, sample_requests, Checked, LAMBDA_MAX_MEMORY_BYTES};
 pub use compile::{compile, load_time};
+pub use plans::{candidates, default_buckets, fastest, time_plans, timing_requests, PlanTiming};
 pub use signature::{inspect, InputOverride, Signature};
 
 use crate::error::{InitError, RequestError};
@@ -89,10 +92,15 @@ pub enum PrepareError {
     #[error("cannot compile the model: {0}")]
     Compile(String),
     #[error(
-        "the compiled form answers the sample request differently from the ONNX model (cosine {:.7}, max abs difference {:.2e}); set compile = false for this model and report it",
+        "the compiled form answers the sample request differently from the ONNX model (cosine {:.7}, max abs difference {:.2e}); set compile = \"never\" for this model and report it",
         drift.cosine, drift.max_abs
     )]
     CompiledDiffers { drift: Drift },
+    #[error(
+        "with plans = {plans} the model answers differently from its symbolic plan (cosine {:.7}, max abs difference {:.2e}, allowed {} / {:.0e}); set plans = \"symbolic\" for this model and report it",
+        drift.cosine, drift.max_abs, PLANS_MAX_DRIFT.cosine, PLANS_MAX_DRIFT.max_abs
+    )]
+    PlansDiffer { plans: String, drift: Drift },
 }
 
 /// How close the compiled form's answers must be to the ONNX model's: the same graph, so
@@ -107,26 +115,47 @@ pub fn same_answers(
     onnx: &[serde_json::Value],
     compiled: &[serde_json::Value],
 ) -> Result<Drift, PrepareError> {
+    within_drift(onnx, compiled, COMPILED_MAX_DRIFT)
+        .map_err(|drift| PrepareError::CompiledDiffers { drift })
+}
+
+/// How close a concrete plan's answers must be to the symbolic plan's. The graph is the
+/// same, but fixed shapes let tract pick other kernels (a direct convolution instead of
+/// im2col, other tile sizes), which sum in another order: over a conv net's depth that
+/// rounding reaches ~1e-5 on outputs in [0, 1] (PP-OCRv4 det, 1.25e-5 measured), more than
+/// [`COMPILED_MAX_DRIFT`] allows for the one-for-one compiled form, and still three orders
+/// of magnitude inside int8's default `max_drift`.
+pub const PLANS_MAX_DRIFT: MaxDrift = MaxDrift {
+    cosine: 0.999_99,
+    max_abs: 1e-4,
+};
+
+/// The worst drift between two answer lists, or the first one past `limit` (a list cut
+/// short counts as infinitely far).
+fn within_drift(
+    want: &[serde_json::Value],
+    got: &[serde_json::Value],
+    limit: MaxDrift,
+) -> Result<Drift, Drift> {
     let mut worst = Drift {
         cosine: 1.0,
         max_abs: 0.0,
     };
-    for (a, b) in onnx.iter().zip(compiled) {
+    if want.len() != got.len() {
+        return Err(Drift {
+            cosine: 0.0,
+            max_abs: f64::INFINITY,
+        });
+    }
+    for (a, b) in want.iter().zip(got) {
         let drift = Drift::between(a, b);
-        if !(drift.cosine >= COMPILED_MAX_DRIFT.cosine
-            && drift.max_abs <= COMPILED_MAX_DRIFT.max_abs)
-        {
-            return Err(PrepareError::CompiledDiffers { drift });
+        if limit.allows(drift).is_err() {
+            return Err(drift);
         }
         worst = Drift {
             cosine: worst.cosine.min(drift.cosine),
             max_abs: worst.max_abs.max(drift.max_abs),
         };
-    }
-    if onnx.len() != compiled.len() {
-        return Err(PrepareError::Compile(
-            "not every sample request was answered".into(),
-        ));
     }
     Ok(worst)
 }

@@ -3,7 +3,7 @@ use tract_onnx::pb;
 
 use super::*;
 use crate::test_models::{one_node_ml, DEFAULT_MODEL};
-use model_lock::{DType, Dim, ModelEntry};
+use model_lock::{DType, Dim, ModelEntry, Plans};
 
 fn entry(prepared: &Prepared) -> ModelEntry {
     ModelEntry {
@@ -20,6 +20,7 @@ fn entry(prepared: &Prepared) -> ModelEntry {
         tokenizer: None,
         pipeline: None,
         limits: Default::default(),
+        plans: Default::default(),
     }
 }
 
@@ -162,7 +163,7 @@ fn the_compiled_form_must_answer_as_the_onnx_did() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("answers the sample request differently") && e.contains("compile = false"),
+        e.contains("answers the sample request differently") && e.contains("compile = \"never\""),
         "{e}"
     );
     // So does a missing answer.
@@ -196,4 +197,65 @@ fn a_compiled_model_loads_and_answers_as_its_onnx() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("do not match the lock's signature"), "{e}");
+}
+
+#[test]
+fn row_plans_are_proved_against_the_symbolic_plan_and_timed() {
+    let prepared = prepare(DEFAULT_MODEL, Quantize::None, &[]).unwrap();
+    let entry = entry(&prepared);
+    let candidates = candidates(&entry, &default_buckets(128));
+    // Not a text model: no buckets.
+    assert_eq!(candidates, vec![Plans::Symbolic, Plans::Rows]);
+    let row: Vec<f64> = (0..30).map(|i| i as f64 * 0.37).collect();
+    let requests = timing_requests(&entry, &[json!({ "features": row })]);
+    // The sample, the sample as noise, and both as batches of 8 rows.
+    assert_eq!(requests.len(), 4);
+    assert_ne!(requests[1], requests[0]);
+    assert!(requests[1]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| (-1.0..=1.0).contains(&v.as_f64().unwrap())));
+    assert_eq!(requests[3]["features"].as_array().unwrap().len(), 8);
+    let timings = time_plans(&entry, &prepared.packed, None, &requests, &candidates, 2).unwrap();
+    assert_eq!(timings.len(), 2);
+    for t in &timings {
+        assert!(t.drift.max_abs <= 1e-5, "{t:?}");
+        assert!(t.warm > std::time::Duration::ZERO, "{t:?}");
+    }
+}
+
+#[test]
+fn auto_keeps_a_concrete_plan_only_when_a_tenth_faster() {
+    let timing = |plans: Plans, ms: u64| PlanTiming {
+        plans,
+        warm: std::time::Duration::from_millis(ms),
+        drift: Drift {
+            cosine: 1.0,
+            max_abs: 0.0,
+        },
+    };
+    assert_eq!(
+        fastest(&[timing(Plans::Symbolic, 100), timing(Plans::Rows, 80)]),
+        Plans::Rows
+    );
+    assert_eq!(
+        fastest(&[timing(Plans::Symbolic, 100), timing(Plans::Rows, 95)]),
+        Plans::Symbolic,
+        "within a tenth: noise"
+    );
+    assert_eq!(
+        fastest(&[timing(Plans::Symbolic, 100), timing(Plans::Rows, 120)]),
+        Plans::Symbolic
+    );
+}
+
+#[test]
+fn default_buckets_double_up_to_max_length() {
+    assert_eq!(default_buckets(128), vec![16, 32, 64, 128]);
+    assert_eq!(default_buckets(100), vec![16, 32, 64, 100]);
+    assert_eq!(default_buckets(8), vec![8]);
+    let long = default_buckets(8192);
+    assert_eq!(long.len(), model_lock::MAX_BUCKETS);
+    assert_eq!(long.last(), Some(&8192));
 }

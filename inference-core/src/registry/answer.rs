@@ -56,15 +56,14 @@ impl Registry {
                 .as_ref()
                 .is_none_or(|wanted| wanted.contains(&entry.outputs[o].name))
         };
+        let internal = |e: String| RequestError::Internal(format!("model {:?}: {e}", entry.name));
+        let runner = model.plans.runner(&inputs).map_err(internal)?;
         check_memory(
-            model.work.bytes(&inputs, returned),
+            runner.bytes(&inputs, returned),
             self.memory_limit,
             &entry.name,
         )?;
-        let outputs = model
-            .plan
-            .run(inputs)
-            .map_err(|e| RequestError::Internal(format!("model {:?}: {e:#}", entry.name)))?;
+        let outputs = runner.run(inputs).map_err(|e| internal(format!("{e:#}")))?;
 
         let labels = predicted_labels(entry, &outputs);
         let mut encoded = Vec::with_capacity(outputs.len());
@@ -112,13 +111,14 @@ impl Registry {
         let field = |i: usize| format!("text (token {:?})", entry.inputs[i].name);
         check_indices(&encoded.inputs, &model.index_limits, field)?;
         check_limits(entry, &encoded.inputs, field)?;
+        let internal = |e: String| RequestError::Internal(format!("model {:?}: {e}", entry.name));
+        let runner = model.plans.runner(&encoded.inputs).map_err(internal)?;
         // The pipeline answers from its output; nothing else is encoded.
-        let need = model.work.bytes(&encoded.inputs, |_| false);
+        let need = runner.bytes(&encoded.inputs, |_| false);
         check_memory(need, self.memory_limit, &entry.name)?;
-        let outputs = model
-            .plan
+        let outputs = runner
             .run(encoded.inputs.clone())
-            .map_err(|e| RequestError::Internal(format!("model {:?}: {e:#}", entry.name)))?;
+            .map_err(|e| internal(format!("{e:#}")))?;
         let answer = text.answer(&encoded, &outputs, &entry.labels)?;
         Ok(InferenceResponse {
             model: entry.name.clone(),

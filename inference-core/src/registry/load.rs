@@ -8,7 +8,6 @@ use crate::error::InitError;
 use crate::fallback::{self, FallbackConfig};
 use crate::loader::{self, Decoded, LoadedModel, PhaseTimings};
 use crate::text::TextModel;
-use crate::work::WorkEstimate;
 
 use super::PackedModel;
 
@@ -170,6 +169,7 @@ fn finish(
         bytes = origin.len,
         verify_ms = ms(timings.verify),
         format = %model.entry.format,
+        plans = %model.entry.plans,
         decode_ms = ms(timings.decode),
         declutter_ms = ms(timings.declutter),
         optimize_ms = ms(timings.optimize),
@@ -178,8 +178,7 @@ fn finish(
         "model loaded"
     );
     Ok(LoadedModel {
-        work: WorkEstimate::of(&decoded.plan),
-        plan: decoded.plan,
+        plans: decoded.plans,
         index_limits: decoded.index_limits,
         source: origin.source,
         text: text_model,

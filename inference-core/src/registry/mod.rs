@@ -168,7 +168,7 @@ impl Registry {
     pub(crate) fn largest_request(&self, model: &str, budget: u64) -> Option<u64> {
         let slot = &self.slots[self.index(model)?];
         let loaded = slot.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        loaded.as_ref()?.work.largest_request(budget)
+        loaded.as_ref()?.plans.largest_request(budget)
     }
 
     pub fn default_model(&self) -> Option<&str> {

@@ -25,6 +25,7 @@ fn entry(name: &str, bytes: &[u8]) -> ModelEntry {
         tokenizer: None,
         pipeline: None,
         limits: Default::default(),
+        plans: Default::default(),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct TextModel {
     feeds: Vec<(Feed, DType)>,
     /// Index of the output the pipeline reads.
     output: usize,
+    /// Sequence lengths a batch is padded up to, when the model runs per-length plans.
+    plans: model_lock::Plans,
 }
 
 impl std::fmt::Debug for TextModel {
@@ -133,7 +135,29 @@ impl TextModel {
             pipeline,
             feeds,
             output,
+            plans: entry.plans.clone(),
         })
+    }
+
+    /// With per-length plans, the batch is padded further, to the smallest bucket that holds
+    /// it: the padding is masked like the tokenizer's own, so the answer is the same.
+    fn pad_to_bucket(&self, encodings: &mut [tokenizers::Encoding]) {
+        let longest = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        let (Some(target), Some(padding)) = (
+            self.plans.bucket(longest as u64),
+            self.tokenizer.get_padding(),
+        ) else {
+            return;
+        };
+        for enc in encodings {
+            enc.pad(
+                target as usize,
+                padding.pad_id,
+                padding.pad_type_id,
+                &padding.pad_token,
+                padding.direction,
+            );
+        }
     }
 
     /// Tokenizes a batch (padded to the longest text, or to max_length) into model inputs.
@@ -167,10 +191,11 @@ impl TextModel {
                 self.pipeline.max_length
             )));
         }
-        let encodings = self
+        let mut encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| RequestError::Internal(format!("tokenizer: {e}")))?;
+        self.pad_to_bucket(&mut encodings);
         let mut tokens = Vec::with_capacity(texts.len());
         let mut truncated = Vec::with_capacity(texts.len());
         for (i, enc) in encodings.iter().enumerate() {

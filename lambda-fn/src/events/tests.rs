@@ -35,6 +35,7 @@ fn registry() -> Registry {
         tokenizer: None,
         pipeline: None,
         limits: Default::default(),
+        plans: Default::default(),
     };
     let model = PackedModel {
         entry,

@@ -186,16 +186,30 @@ fn init_phases(logs: &[String]) -> Vec<(String, f64)> {
     out
 }
 
-/// The `kernels` field of the Rust function's `model loaded` line.
+/// The `kernels` field of the Rust function's `model loaded` line, and of each `plan built`
+/// line (bucket plans, built on first use) with its sequence length.
 fn plan_kernels(logs: &[String]) -> Option<String> {
-    logs.iter()
+    let mut loaded = None;
+    let mut built = Vec::new();
+    for obj in logs
+        .iter()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|obj| obj.get("message").and_then(Value::as_str) == Some("model loaded"))
-        .find_map(|obj| {
-            obj.get("kernels")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+    {
+        let kernels = obj.get("kernels").and_then(Value::as_str);
+        match (obj.get("message").and_then(Value::as_str), kernels) {
+            (Some("model loaded"), Some(k)) if loaded.is_none() => loaded = Some(k.to_string()),
+            (Some("plan built"), Some(k)) => {
+                let length = obj.get("length").and_then(Value::as_u64).unwrap_or(0);
+                built.push(format!("length {length}: {k}"));
+            }
+            _ => {}
+        }
+    }
+    if built.is_empty() {
+        loaded
+    } else {
+        Some(built.join("; "))
+    }
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ sources = [{det:?}]
 shape = ["batch", 3, {edge}, {edge}]
 "#,
         classifier = classifier_file().to_string_lossy(),
-        minilm = test_data::minilm_manifest_entry(data, 32, "auto"),
+        minilm = test_data::minilm_manifest_entry(data, 32, "auto", "auto"),
         det = files.ocr_det.to_string_lossy(),
         edge = super::workloads::IMAGE_EDGE,
     );
