@@ -316,12 +316,24 @@ fn choose_plans(packed: Packed, spec: &ModelSpec, samples: &[Value]) -> Result<P
     };
     let measured: Vec<String> = timings
         .iter()
-        .map(|t| format!("{} {:.2} ms", t.plans, t.warm.as_secs_f64() * 1000.0))
+        .map(|t| {
+            let ms: Vec<String> = t
+                .medians
+                .iter()
+                .map(|m| format!("{:.2}", m.as_secs_f64() * 1000.0))
+                .collect();
+            format!(
+                "{} {} ms (×{:.2})",
+                t.plans,
+                ms.join("/"),
+                t.relative_to(&timings[0])
+            )
+        })
         .collect();
     eprintln!(
-        "{name}: {} warm requests answered alike by every plan, in {}: packed with plans {plans}",
+        "{name}: {} warm requests answered alike by every plan, median times {}: packed with plans {plans}",
         requests.len(),
-        measured.join(", ")
+        measured.join("; ")
     );
     Ok(Packed {
         entry: ModelEntry {

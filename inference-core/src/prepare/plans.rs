@@ -51,8 +51,8 @@ pub fn candidates(entry: &ModelEntry, lengths: &[u64]) -> Vec<Plans> {
 #[derive(Debug, Clone)]
 pub struct PlanTiming {
     pub plans: Plans,
-    /// Sum over the timing requests of each one's median warm answer time.
-    pub warm: Duration,
+    /// Each timing request's median warm answer time, in order.
+    pub medians: Vec<Duration>,
     /// How far its answers are from the symbolic plan's (within [`COMPILED_MAX_DRIFT`]).
     pub drift: Drift,
 }
@@ -197,34 +197,51 @@ pub fn time_plans(
                 times.push(started.elapsed());
             }
         }
-        let warm = per_request
+        let medians = per_request
             .iter_mut()
             .map(|times| {
                 times.sort();
                 times[times.len() / 2]
             })
-            .sum();
+            .collect();
         timings.push(PlanTiming {
             plans: plans.clone(),
-            warm,
+            medians,
             drift,
         });
     }
     Ok(timings)
 }
 
-/// `plans = "auto"`: the fastest candidate, kept over the symbolic plan only when it is a
-/// tenth faster, so a re-pack does not flip on noise.
-pub fn fastest(timings: &[PlanTiming]) -> Plans {
-    let symbolic = timings
-        .iter()
-        .find(|t| t.plans.is_symbolic())
-        .map(|t| t.warm);
-    let best = timings.iter().min_by_key(|t| t.warm);
-    match (symbolic, best) {
-        (Some(symbolic), Some(best)) if best.warm.as_secs_f64() < symbolic.as_secs_f64() * 0.9 => {
-            best.plans.clone()
+impl PlanTiming {
+    /// The geometric mean over the timing requests of this plan's time over `base`'s: every
+    /// request counts alike, so a plan that helps the biggest request and hurts the small
+    /// ones is not picked on the big one's milliseconds alone.
+    pub fn relative_to(&self, base: &PlanTiming) -> f64 {
+        let ratios: Vec<f64> = self
+            .medians
+            .iter()
+            .zip(&base.medians)
+            .map(|(t, b)| t.as_secs_f64().max(1e-9) / b.as_secs_f64().max(1e-9))
+            .collect();
+        if ratios.is_empty() {
+            return 1.0;
         }
-        _ => Plans::Symbolic,
+        (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp()
     }
+}
+
+/// `plans = "auto"`: the fastest candidate relative to the symbolic plan
+/// ([`PlanTiming::relative_to`]), kept only when it is a tenth faster, so a re-pack does
+/// not flip on noise.
+pub fn fastest(timings: &[PlanTiming]) -> Plans {
+    let Some(symbolic) = timings.iter().find(|t| t.plans.is_symbolic()) else {
+        return Plans::Symbolic;
+    };
+    timings
+        .iter()
+        .map(|t| (t.relative_to(symbolic), t))
+        .filter(|(ratio, _)| *ratio < 0.9)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or(Plans::Symbolic, |(_, t)| t.plans.clone())
 }
