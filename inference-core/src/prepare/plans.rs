@@ -53,7 +53,7 @@ pub struct PlanTiming {
     pub plans: Plans,
     /// Each timing request's median warm answer time, in order.
     pub medians: Vec<Duration>,
-    /// How far its answers are from the symbolic plan's (within [`COMPILED_MAX_DRIFT`]).
+    /// How far its answers are from the symbolic plan's (within [`PLANS_MAX_DRIFT`]).
     pub drift: Drift,
 }
 
