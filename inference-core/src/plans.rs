@@ -304,17 +304,6 @@ mod tests {
         };
         let sym = |s: &str| Dim::Symbol(s.into());
         ModelEntry {
-            name: "m".into(),
-            file: "m.onnx".into(),
-            format: Default::default(),
-            sha256: String::new(),
-            size: 0,
-            source_sha256: None,
-            embed: true,
-            labels: Vec::new(),
-            inputs: vec![spec("x", DType::I64, vec![sym("batch"), sym("sequence")])],
-            outputs: vec![spec("y", DType::F32, vec![sym("batch"), Dim::Fixed(1)])],
-            tokenizer: None,
             pipeline: text.then_some(TextPipeline {
                 task: TextTask::Embedding,
                 max_length: 16,
@@ -324,8 +313,11 @@ mod tests {
                 max_batch: 8,
                 output: None,
             }),
-            limits: Default::default(),
             plans,
+            ..crate::test_models::entry(
+                vec![spec("x", DType::I64, vec![sym("batch"), sym("sequence")])],
+                vec![spec("y", DType::F32, vec![sym("batch"), Dim::Fixed(1)])],
+            )
         }
     }
 

@@ -1,6 +1,28 @@
-//! Small ONNX graphs built in code for unit tests, and the default model's bytes.
+//! Small ONNX graphs built in code for unit tests, the default model's bytes, and lock
+//! entries for models built in a test.
 
+use model_lock::{ModelEntry, TensorSpec};
 use tract_onnx::pb;
+
+/// The lock entry of a test model `m` with this signature; everything else empty.
+pub(crate) fn entry(inputs: Vec<TensorSpec>, outputs: Vec<TensorSpec>) -> ModelEntry {
+    ModelEntry {
+        name: "m".into(),
+        file: "m.onnx".into(),
+        format: Default::default(),
+        sha256: String::new(),
+        size: 0,
+        source_sha256: None,
+        embed: true,
+        labels: Vec::new(),
+        inputs,
+        outputs,
+        tokenizer: None,
+        pipeline: None,
+        limits: Default::default(),
+        plans: Default::default(),
+    }
+}
 
 /// A graph of one `ai.onnx.ml` node `name` running `op` on input `x` (element type `elem`)
 /// into output `y`. With `dims`, both are declared with that shape; without, the input has

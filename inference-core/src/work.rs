@@ -382,27 +382,18 @@ mod tests {
     #[test]
     fn caps_name_the_limit() {
         let entry = ModelEntry {
-            inputs: vec![TensorSpec {
-                name: "x".into(),
-                dtype: DType::F32,
-                shape: vec![Dim::Symbol("batch".into()), Dim::Fixed(4)],
-            }],
             limits: Limits {
                 max_input_elements: Some(40),
                 max_dims: [("batch".to_string(), 8)].into(),
             },
-            name: "m".into(),
-            file: "m.onnx".into(),
-            format: Default::default(),
-            sha256: String::new(),
-            size: 0,
-            source_sha256: None,
-            embed: true,
-            labels: Vec::new(),
-            outputs: Vec::new(),
-            tokenizer: None,
-            pipeline: None,
-            plans: Default::default(),
+            ..crate::test_models::entry(
+                vec![TensorSpec {
+                    name: "x".into(),
+                    dtype: DType::F32,
+                    shape: vec![Dim::Symbol("batch".into()), Dim::Fixed(4)],
+                }],
+                Vec::new(),
+            )
         };
         let rows =
             |n: usize| -> TVec<TValue> { tvec![Tensor::zero::<f32>(&[n, 4]).unwrap().into()] };

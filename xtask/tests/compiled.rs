@@ -82,24 +82,22 @@ async fn a_compiled_conv_net_and_its_row_by_row_plan_answer_as_its_onnx_form() {
     let spread =
         o.iter().cloned().fold(f64::MIN, f64::max) - o.iter().cloned().fold(f64::MAX, f64::min);
     assert!(spread > 0.01, "the map is not a constant: {spread}");
-    let worst = c
-        .iter()
-        .zip(&o)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let worst = |x: &[f64]| -> f64 {
+        assert_eq!(x.len(), o.len());
+        x.iter()
+            .zip(&o)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    let compiled = worst(&c);
     assert!(
-        worst <= inference_core::prepare::COMPILED_MAX_DRIFT.max_abs,
-        "compiled and ONNX answers differ by {worst}"
+        compiled <= inference_core::prepare::COMPILED_MAX_DRIFT.max_abs,
+        "compiled and ONNX answers differ by {compiled}"
     );
     // Row by row on the batch-1 plan: other kernels, the same answers up to their rounding.
-    assert_eq!(r.len(), o.len());
-    let worst = r
-        .iter()
-        .zip(&o)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let row_by_row = worst(&r);
     assert!(
-        worst <= inference_core::prepare::PLANS_MAX_DRIFT.max_abs,
-        "row-by-row and ONNX answers differ by {worst}"
+        row_by_row <= inference_core::prepare::PLANS_MAX_DRIFT.max_abs,
+        "row-by-row and ONNX answers differ by {row_by_row}"
     );
 }
