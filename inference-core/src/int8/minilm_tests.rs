@@ -19,18 +19,8 @@ fn entry(bytes: &[u8]) -> ModelEntry {
     ModelEntry {
         name: "minilm".into(),
         file: "minilm.onnx".into(),
-        format: Default::default(),
-        sha256: String::new(),
         size: bytes.len() as u64,
-        source_sha256: None,
-        embed: true,
-        labels: vec![],
-        inputs,
-        outputs,
-        tokenizer: None,
-        pipeline: None,
-        limits: Default::default(),
-        plans: Default::default(),
+        ..crate::test_models::entry(inputs, outputs)
     }
 }
 
