@@ -94,3 +94,65 @@ pub(crate) fn one_node_ml(
 /// The embedded default model (scikit-learn logistic regression, 30 features, 2 classes).
 pub(crate) const DEFAULT_MODEL: &[u8] =
     include_bytes!("../../models/default/breast_cancer_lr.onnx");
+
+/// `y = (x · w1) · w2` with `x` f32 `[batch, k]` and constant `w1` `[k, m]`, `w2` `[m, n]`:
+/// two matrix products with constant weights, nodes named `first` and `second`.
+pub(crate) fn two_matmuls(w1: (&[f32], [i64; 2]), w2: (&[f32], [i64; 2])) -> pb::ModelProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let f32_type = |dims: [Value; 2]| pb::TypeProto {
+        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+            elem_type: pb::tensor_proto::DataType::Float as i32,
+            shape: Some(pb::TensorShapeProto {
+                dim: dims
+                    .into_iter()
+                    .map(|v| Dimension {
+                        value: Some(v),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+        })),
+        ..Default::default()
+    };
+    let io = |name: &str, width: i64| pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(f32_type([
+            Value::DimParam("batch".into()),
+            Value::DimValue(width),
+        ])),
+        ..Default::default()
+    };
+    let weight = |name: &str, (values, dims): (&[f32], [i64; 2])| pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: pb::tensor_proto::DataType::Float as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    };
+    let matmul = |name: &str, input: [&str; 2], output: &str| pb::NodeProto {
+        name: name.into(),
+        op_type: "MatMul".into(),
+        input: input.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "g".into(),
+            node: vec![
+                matmul("first", ["x", "w1"], "h"),
+                matmul("second", ["h", "w2"], "y"),
+            ],
+            initializer: vec![weight("w1", w1), weight("w2", w2)],
+            input: vec![io("x", w1.1[0])],
+            output: vec![io("y", w2.1[1])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -36,10 +36,12 @@ pub struct ModelSpec {
     pub inputs: BTreeMap<String, InputSpec>,
     /// A JSON request body that must run on the packed model (relative to the manifest).
     pub sample_request: Option<String>,
-    /// `"none"` (default) or `"int8"`: weight-only int8 in the packed file.
+    /// `"none"` (default); `"int8"`: weight-only int8 in the packed file, f32 products;
+    /// `"int8-dynamic"`: int8 weights and int8 matrix products (compiled form only).
     #[serde(default)]
     pub quantize: Quantize,
-    /// How far the int8 model's outputs may drift from the original's on the sample request.
+    /// How far the int8 model's outputs may drift from the original's on the sample request
+    /// (`int8-dynamic`: on every sample request).
     #[serde(default)]
     pub max_drift: MaxDrift,
     /// A Hugging Face `tokenizer.json` for a text model, fetched like the model.
@@ -163,6 +165,12 @@ impl Manifest {
                 }
                 .validate()
                 .map_err(|e| anyhow::anyhow!("model {:?}: buckets: {e}", m.name))?;
+            }
+            if m.quantize == Quantize::Int8Dynamic && m.compile == Compile::Never {
+                bail!(
+                    "model {:?}: quantize = \"int8-dynamic\" runs int8 products only in the compiled form; remove compile = \"never\" or use quantize = \"int8\"",
+                    m.name
+                );
             }
             if m.pipeline.is_none() && (m.buckets.is_some() || m.plans == PlanChoice::Buckets) {
                 bail!(

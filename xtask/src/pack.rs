@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use inference_core::compare::Drift;
-use inference_core::prepare::{self, InputOverride, Quantize};
+use inference_core::prepare::{self, InputOverride, MaxDrift, Quantize};
 use model_lock::{LockFile, ModelEntry, ModelFormat, Plans, TokenizerEntry, LOCK_FILE_NAME};
 use serde_json::Value;
 
@@ -227,19 +227,31 @@ fn pack_one(
     if entry.limits.max_input_elements.is_none() {
         entry.limits.max_input_elements = checked.max_input_elements;
     }
-    let drift = if spec.quantize == Quantize::None {
-        None
-    } else {
-        // The original, run the same way on the first sample, is the reference.
-        let reference = ModelEntry {
-            sha256: inference_core::sha256_hex(&prepared.original),
-            size: prepared.original.len() as u64,
-            ..entry.clone()
-        };
-        let want = prepare::check(&reference, &prepared.original, tok, &samples[..1])?;
-        let drift = Drift::between(&want.answers[0], &checked.answers[0]);
-        spec.max_drift.allows(drift)?;
-        Some(drift)
+    // The original, run the same way, is the reference of a quantized model: on the first
+    // sample for weight-only int8, on every sample for int8-dynamic.
+    let reference = match spec.quantize {
+        Quantize::None => None,
+        Quantize::Int8 | Quantize::Int8Dynamic => {
+            let reference = ModelEntry {
+                sha256: inference_core::sha256_hex(&prepared.original),
+                size: prepared.original.len() as u64,
+                ..entry.clone()
+            };
+            let some = if spec.quantize == Quantize::Int8 {
+                &samples[..1]
+            } else {
+                &samples[..]
+            };
+            Some(prepare::check(&reference, &prepared.original, tok, some)?.answers)
+        }
+    };
+    let drift = match &reference {
+        None => None,
+        Some(want) => {
+            let drift = Drift::between(&want[0], &checked.answers[0]);
+            spec.max_drift.allows(drift)?;
+            Some(drift)
+        }
     };
     let onnx = Packed {
         source_size: source.bytes.len() as u64,
@@ -249,10 +261,12 @@ fn pack_one(
         load_ms: checked.load_ms,
         drift,
     };
-    let packed = if spec.compile == Compile::Never {
-        onnx
-    } else {
-        compiled(onnx, &samples, &checked.answers, spec.compile)?
+    let packed = match (spec.quantize, reference) {
+        (Quantize::Int8Dynamic, Some(reference)) => {
+            int8_dynamic(onnx, &samples, &reference, spec.max_drift)?
+        }
+        _ if spec.compile == Compile::Never => onnx,
+        _ => compiled(onnx, &samples, &checked.answers, spec.compile)?,
     };
     choose_plans(packed, spec, &samples)
 }
@@ -367,14 +381,7 @@ fn compiled(onnx: Packed, samples: &[Value], answers: &[Value], mode: Compile) -
             return Ok(onnx);
         }
     };
-    let format = ModelFormat::Nnef;
-    let entry = ModelEntry {
-        file: format!("{name}.{}", format.extension()),
-        format,
-        sha256: inference_core::sha256_hex(&bytes),
-        size: bytes.len() as u64,
-        ..onnx.entry.clone()
-    };
+    let entry = compiled_entry(&onnx.entry, &bytes);
     let checked = match prepare::check(&entry, &bytes, onnx.tokenizer.as_deref(), samples) {
         Ok(checked) => checked,
         // tract wrote what it cannot read back: a writer limitation, not a different graph.
@@ -404,6 +411,59 @@ fn compiled(onnx: Packed, samples: &[Value], answers: &[Value], mode: Compile) -
         entry,
         bytes,
         load_ms: checked.load_ms,
+        ..onnx
+    })
+}
+
+/// The lock entry of `bytes`, the compiled form of the model `onnx` describes.
+fn compiled_entry(onnx: &ModelEntry, bytes: &[u8]) -> ModelEntry {
+    let format = ModelFormat::Nnef;
+    ModelEntry {
+        file: format!("{}.{}", onnx.name, format.extension()),
+        format,
+        sha256: inference_core::sha256_hex(bytes),
+        size: bytes.len() as u64,
+        ..onnx.clone()
+    }
+}
+
+/// `quantize = "int8-dynamic"`: the compiled form with as many matrix products on int8 as
+/// `max_drift` allows against `reference`, the original's answers to `samples`. Which
+/// products stayed f32 is said on stderr.
+fn int8_dynamic(
+    onnx: Packed,
+    samples: &[Value],
+    reference: &[Value],
+    max_drift: MaxDrift,
+) -> Result<Packed> {
+    let name = &onnx.entry.name;
+    let dynamic = prepare::int8_dynamic(
+        &onnx.entry,
+        &onnx.bytes,
+        onnx.tokenizer.as_deref(),
+        samples,
+        reference,
+        max_drift,
+    )
+    .with_context(|| format!("{name}: quantize = \"int8-dynamic\""))?;
+    eprintln!(
+        "{name}: int8-dynamic: {} of {} matrix products on int8 (cosine {:.5}, max abs {:.5} to the original on {} sample requests){}",
+        dynamic.int8.len(),
+        dynamic.int8.len() + dynamic.f32.len(),
+        dynamic.drift.cosine,
+        dynamic.drift.max_abs,
+        samples.len(),
+        if dynamic.f32.is_empty() {
+            String::new()
+        } else {
+            format!("; kept f32 to stay within max_drift: {}", dynamic.f32.join(", "))
+        }
+    );
+    Ok(Packed {
+        entry: compiled_entry(&onnx.entry, &dynamic.bytes),
+        bytes: dynamic.bytes,
+        load_ms: dynamic.checked.load_ms,
+        drift: Some(dynamic.drift),
         ..onnx
     })
 }

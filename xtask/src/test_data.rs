@@ -66,17 +66,26 @@ pub const OCR_DET_FILE: &str = "ch_PP-OCRv4_det_infer.onnx";
 /// MiniLM's token-embedding output (this export's first output is not it).
 pub const MINILM_OUTPUT: &str = "onnx::Shape_422";
 
-/// The `[[model]]` entry that packs the test MiniLM (int8, with its tokenizer, mean-pooled
-/// embeddings, `compile` and `plans` as given), for the manifests the tests and the
-/// benchmarks write.
-pub fn minilm_manifest_entry(data: &Path, max_batch: usize, compile: &str, plans: &str) -> String {
-    format!(
-        r#"[[model]]
-name = "minilm"
+/// A `[[model]]` entry packing the test MiniLM with its tokenizer (mean-pooled, normalized
+/// embeddings, `max_drift` cosine 0.99), for the manifests the tests and the benchmarks write.
+pub struct MiniLmEntry<'a> {
+    pub name: &'a str,
+    /// `"int8"` or `"int8-dynamic"`.
+    pub quantize: &'a str,
+    pub compile: &'a str,
+    pub plans: &'a str,
+    pub max_batch: usize,
+}
+
+impl MiniLmEntry<'_> {
+    pub fn manifest(&self, data: &Path) -> String {
+        format!(
+            r#"[[model]]
+name = {name:?}
 sources = [{model:?}]
 compile = {compile:?}
 plans = {plans:?}
-quantize = "int8"
+quantize = {quantize:?}
 max_drift = {{ cosine = 0.99, max_abs = 0.1 }}
 tokenizer = {{ sources = [{tokenizer:?}] }}
 
@@ -87,10 +96,16 @@ max_length = 128
 max_batch = {max_batch}
 output = {output:?}
 "#,
-        model = data.join(MINILM_FILE).to_string_lossy(),
-        tokenizer = data.join(MINILM_TOKENIZER_FILE).to_string_lossy(),
-        output = MINILM_OUTPUT,
-    )
+            name = self.name,
+            compile = self.compile,
+            plans = self.plans,
+            quantize = self.quantize,
+            max_batch = self.max_batch,
+            model = data.join(MINILM_FILE).to_string_lossy(),
+            tokenizer = data.join(MINILM_TOKENIZER_FILE).to_string_lossy(),
+            output = MINILM_OUTPUT,
+        )
+    }
 }
 
 pub fn dir() -> PathBuf {

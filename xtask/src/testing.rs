@@ -88,8 +88,8 @@ fn fallback_fixture() -> Result<Fixture> {
     )
 }
 
-/// The text tests' function: MiniLM (int8, always compiled, bucket plans) with its tokenizer,
-/// and the PP-OCRv4 text detector (a conv net) three times — compiled, compiled with a
+/// The text tests' function: MiniLM with its tokenizer twice — int8 weights (always compiled,
+/// bucket plans) and int8-dynamic (int8 products) — and the PP-OCRv4 text detector (a conv net) three times — compiled, compiled with a
 /// batch-1 plan run row by row, and as ONNX — so a test can hold the first two's answers to
 /// the ONNX form's in one process. The manifest is written here because its sources live in
 /// the target directory.
@@ -104,8 +104,23 @@ fn text_fixture(data: &Path) -> Result<Fixture> {
         )
     };
     let manifest = format!(
-        "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"minilm\"\n\n{}{}{}{}",
-        test_data::minilm_manifest_entry(data, 16, "always", "buckets"),
+        "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"minilm\"\n\n{}\n{}{}{}{}",
+        test_data::MiniLmEntry {
+            name: "minilm",
+            quantize: "int8",
+            compile: "always",
+            plans: "buckets",
+            max_batch: 16,
+        }
+        .manifest(data),
+        test_data::MiniLmEntry {
+            name: "minilm-int8-dynamic",
+            quantize: "int8-dynamic",
+            compile: "always",
+            plans: "symbolic",
+            max_batch: 16,
+        }
+        .manifest(data),
         conv("ocr-det", "always", "symbolic"),
         conv("ocr-det-rows", "always", "rows"),
         conv("ocr-det-onnx", "never", "symbolic"),

@@ -131,6 +131,65 @@ async fn embeddings_match_the_python_reference() {
     );
 }
 
+/// `quantize = "int8-dynamic"`: the same MiniLM with its matrix products on tract's integer
+/// kernels still answers within cosine 0.99 of the fp32 reference and ranks as it does.
+#[tokio::test]
+async fn int8_dynamic_embeddings_match_the_python_reference() {
+    test_support::require_fixtures!("TEXT_REFERENCE", "TEXT_BOOTSTRAP");
+    let f = start().await;
+    let model = "minilm-int8-dynamic";
+    let reference = reference();
+    let sentences = strings(&reference["sentences"]);
+    let want = vectors(&reference["embeddings"]);
+    let resp =
+        test_support::function::invoke(&f, &json!({"model": model, "text": sentences})).await;
+    assert_eq!(resp["model"], model, "{resp}");
+    let batch = vectors(&resp["embeddings"]);
+    assert_eq!(batch.len(), sentences.len());
+    for ((sentence, got), want) in sentences.iter().zip(&batch).zip(&want) {
+        let c = cosine(got, want);
+        assert!(
+            c >= 0.99,
+            "{sentence:?}: cosine {c} with the fp32 reference"
+        );
+        // Alone, its rows quantize with the same scales: the batch's answer.
+        let single =
+            test_support::function::invoke(&f, &json!({"model": model, "text": sentence})).await;
+        let single = vectors(&single["embeddings"]);
+        let c = cosine(&single[0], got);
+        assert!(c > 0.9999, "{sentence:?}: batch vs single cosine {c}");
+    }
+    let queries = strings(&reference["queries"]);
+    let docs = strings(&reference["documents"]);
+    let embed = |text: Vec<String>| {
+        let f = &f;
+        async move {
+            vectors(
+                &test_support::function::invoke(f, &json!({"model": model, "text": text})).await
+                    ["embeddings"],
+            )
+        }
+    };
+    let (q, d) = (embed(queries.clone()).await, embed(docs).await);
+    let want_q = vectors(&reference["query_embeddings"]);
+    let want_d = vectors(&reference["document_embeddings"]);
+    for (i, query) in queries.iter().enumerate() {
+        assert_eq!(
+            ranking(&q[i], &d),
+            ranking(&want_q[i], &want_d),
+            "ranking for {query:?}"
+        );
+    }
+    // The products ran on tract's integer kernels (`*_mmm_i32_*`), not the f32 ones alone.
+    let loaded = test_support::function::log_lines(&f, "model loaded");
+    let line = loaded
+        .iter()
+        .find(|l| l["model"] == model)
+        .expect("an init line for the int8-dynamic model");
+    let kernels = line["kernels"].as_str().unwrap();
+    assert!(kernels.contains("_mmm_i32_"), "kernels: {line}");
+}
+
 #[tokio::test]
 async fn text_edge_cases_get_clear_answers() {
     test_support::require_fixtures!("TEXT_REFERENCE", "TEXT_BOOTSTRAP");

@@ -1,4 +1,5 @@
-//! Weight-only int8 in the ONNX file, f32 in memory.
+//! int8 weights: in the ONNX file, f32 in memory (this file and `compiled.rs`); and
+//! `quantize = "int8-dynamic"`'s int8 products in the compiled form (`dynamic.rs`).
 //!
 //! Pack time ([`quantize`]): large float weights feeding MatMul/Gemm (per output column) and
 //! Gather tables (per row) become symmetric per-channel int8 plus f32 scales, restored by a
@@ -12,10 +13,20 @@
 use std::collections::HashMap;
 
 mod compiled;
+mod dynamic;
+mod dynamic_ops;
 #[cfg(test)]
 mod minilm_tests;
 
-pub(crate) use compiled::{keep_int8, register_nnef, Folded};
+pub(crate) use compiled::{keep_int8, Folded};
+pub(crate) use dynamic::{products, rewrite as rewrite_dynamic};
+
+/// Our int8 operators in the compiled form: restored int8 weights, and int8-dynamic's
+/// activation quantizer and product dequantizer.
+pub(crate) fn register_nnef(registry: &mut tract_nnef::internal::Registry) {
+    compiled::register_nnef(registry);
+    dynamic_ops::register_nnef(registry);
+}
 
 use tract_onnx::pb::{self, tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
 

@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use model_lock::{ModelEntry, ModelFormat, TensorSpec};
+use tract_onnx::prelude::TypedModel;
+
+use crate::int8::Folded;
 
 use super::PrepareError;
 
@@ -27,13 +30,43 @@ pub fn load_time(entry: &ModelEntry, bytes: &[u8], runs: usize) -> Result<Durati
 /// The compiled form of packed ONNX `onnx`, served with `inputs`.
 /// int8 weights the ONNX holds stay int8 in it (see `int8/compiled.rs`).
 pub fn compile(onnx: &[u8], inputs: &[TensorSpec]) -> Result<Vec<u8>, PrepareError> {
-    let mut folds = Vec::new();
-    let typed =
-        crate::loader::typed(onnx, inputs, Some(&mut folds)).map_err(PrepareError::Compile)?;
-    let mut decluttered = typed
-        .into_decluttered()
-        .map_err(|e| PrepareError::Compile(format!("cannot declutter the model: {e:#}")))?;
-    crate::int8::keep_int8(&mut decluttered, &folds)
-        .map_err(|e| PrepareError::Compile(format!("cannot keep the int8 weights: {e:#}")))?;
-    crate::nnef::write(&decluttered).map_err(PrepareError::Compile)
+    Decluttered::new(onnx, inputs)?.write(None)
+}
+
+/// Packed ONNX decoded, typed and decluttered once, to be written in the compiled form as
+/// is or with int8-dynamic products (`quantize = "int8-dynamic"` writes it several times
+/// while it searches for the products that must stay f32).
+pub(crate) struct Decluttered {
+    model: TypedModel,
+    folds: Vec<Folded>,
+}
+
+impl Decluttered {
+    pub(crate) fn new(onnx: &[u8], inputs: &[TensorSpec]) -> Result<Self, PrepareError> {
+        let mut folds = Vec::new();
+        let typed =
+            crate::loader::typed(onnx, inputs, Some(&mut folds)).map_err(PrepareError::Compile)?;
+        let model = typed
+            .into_decluttered()
+            .map_err(|e| PrepareError::Compile(format!("cannot declutter the model: {e:#}")))?;
+        Ok(Decluttered { model, folds })
+    }
+
+    /// The products int8-dynamic can run on int8, in graph order.
+    pub(crate) fn products(&self) -> Result<Vec<String>, PrepareError> {
+        crate::int8::products(&self.model).map_err(|e| PrepareError::Compile(format!("{e:#}")))
+    }
+
+    /// The compiled form; with `Some(keep_f32)`, every product but those on int8.
+    pub(crate) fn write(&self, int8_dynamic: Option<&[String]>) -> Result<Vec<u8>, PrepareError> {
+        let mut model = self.model.clone();
+        if let Some(keep_f32) = int8_dynamic {
+            crate::int8::rewrite_dynamic(&mut model, keep_f32).map_err(|e| {
+                PrepareError::Compile(format!("cannot put the products on int8: {e:#}"))
+            })?;
+        }
+        crate::int8::keep_int8(&mut model, &self.folds)
+            .map_err(|e| PrepareError::Compile(format!("cannot keep the int8 weights: {e:#}")))?;
+        crate::nnef::write(&model).map_err(PrepareError::Compile)
+    }
 }

@@ -3,12 +3,14 @@
 //! when asked and reads the served signature; [`check`] loads the packed bytes exactly as the
 //! function will and answers every sample request; [`MaxDrift`] gates an int8 model's
 //! [`Drift`] from the original; [`compile`] writes the compiled form and
-//! [`same_answers`] proves it answers as the ONNX did; [`time_plans`] proves and times the
+//! [`same_answers`] proves it answers as the ONNX did; [`int8_dynamic`] writes it with the
+//! matrix products on int8, within `max_drift`; [`time_plans`] proves and times the
 //! concrete plans a model could run on, and [`fastest`] picks one. xtask only fetches,
 //! orchestrates and writes.
 
 mod check;
 mod compile;
+mod int8_dynamic;
 mod plans;
 mod signature;
 
@@ -22,6 +24,7 @@ use tract_onnx::pb::ModelProto;
 pub use crate::compare::Drift;
 pub use check::{check, sample_requests, Checked, LAMBDA_MAX_MEMORY_BYTES};
 pub use compile::{compile, load_time};
+pub use int8_dynamic::{int8_dynamic, DynamicInt8};
 pub use plans::{candidates, default_buckets, fastest, time_plans, timing_requests, PlanTiming};
 pub use signature::{inspect, InputOverride, Signature};
 
@@ -35,6 +38,10 @@ pub enum Quantize {
     None,
     /// Weight-only int8 in the packed file, f32 again at load.
     Int8,
+    /// int8 weights and int8 matrix products, activations quantized per row at run time
+    /// ([`int8_dynamic`]); only in the compiled form.
+    #[serde(rename = "int8-dynamic")]
+    Int8Dynamic,
 }
 
 /// `max_drift` in the manifest: how far an int8 model's outputs may be from the original's on
@@ -190,7 +197,9 @@ pub fn prepare(
     };
     let packed = match quantize {
         Quantize::None => original.clone(),
-        Quantize::Int8 => {
+        // int8-dynamic starts from the same file: its compiled form keeps the embedding
+        // tables int8 and requantizes the product weights exactly (same scheme).
+        Quantize::Int8 | Quantize::Int8Dynamic => {
             crate::int8::quantize(&mut proto, crate::int8::DEFAULT_MIN_ELEMENTS)
                 .map_err(PrepareError::Quantize)?;
             proto.encode_to_vec()

@@ -276,3 +276,123 @@ fn default_buckets_double_up_to_max_length() {
     assert_eq!(long.len(), model_lock::MAX_BUCKETS);
     assert_eq!(long.last(), Some(&8192));
 }
+
+/// `(x · w1) · w2` where the first product is exact on int8 (integer activations and
+/// weights, every row and column reaching ±127, so both scales are 1) and the second is not.
+fn exact_then_lossy() -> (Vec<u8>, ModelEntry, Vec<serde_json::Value>) {
+    use prost::Message as _;
+    const K: usize = 64;
+    const N: usize = 16;
+    let w1: Vec<f32> = (0..K * K)
+        .map(|i| match (i / K, i % K) {
+            (r, c) if r == c => 127.0,
+            (r, c) => ((r * 7 + c * 3) % 41) as f32 - 20.0,
+        })
+        .collect();
+    let w2: Vec<f32> = (0..K * N).map(|i| (i as f32 * 0.7).sin() * 0.37).collect();
+    let onnx =
+        crate::test_models::two_matmuls((&w1, [K as i64, K as i64]), (&w2, [K as i64, N as i64]))
+            .encode_to_vec();
+    let prepared = prepare(&onnx, Quantize::None, &[]).unwrap();
+    let row = |shift: usize| -> Vec<f32> {
+        (0..K)
+            .map(|j| match j {
+                0 => 127.0,
+                j => ((j * 5 + shift) % 61) as f32 - 30.0,
+            })
+            .collect()
+    };
+    let samples = vec![
+        json!({"inputs": {"x": [row(0)]}}),
+        json!({"inputs": {"x": [row(1), row(2), row(3)]}}),
+    ];
+    (onnx, entry(&prepared), samples)
+}
+
+#[test]
+fn int8_dynamic_runs_the_products_on_int8_kernels_within_max_drift() {
+    let (onnx, entry, samples) = exact_then_lossy();
+    let reference = check(&entry, &onnx, None, &samples).unwrap().answers;
+    // The outputs are in the thousands: only the cosine says how close they are.
+    let gate = MaxDrift {
+        cosine: 0.999,
+        max_abs: f64::INFINITY,
+    };
+    let dynamic = int8_dynamic(&entry, &onnx, None, &samples, &reference, gate).unwrap();
+    eprintln!("{:?}", dynamic.drift);
+    assert_eq!(dynamic.int8.len(), 2, "{:?}", dynamic.int8);
+    assert!(dynamic.f32.is_empty());
+    // Quantized activations show in the answers, within the gate.
+    assert!(dynamic.drift.max_abs > 0.0, "{:?}", dynamic.drift);
+    assert!(dynamic.drift.cosine >= 0.999, "{:?}", dynamic.drift);
+    // The compiled form loads with tract's integer kernels for both products.
+    let compiled = ModelEntry {
+        format: model_lock::ModelFormat::Nnef,
+        sha256: crate::sha256_hex(&dynamic.bytes),
+        size: dynamic.bytes.len() as u64,
+        ..entry.clone()
+    };
+    let loaded = crate::loader::load(&dynamic.bytes, &compiled).unwrap();
+    assert!(
+        loaded.kernels.contains("_mmm_i32_"),
+        "kernels: {}",
+        loaded.kernels
+    );
+    // The answers the pack measured are the ones the compiled form gives.
+    let again = check(&compiled, &dynamic.bytes, None, &samples).unwrap();
+    assert_eq!(again.answers, dynamic.checked.answers);
+}
+
+#[test]
+fn int8_dynamic_keeps_f32_only_the_products_that_break_the_gate() {
+    let (onnx, entry, samples) = exact_then_lossy();
+    let reference = check(&entry, &onnx, None, &samples).unwrap().answers;
+    // Tighter than the second product's rounding, looser than the first's (none).
+    let strict = MaxDrift {
+        cosine: 0.999_999_9,
+        max_abs: 1e-3,
+    };
+    let dynamic = int8_dynamic(&entry, &onnx, None, &samples, &reference, strict).unwrap();
+    assert_eq!(dynamic.int8.len(), 1, "{dynamic:?}");
+    assert_eq!(dynamic.f32.len(), 1, "{dynamic:?}");
+    assert!(dynamic.int8[0].contains("first"), "{:?}", dynamic.int8);
+    assert!(dynamic.f32[0].contains("second"), "{:?}", dynamic.f32);
+    assert_eq!(dynamic.drift.max_abs, 0.0, "{:?}", dynamic.drift);
+
+    // Nothing passes a gate of exact answers on a sample the first product cannot carry
+    // exactly: the pack fails and says what to do.
+    let fractional = vec![
+        json!({"inputs": {"x": [(0..64).map(|j| j as f64 * 0.013 - 0.4).collect::<Vec<_>>()]}}),
+    ];
+    let reference = check(&entry, &onnx, None, &fractional).unwrap().answers;
+    let exact = MaxDrift {
+        cosine: 1.0,
+        max_abs: 0.0,
+    };
+    let e = int8_dynamic(&entry, &onnx, None, &fractional, &reference, exact)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("quantize = \"int8\""), "{e}");
+}
+
+#[test]
+fn int8_dynamic_needs_a_product_with_a_constant_weight() {
+    // The default model's weights are 30 values: too small to quantize.
+    let prepared = prepare(DEFAULT_MODEL, Quantize::None, &[]).unwrap();
+    let entry = entry(&prepared);
+    let samples = sample_requests(&entry, None);
+    let reference = check(&entry, &prepared.packed, None, &samples)
+        .unwrap()
+        .answers;
+    let e = int8_dynamic(
+        &entry,
+        &prepared.packed,
+        None,
+        &samples,
+        &reference,
+        MaxDrift::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no matrix product"), "{e}");
+}

@@ -71,6 +71,8 @@ pub struct Side {
     pub label: &'static str,
     pub runtime: Runtime,
     config: FunctionConfig,
+    /// The model its requests name, when not the bench model's own.
+    model: Option<&'static str>,
 }
 
 impl Side {
@@ -82,6 +84,8 @@ impl Side {
 }
 
 pub const OURS: &str = "ours";
+/// Ours on the model packed with `quantize = "int8-dynamic"`.
+pub const OURS_INT8_DYNAMIC: &str = "ours int8-dynamic";
 
 /// A side's label for its runs pinned to one core.
 pub fn pinned(label: &str) -> String {
@@ -140,17 +144,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     for m in &models {
-        if !lock
-            .models
-            .iter()
-            .any(|e| e.name == m.packed_name && e.embed)
-        {
-            bail!(
-                "{} does not embed the model {:?} the {} benchmark needs",
-                bootstrap.display(),
-                m.packed_name,
-                m.key
-            );
+        for name in std::iter::once(m.packed_name).chain(m.int8_dynamic) {
+            if !lock.models.iter().any(|e| e.name == name && e.embed) {
+                bail!(
+                    "{} does not embed the model {name:?} the {} benchmark needs",
+                    bootstrap.display(),
+                    m.key
+                );
+            }
         }
     }
 
@@ -221,6 +222,7 @@ fn sides(
         config: FunctionConfig::new(bootstrap)
             .env(settings::MODEL_LOAD, "lazy")
             .env("RUST_BACKTRACE", "0"),
+        model: None,
     };
     let python_side = |label: &'static str, model_path: &std::path::Path| Side {
         label,
@@ -238,8 +240,17 @@ fn sides(
             }
             c
         },
+        model: None,
     };
-    let mut sides = vec![ours, python_side(ORT_FP32, &model.python_files[0])];
+    let ours_int8_dynamic = model.int8_dynamic.map(|name| Side {
+        label: OURS_INT8_DYNAMIC,
+        model: Some(name),
+        config: ours.config.clone(),
+        runtime: Runtime::Ours,
+    });
+    let mut sides = vec![ours];
+    sides.extend(ours_int8_dynamic);
+    sides.push(python_side(ORT_FP32, &model.python_files[0]));
     if model.ort_int8 {
         let int8 = ort_int8.context("the onnxruntime int8 export is missing")?;
         sides.push(python_side(ORT_INT8, int8));
@@ -253,9 +264,15 @@ async fn measure_model(
     sides: &[Side],
     report: &mut report::Report,
 ) -> Result<()> {
-    let first = &model.workloads[0];
+    let workloads = |side: &Side| -> Result<Vec<workloads::Workload>> {
+        match side.model {
+            None => Ok(model.workloads.clone()),
+            Some(name) => model.workloads.iter().map(|w| w.for_model(name)).collect(),
+        }
+    };
     for side in sides {
         eprintln!("cold start: {} ({} runs)", side.label, args.cold);
+        let first = &workloads(side)?[0];
         let cold = measure::cold(&side.with_threads(1), &first.batch1, args.cold).await?;
         report.add_cold(model.key, side.label, &cold);
     }
@@ -268,6 +285,7 @@ async fn measure_model(
         let mut config = side.with_threads(1);
         config.cpus = Some("0".into());
         config.memory_mb = 1024;
+        let first = &workloads(side)?[0];
         let cold = measure::cold(&config, &first.batch1, args.cold).await?;
         report.add_cold(model.key, &pinned(side.label), &cold);
     }
@@ -277,7 +295,7 @@ async fn measure_model(
             eprintln!("warm: {} with {threads} thread(s)", side.label);
             let warm = measure::warm(
                 &side.with_threads(threads),
-                &model.workloads,
+                &workloads(side)?,
                 args.warm,
                 args.warm_secs,
             )

@@ -79,7 +79,8 @@ pub fn ort_int8(env: &PythonEnv, fp32: &Path, out_dir: &Path) -> Result<PathBuf>
     Ok(dest)
 }
 
-/// The bench function's manifest: the three models, MiniLM int8 with its tokenizer.
+/// The bench function's manifest: the classifier, MiniLM with its tokenizer twice (int8
+/// weights; int8-dynamic) and the text detector.
 pub fn write_manifest(data: &Path, files: &Files, out_dir: &Path) -> Result<PathBuf> {
     let manifest = format!(
         r#"# Written by `cargo xtask bench` (xtask/src/bench/setup.rs).
@@ -91,6 +92,7 @@ sources = [{classifier:?}]
 labels = ["malignant", "benign"]
 
 {minilm}
+{minilm_int8_dynamic}
 [[model]]
 name = "ocr-det"
 sources = [{det:?}]
@@ -99,7 +101,22 @@ sources = [{det:?}]
 shape = ["batch", 3, {edge}, {edge}]
 "#,
         classifier = classifier_file().to_string_lossy(),
-        minilm = test_data::minilm_manifest_entry(data, 32, "auto", "auto"),
+        minilm = test_data::MiniLmEntry {
+            name: "minilm",
+            quantize: "int8",
+            compile: "auto",
+            plans: "auto",
+            max_batch: 32,
+        }
+        .manifest(data),
+        minilm_int8_dynamic = test_data::MiniLmEntry {
+            name: super::workloads::MINILM_INT8_DYNAMIC,
+            quantize: "int8-dynamic",
+            compile: "always",
+            plans: "auto",
+            max_batch: 32,
+        }
+        .manifest(data),
         det = files.ocr_det.to_string_lossy(),
         edge = super::workloads::IMAGE_EDGE,
     );
@@ -130,16 +147,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bench_manifest_reads_back_with_its_three_models() {
+    fn the_bench_manifest_reads_back_with_its_models() {
         let dir = tempfile::tempdir().unwrap();
         let data = Path::new("/data");
         let path = write_manifest(data, &files(data), dir.path()).unwrap();
         let manifest = crate::manifest::Manifest::read(&path).unwrap();
         let names: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["breast-cancer", "minilm", "ocr-det"]);
+        assert_eq!(
+            names,
+            ["breast-cancer", "minilm", "minilm-int8-dynamic", "ocr-det"]
+        );
         assert_eq!(manifest.default.as_deref(), Some("breast-cancer"));
         let minilm = &manifest.models[1];
         assert!(minilm.pipeline.is_some(), "MiniLM needs its text pipeline");
-        assert!(manifest.models[2].inputs.contains_key("x"));
+        assert!(manifest.models[3].inputs.contains_key("x"));
     }
 }

@@ -30,6 +30,7 @@ impl Kind {
 }
 
 /// One request shape, at batch 1 and batch 8.
+#[derive(Clone)]
 pub struct Workload {
     /// "30 features", "seq 16", "seq 128", "3×128×128".
     pub label: String,
@@ -47,8 +48,11 @@ pub struct BenchModel {
     /// What a Python deployment of this model carries: the fp32 model first (onnxruntime's
     /// `MODEL_PATH`), then anything else it reads.
     pub python_files: Vec<PathBuf>,
-    /// Whether onnxruntime's own int8 export runs as a third side.
+    /// Whether onnxruntime's own int8 export runs as a side.
     pub ort_int8: bool,
+    /// The bench function's name for this model packed with `quantize = "int8-dynamic"`,
+    /// measured as a second side of ours.
+    pub int8_dynamic: Option<&'static str>,
     /// An absolute cold-start target for ours, in ms, beyond the ratio every model has.
     pub cold_target_ms: Option<f64>,
     /// Ours must start cold in at most this fraction of Python + onnxruntime fp32's time
@@ -101,6 +105,7 @@ fn classifier(samples: &Value) -> anyhow::Result<BenchModel> {
         }],
         python_files: vec![setup::classifier_file()],
         ort_int8: false,
+        int8_dynamic: None,
         cold_target_ms: None,
         cold_ratio: 1.0 / 10.0,
         pinned_cold_ratio: None,
@@ -129,6 +134,9 @@ where people walk, run and ride their bikes on long summer evenings. the city co
 parks, better public transport and more affordable housing will keep the city a good place to live \
 for the next hundred years, while many residents worry that rising prices will push families out.";
 
+/// MiniLM with its matrix products on int8, beside the int8-weights `minilm`.
+pub const MINILM_INT8_DYNAMIC: &str = "minilm-int8-dynamic";
+
 fn minilm(files: &Files) -> BenchModel {
     let short = |n: usize| -> Vec<&str> { SHORT.iter().cycle().take(n).copied().collect() };
     let long = |n: usize| -> Vec<String> {
@@ -154,6 +162,7 @@ fn minilm(files: &Files) -> BenchModel {
         ],
         python_files: vec![files.minilm_fp32.clone(), files.minilm_tokenizer.clone()],
         ort_int8: true,
+        int8_dynamic: Some(MINILM_INT8_DYNAMIC),
         cold_target_ms: Some(100.0),
         cold_ratio: 1.0 / 4.0,
         pinned_cold_ratio: Some(1.0 / 3.0),
@@ -200,6 +209,7 @@ fn vision(files: &Files) -> BenchModel {
         }],
         python_files: vec![files.ocr_det.clone()],
         ort_int8: false,
+        int8_dynamic: None,
         cold_target_ms: None,
         cold_ratio: 1.0 / 2.0,
         pinned_cold_ratio: None,
@@ -209,6 +219,20 @@ fn vision(files: &Files) -> BenchModel {
 fn request(model: &str, mut body: Value) -> Vec<u8> {
     body["model"] = json!(model);
     serde_json::to_vec(&body).expect("a JSON value serializes")
+}
+
+impl Workload {
+    /// The same requests sent to `model` instead.
+    pub fn for_model(&self, model: &str) -> anyhow::Result<Workload> {
+        let rename = |bytes: &[u8]| -> anyhow::Result<Vec<u8>> {
+            Ok(request(model, serde_json::from_slice(bytes)?))
+        };
+        Ok(Workload {
+            label: self.label.clone(),
+            batch1: rename(&self.batch1)?,
+            batch8: rename(&self.batch8)?,
+        })
+    }
 }
 
 /// The numbers to compare across sides: embeddings for text, every numeric output (by name,
