@@ -25,6 +25,7 @@ const LANES: usize = 16;
 pub(crate) struct QuantizeRows;
 
 /// The largest |value| of a row; NaN counts as 0.
+#[inline(always)]
 fn abs_max(row: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = row.chunks_exact(LANES);
@@ -41,6 +42,7 @@ fn abs_max(row: &[f32]) -> f32 {
 
 /// The scale of a row whose largest |value| is `max`: a row of zeros (or one that is not
 /// finite) gets 1, so its values quantize to 0 (or saturate) and nothing divides by 0.
+#[inline(always)]
 fn row_scale(max: f32) -> f32 {
     if max > 0.0 && max.is_finite() {
         max / 127.0
@@ -49,10 +51,15 @@ fn row_scale(max: f32) -> f32 {
     }
 }
 
+/// Adding and subtracting 1.5 · 2²³ rounds an f32 below 2²² to the nearest integer, ties to
+/// even, with plain vector adds (`round_ties_even` is a libm call below SSE4.1).
+const ROUND: f32 = 12_582_912.0;
+
+#[inline(always)]
 fn quantize_row(row: &[f32], scale: f32, out: &mut [i8]) {
     let inverse = 1.0 / scale;
     // NaN clamps to NaN and converts to 0.
-    let q = |v: f32| (v * inverse).round_ties_even().clamp(-127.0, 127.0) as i8;
+    let q = |v: f32| (((v * inverse).clamp(-127.0, 127.0) + ROUND) - ROUND) as i32 as i8;
     let mut chunks = row.chunks_exact(LANES);
     let mut outs = out.chunks_exact_mut(LANES);
     for (chunk, o) in (&mut chunks).zip(&mut outs) {
@@ -63,6 +70,35 @@ fn quantize_row(row: &[f32], scale: f32, out: &mut [i8]) {
     for (o, v) in outs.into_remainder().iter_mut().zip(chunks.remainder()) {
         *o = q(*v);
     }
+}
+
+/// Every row of `k` values of `values` into `q`, its scale into `scales`.
+#[inline(always)]
+fn quantize_rows_portable(values: &[f32], k: usize, q: &mut [i8], scales: &mut [f32]) {
+    for ((row, out), scale) in values
+        .chunks_exact(k)
+        .zip(q.chunks_exact_mut(k))
+        .zip(scales)
+    {
+        *scale = row_scale(abs_max(row));
+        quantize_row(row, *scale, out);
+    }
+}
+
+/// The same loops compiled for AVX2 (the binary's baseline is SSE2): 8 lanes instead of 4.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_rows_avx2(values: &[f32], k: usize, q: &mut [i8], scales: &mut [f32]) {
+    quantize_rows_portable(values, k, q, scales)
+}
+
+fn quantize_rows(values: &[f32], k: usize, q: &mut [i8], scales: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { quantize_rows_avx2(values, k, q, scales) };
+    }
+    quantize_rows_portable(values, k, q, scales)
 }
 
 impl QuantizeRows {
@@ -76,14 +112,7 @@ impl QuantizeRows {
         let mut q = vec![0i8; values.len()];
         let mut scales = vec![0f32; rows];
         if k > 0 {
-            for ((row, out), scale) in values
-                .chunks_exact(k)
-                .zip(q.chunks_exact_mut(k))
-                .zip(&mut scales)
-            {
-                *scale = row_scale(abs_max(row));
-                quantize_row(row, *scale, out);
-            }
+            quantize_rows(values, k, &mut q, &mut scales);
         }
         let mut scale_shape: TVec<usize> = shape.into();
         *scale_shape.last_mut().unwrap() = 1;
@@ -124,51 +153,105 @@ impl TypedOp for QuantizeRows {
     as_op!();
 }
 
-/// `c` (i32, `[..., n]`) times its row's scale (f32, `[..., 1]`) and its column's (f32, `[n]`):
-/// the f32 product of two symmetric int8 operands.
+/// `c` (i32, `[..., n]`) times its row's scale (f32, `[..., 1]`) and its column's (f32, `[n]`),
+/// plus the column's bias (f32, `[n]`; zeros for a product without one): the f32 product of
+/// two symmetric int8 operands, and the bias add the f32 plan fuses into its matmul.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct DequantizeProduct;
 
-fn dequantize_row(row: &[i32], row_scale: f32, columns: &[f32], out: &mut [f32]) {
+/// A product's scales and bias, by column.
+struct Columns<'a> {
+    scales: &'a [f32],
+    bias: &'a [f32],
+}
+
+#[inline(always)]
+fn dequantize_row(row: &[i32], row_scale: f32, columns: &Columns, out: &mut [f32]) {
+    let one = |o: &mut f32, r: i32, c: f32, b: f32| *o = r as f32 * (row_scale * c) + b;
     let mut rows = row.chunks_exact(LANES);
-    let mut cols = columns.chunks_exact(LANES);
+    let mut scales = columns.scales.chunks_exact(LANES);
+    let mut bias = columns.bias.chunks_exact(LANES);
     let mut outs = out.chunks_exact_mut(LANES);
-    for ((r, c), o) in (&mut rows).zip(&mut cols).zip(&mut outs) {
-        for ((o, r), c) in o.iter_mut().zip(r).zip(c) {
-            *o = *r as f32 * (row_scale * c);
+    for (((r, c), b), o) in (&mut rows).zip(&mut scales).zip(&mut bias).zip(&mut outs) {
+        for (((o, r), c), b) in o.iter_mut().zip(r).zip(c).zip(b) {
+            one(o, *r, *c, *b);
         }
     }
-    for ((o, r), c) in outs
+    for (((o, r), c), b) in outs
         .into_remainder()
         .iter_mut()
         .zip(rows.remainder())
-        .zip(cols.remainder())
+        .zip(scales.remainder())
+        .zip(bias.remainder())
     {
-        *o = *r as f32 * (row_scale * c);
+        one(o, *r, *c, *b);
     }
 }
 
+#[inline(always)]
+fn dequantize_rows_portable(
+    values: &[i32],
+    row_scales: &[f32],
+    columns: &Columns,
+    out: &mut [f32],
+) {
+    let n = columns.scales.len();
+    for ((row, o), s) in values
+        .chunks_exact(n)
+        .zip(out.chunks_exact_mut(n))
+        .zip(row_scales)
+    {
+        dequantize_row(row, *s, columns, o);
+    }
+}
+
+/// The same loops compiled for AVX2, as [`quantize_rows_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dequantize_rows_avx2(
+    values: &[i32],
+    row_scales: &[f32],
+    columns: &Columns,
+    out: &mut [f32],
+) {
+    dequantize_rows_portable(values, row_scales, columns, out)
+}
+
+fn dequantize_rows(values: &[i32], row_scales: &[f32], columns: &Columns, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { dequantize_rows_avx2(values, row_scales, columns, out) };
+    }
+    dequantize_rows_portable(values, row_scales, columns, out)
+}
+
 impl DequantizeProduct {
-    pub(crate) fn eval_tensor(c: &Tensor, rows: &Tensor, columns: &Tensor) -> TractResult<Tensor> {
+    pub(crate) fn eval_tensor(
+        c: &Tensor,
+        rows: &Tensor,
+        scales: &Tensor,
+        bias: &Tensor,
+    ) -> TractResult<Tensor> {
         let values = slice_of::<i32>(c)?;
         let row_scales = slice_of::<f32>(rows)?;
-        let columns = slice_of::<f32>(columns)?;
-        let n = columns.len();
+        let columns = Columns {
+            scales: slice_of::<f32>(scales)?,
+            bias: slice_of::<f32>(bias)?,
+        };
+        let n = columns.scales.len();
         ensure!(
-            c.shape().last() == Some(&n) && values.len() == row_scales.len() * n,
-            "DequantizeProduct: a product of shape {:?} with {} row and {n} column scales",
+            c.shape().last() == Some(&n)
+                && values.len() == row_scales.len() * n
+                && columns.bias.len() == n,
+            "DequantizeProduct: a product of shape {:?} with {} row scales, {n} column scales and {} biases",
             c.shape(),
-            row_scales.len()
+            row_scales.len(),
+            columns.bias.len()
         );
         let mut out = vec![0f32; values.len()];
         if n > 0 {
-            for ((row, o), s) in values
-                .chunks_exact(n)
-                .zip(out.chunks_exact_mut(n))
-                .zip(row_scales)
-            {
-                dequantize_row(row, *s, columns, o);
-            }
+            dequantize_rows(values, row_scales, &columns, &mut out);
         }
         Ok(tract_ndarray::Array::from_shape_vec(c.shape(), out)?.into_tensor())
     }
@@ -185,8 +268,10 @@ impl EvalOp for DequantizeProduct {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let (c, rows, columns) = args_3!(inputs);
-        Ok(tvec!(Self::eval_tensor(&c, &rows, &columns)?.into_tvalue()))
+        let (c, rows, scales, bias) = args_4!(inputs);
+        Ok(tvec!(
+            Self::eval_tensor(&c, &rows, &scales, &bias)?.into_tvalue()
+        ))
     }
 }
 
@@ -194,7 +279,9 @@ impl TypedOp for DequantizeProduct {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs[0].datum_type == i32::datum_type());
         ensure!(inputs[1].datum_type == f32::datum_type());
-        ensure!(inputs[2].datum_type == f32::datum_type() && inputs[2].rank() == 1);
+        for column in &inputs[2..] {
+            ensure!(column.datum_type == f32::datum_type() && column.rank() == 1);
+        }
         Ok(tvec!(f32::fact(inputs[0].shape.clone())))
     }
     as_op!();
@@ -278,13 +365,15 @@ pub(crate) fn register_nnef(registry: &mut Registry) {
             TypeName::Integer.tensor().named("product"),
             TypeName::Scalar.tensor().named("rows"),
             TypeName::Scalar.tensor().named("columns"),
+            TypeName::Scalar.tensor().named("bias"),
         ],
         &[("output", TypeName::Scalar.tensor())],
         |builder, invocation| {
-            let product: OutletId = invocation.named_arg_as(builder, "product")?;
-            let rows: OutletId = invocation.named_arg_as(builder, "rows")?;
-            let columns: OutletId = invocation.named_arg_as(builder, "columns")?;
-            builder.wire(DequantizeProduct, &[product, rows, columns])
+            let inputs = ["product", "rows", "columns", "bias"]
+                .iter()
+                .map(|name| invocation.named_arg_as(builder, name))
+                .collect::<TractResult<TVec<OutletId>>>()?;
+            builder.wire(DequantizeProduct, &inputs)
         },
     );
 }
@@ -366,17 +455,19 @@ mod tests {
             .into_tensor();
         let rows = tract_ndarray::arr2(&[[2f32], [0.5]]).into_tensor();
         let columns: Vec<f32> = (0..17).map(|j| j as f32 + 1.0).collect();
+        let bias: Vec<f32> = (0..17).map(|j| j as f32 * -0.25).collect();
+        let tensor = |v: &[f32]| tract_ndarray::arr1(v).into_tensor();
         let out =
-            DequantizeProduct::eval_tensor(&c, &rows, &tract_ndarray::arr1(&columns).into_tensor())
-                .unwrap();
+            DequantizeProduct::eval_tensor(&c, &rows, &tensor(&columns), &tensor(&bias)).unwrap();
         let out = slice_of::<f32>(&out).unwrap();
         for (i, v) in out.iter().enumerate() {
             let (r, j) = (i / 17, i % 17);
-            let want = i as f32 * [2.0, 0.5][r] * columns[j];
+            let want = i as f32 * ([2.0, 0.5][r] * columns[j]) + bias[j];
             assert_eq!(*v, want, "{i}");
         }
         // A product and scales that do not fit are an error, not a panic.
-        let wrong = tract_ndarray::arr1(&[1f32, 2.0]).into_tensor();
-        assert!(DequantizeProduct::eval_tensor(&c, &rows, &wrong).is_err());
+        let wrong = tensor(&[1.0, 2.0]);
+        assert!(DequantizeProduct::eval_tensor(&c, &rows, &wrong, &tensor(&bias)).is_err());
+        assert!(DequantizeProduct::eval_tensor(&c, &rows, &tensor(&columns), &wrong).is_err());
     }
 }

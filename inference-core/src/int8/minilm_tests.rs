@@ -19,6 +19,7 @@ fn entry(bytes: &[u8]) -> ModelEntry {
     ModelEntry {
         name: "minilm".into(),
         file: "minilm.onnx".into(),
+        sha256: crate::sha256_hex(bytes),
         size: bytes.len() as u64,
         ..crate::test_models::entry(inputs, outputs)
     }
@@ -122,4 +123,63 @@ fn minilm_packs_to_int8_and_matches_fp32() {
         // Weight rounding must show: identical outputs would mean the int8 weights were not used.
         assert!(max_abs > 0.0);
     }
+}
+
+#[test]
+fn minilm_runs_its_products_on_int8_within_the_gate() {
+    let Some(fp32) = minilm() else { return };
+    let prepared = prepare::prepare(&fp32, prepare::Quantize::Int8Dynamic, &[]).unwrap();
+    let onnx = entry(&prepared.packed);
+    let ids: Vec<Vec<i64>> = SENTENCES.iter().map(|s| s.to_vec()).collect();
+    let mask: Vec<Vec<i64>> = ids
+        .iter()
+        .map(|s| s.iter().map(|i| (*i != 0) as i64).collect())
+        .collect();
+    let sample = serde_json::json!({"inputs": {
+        onnx.inputs[0].name.clone(): ids,
+        onnx.inputs[1].name.clone(): mask,
+    }});
+    let samples = vec![sample];
+    let reference = prepare::check(&entry(&fp32), &fp32, None, &samples)
+        .unwrap()
+        .answers;
+    let dynamic = prepare::int8_dynamic(
+        &onnx,
+        &prepared.packed,
+        None,
+        &samples,
+        &reference,
+        prepare::MaxDrift::default(),
+    )
+    .unwrap();
+    eprintln!(
+        "{} products on int8, {:?} kept f32, {:?}, {} bytes",
+        dynamic.int8.len(),
+        dynamic.f32,
+        dynamic.drift,
+        dynamic.bytes.len()
+    );
+    // Three layers of query, key, value, attention output and two feed-forward products;
+    // most of them within the gate on int8 (its outputs are raw hidden states: max abs
+    // 0.1 is tight for them).
+    assert_eq!(dynamic.int8.len() + dynamic.f32.len(), 18, "{dynamic:?}");
+    assert!(dynamic.int8.len() >= 14, "{:?}", dynamic.f32);
+    assert!(dynamic.drift.cosine >= 0.99, "{:?}", dynamic.drift);
+    // Quantized activations move the answers: the int8 products ran.
+    assert!(dynamic.drift.max_abs > 0.0);
+    // int8 weights on disk: about the weight-only int8 file's size.
+    assert!(dynamic.bytes.len() <= 18_000_000, "{}", dynamic.bytes.len());
+    let compiled = ModelEntry {
+        format: model_lock::ModelFormat::Nnef,
+        file: "minilm.nnef.tar".into(),
+        sha256: crate::sha256_hex(&dynamic.bytes),
+        size: dynamic.bytes.len() as u64,
+        ..onnx
+    };
+    let loaded = loader::load(&dynamic.bytes, &compiled).unwrap();
+    assert!(
+        loaded.kernels.contains("_mmm_i32_"),
+        "kernels: {}",
+        loaded.kernels
+    );
 }
