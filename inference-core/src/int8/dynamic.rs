@@ -217,14 +217,13 @@ fn bias_add(
         && bias.rank() <= out_rank
         && bias.shape().last() == Some(&columns)
         && bias.len() == columns;
-    Ok(per_column
-        .then(|| -> TractResult<BiasAdd> {
-            Ok(BiasAdd {
-                node: add.id,
-                values: (**bias).clone().into_shape(&[columns])?,
-            })
-        })
-        .transpose()?)
+    if !per_column {
+        return Ok(None);
+    }
+    Ok(Some(BiasAdd {
+        node: add.id,
+        values: (**bias).clone().into_shape(&[columns])?,
+    }))
 }
 
 /// Rewrites every product of [`products`] but those named in `keep_f32` to run on int8;
