@@ -218,4 +218,19 @@ mod tests {
         let default = Manifest::read(&root.join("models.toml")).unwrap();
         assert!(!default.models.is_empty());
     }
+
+    #[test]
+    fn int8_dynamic_reads_and_needs_the_compiled_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("models.toml");
+        let manifest = |compile: &str| {
+            format!("[[model]]\nname = \"m\"\nsources = [\"m.onnx\"]\nquantize = \"int8-dynamic\"\ncompile = {compile:?}\n")
+        };
+        std::fs::write(&path, manifest("auto")).unwrap();
+        let read = Manifest::read(&path).unwrap();
+        assert_eq!(read.models[0].quantize, Quantize::Int8Dynamic);
+        std::fs::write(&path, manifest("never")).unwrap();
+        let e = format!("{:#}", Manifest::read(&path).unwrap_err());
+        assert!(e.contains("only in the compiled form"), "{e}");
+    }
 }

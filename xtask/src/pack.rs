@@ -447,12 +447,13 @@ fn int8_dynamic(
     )
     .with_context(|| format!("{name}: quantize = \"int8-dynamic\""))?;
     eprintln!(
-        "{name}: int8-dynamic: {} of {} matrix products on int8 (cosine {:.5}, max abs {:.5} to the original on {} sample requests){}",
+        "{name}: int8-dynamic: {} of {} matrix products on int8 (cosine {:.5}, max abs {:.5} to the original on {} sample request{}){}",
         dynamic.int8.len(),
         dynamic.int8.len() + dynamic.f32.len(),
         dynamic.drift.cosine,
         dynamic.drift.max_abs,
         samples.len(),
+        if samples.len() == 1 { "" } else { "s" },
         if dynamic.f32.is_empty() {
             String::new()
         } else {

@@ -257,9 +257,9 @@ pub(crate) fn rewrite(model: &mut TypedModel, keep_f32: &[String]) -> TractResul
         let mut patch = TypedModelPatch::new(format!("int8-dynamic {name}"));
         let xq = match quantized(model, node.inputs[act]).filter(|_| c.k_axes == 1) {
             // Query, key and value read the same activations: quantized once.
-            Some(done) => [
-                patch.tap_model(model, OutletId::new(done, 0))?,
-                patch.tap_model(model, OutletId::new(done, 1))?,
+            Some(existing) => [
+                patch.tap_model(model, OutletId::new(existing, 0))?,
+                patch.tap_model(model, OutletId::new(existing, 1))?,
             ],
             None => {
                 let mut x = patch.tap_model(model, node.inputs[act])?;
@@ -299,7 +299,7 @@ pub(crate) fn rewrite(model: &mut TypedModel, keep_f32: &[String]) -> TractResul
         patch.apply(model)?;
         done.push(c.name);
     }
-    // Node ids changed as patches applied; the f32 weights are dropped here.
+    // Drops the replaced f32 products, bias adds and weights.
     model.compact()?;
     Ok(done)
 }
