@@ -53,6 +53,29 @@ fn ranking(query: &[f64], docs: &[Vec<f64>]) -> Vec<usize> {
     order
 }
 
+/// Nearest neighbours: with `model`'s embeddings every query ranks the documents as the
+/// reference does.
+async fn ranks_as_the_reference(f: &Function, model: &str, reference: &Value) {
+    let embed = |key: &str| {
+        let text = strings(&reference[key]);
+        async move {
+            let resp =
+                test_support::function::invoke(f, &json!({"model": model, "text": text})).await;
+            vectors(&resp["embeddings"])
+        }
+    };
+    let (q, d) = (embed("queries").await, embed("documents").await);
+    let want_q = vectors(&reference["query_embeddings"]);
+    let want_d = vectors(&reference["document_embeddings"]);
+    for (i, query) in strings(&reference["queries"]).iter().enumerate() {
+        assert_eq!(
+            ranking(&q[i], &d),
+            ranking(&want_q[i], &want_d),
+            "{model}: ranking for {query:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn embeddings_match_the_python_reference() {
     test_support::require_fixtures!("TEXT_REFERENCE", "TEXT_BOOTSTRAP");
@@ -95,22 +118,7 @@ async fn embeddings_match_the_python_reference() {
     let tokens = resp["tokens"].as_array().unwrap();
     assert_eq!(tokens[0], 9, "[CLS] the cat sits on the mat . [SEP]");
 
-    // Nearest neighbours: every query ranks the documents as the reference does.
-    let queries = strings(&reference["queries"]);
-    let docs = strings(&reference["documents"]);
-    let q =
-        vectors(&test_support::function::invoke(&f, &json!({"text": queries})).await["embeddings"]);
-    let d =
-        vectors(&test_support::function::invoke(&f, &json!({"text": docs})).await["embeddings"]);
-    let want_q = vectors(&reference["query_embeddings"]);
-    let want_d = vectors(&reference["document_embeddings"]);
-    for (i, query) in queries.iter().enumerate() {
-        assert_eq!(
-            ranking(&q[i], &d),
-            ranking(&want_q[i], &want_d),
-            "ranking for {query:?}"
-        );
-    }
+    ranks_as_the_reference(&f, "minilm", &reference).await;
 
     // The fixture packs MiniLM with bucket plans: every batch above was padded up to a
     // bucket length (the answers stayed the reference's), each length's plan built once.
@@ -159,27 +167,7 @@ async fn int8_dynamic_embeddings_match_the_python_reference() {
         let c = cosine(&single[0], got);
         assert!(c > 0.9999, "{sentence:?}: batch vs single cosine {c}");
     }
-    let queries = strings(&reference["queries"]);
-    let docs = strings(&reference["documents"]);
-    let embed = |text: Vec<String>| {
-        let f = &f;
-        async move {
-            vectors(
-                &test_support::function::invoke(f, &json!({"model": model, "text": text})).await
-                    ["embeddings"],
-            )
-        }
-    };
-    let (q, d) = (embed(queries.clone()).await, embed(docs).await);
-    let want_q = vectors(&reference["query_embeddings"]);
-    let want_d = vectors(&reference["document_embeddings"]);
-    for (i, query) in queries.iter().enumerate() {
-        assert_eq!(
-            ranking(&q[i], &d),
-            ranking(&want_q[i], &want_d),
-            "ranking for {query:?}"
-        );
-    }
+    ranks_as_the_reference(&f, model, &reference).await;
     // The products ran on tract's integer kernels (`*_mmm_i32_*`), not the f32 ones alone.
     let loaded = test_support::function::log_lines(&f, "model loaded");
     let line = loaded
