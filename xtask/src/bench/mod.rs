@@ -212,7 +212,7 @@ fn sides(
     handler: &std::path::Path,
     ort_int8: Option<&std::path::Path>,
 ) -> Result<Vec<Side>> {
-    // Lazy: each process loads only the model under test (the function embeds all three),
+    // Lazy: each process loads only the model under test (the function embeds them all),
     // and that load is inside the first response's time.
     let ours = Side {
         label: OURS,
