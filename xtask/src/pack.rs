@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use inference_core::compare::Drift;
 use inference_core::prepare::{self, InputOverride, MaxDrift, Quantize};
-use model_lock::{LockFile, ModelEntry, ModelFormat, Plans, TokenizerEntry, LOCK_FILE_NAME};
+use model_lock::{LockFile, ModelEntry, Plans, TokenizerEntry, LOCK_FILE_NAME};
 use serde_json::Value;
 
 use crate::cache::Cache;
@@ -381,7 +381,7 @@ fn compiled(onnx: Packed, samples: &[Value], answers: &[Value], mode: Compile) -
             return Ok(onnx);
         }
     };
-    let entry = compiled_entry(&onnx.entry, &bytes);
+    let entry = prepare::compiled_entry(&onnx.entry, &bytes);
     let checked = match prepare::check(&entry, &bytes, onnx.tokenizer.as_deref(), samples) {
         Ok(checked) => checked,
         // tract wrote what it cannot read back: a writer limitation, not a different graph.
@@ -413,18 +413,6 @@ fn compiled(onnx: Packed, samples: &[Value], answers: &[Value], mode: Compile) -
         load_ms: checked.load_ms,
         ..onnx
     })
-}
-
-/// The lock entry of `bytes`, the compiled form of the model `onnx` describes.
-fn compiled_entry(onnx: &ModelEntry, bytes: &[u8]) -> ModelEntry {
-    let format = ModelFormat::Nnef;
-    ModelEntry {
-        file: format!("{}.{}", onnx.name, format.extension()),
-        format,
-        sha256: inference_core::sha256_hex(bytes),
-        size: bytes.len() as u64,
-        ..onnx.clone()
-    }
 }
 
 /// `quantize = "int8-dynamic"`: the compiled form with as many matrix products on int8 as
@@ -461,7 +449,7 @@ fn int8_dynamic(
         }
     );
     Ok(Packed {
-        entry: compiled_entry(&onnx.entry, &dynamic.bytes),
+        entry: prepare::compiled_entry(&onnx.entry, &dynamic.bytes),
         bytes: dynamic.bytes,
         load_ms: dynamic.checked.load_ms,
         drift: Some(dynamic.drift),
@@ -525,7 +513,7 @@ fn print_table(packed: &[Packed]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model_lock::Dim;
+    use model_lock::{Dim, ModelFormat};
     use test_support::HttpServer;
 
     const MODEL: &str = "default/breast_cancer_lr.onnx";

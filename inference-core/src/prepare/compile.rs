@@ -27,6 +27,18 @@ pub fn load_time(entry: &ModelEntry, bytes: &[u8], runs: usize) -> Result<Durati
     })
 }
 
+/// The lock entry of `bytes`, the compiled form of the model `onnx` describes.
+pub fn compiled_entry(onnx: &ModelEntry, bytes: &[u8]) -> ModelEntry {
+    let format = ModelFormat::Nnef;
+    ModelEntry {
+        file: format!("{}.{}", onnx.name, format.extension()),
+        format,
+        sha256: crate::sha256_hex(bytes),
+        size: bytes.len() as u64,
+        ..onnx.clone()
+    }
+}
+
 /// The compiled form of packed ONNX `onnx`, served with `inputs`.
 /// int8 weights the ONNX holds stay int8 in it (see `int8/compiled.rs`).
 pub fn compile(onnx: &[u8], inputs: &[TensorSpec]) -> Result<Vec<u8>, PrepareError> {

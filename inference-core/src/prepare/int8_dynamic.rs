@@ -3,7 +3,7 @@
 //! f32 model's answers to every sample request. When the whole model breaks the gate, the
 //! products whose int8 answers drift most stay f32, one at a time, until it holds.
 
-use model_lock::{ModelEntry, ModelFormat};
+use model_lock::ModelEntry;
 use serde_json::Value;
 
 use super::compile::Decluttered;
@@ -69,12 +69,7 @@ pub fn int8_dynamic(
     }
     let trial = |keep_f32: &[String]| -> Result<Trial, PrepareError> {
         let bytes = decluttered.write(Some(keep_f32))?;
-        let compiled = ModelEntry {
-            format: ModelFormat::Nnef,
-            sha256: crate::sha256_hex(&bytes),
-            size: bytes.len() as u64,
-            ..entry.clone()
-        };
+        let compiled = super::compiled_entry(entry, &bytes);
         let checked = check(&compiled, &bytes, tokenizer, samples)?;
         let drift = within_drift(reference, &checked.answers, UNBOUNDED).unwrap_or_else(|d| d);
         Ok(Trial {

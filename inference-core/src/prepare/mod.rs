@@ -23,7 +23,7 @@ use tract_onnx::pb::ModelProto;
 
 pub use crate::compare::Drift;
 pub use check::{check, sample_requests, Checked, LAMBDA_MAX_MEMORY_BYTES};
-pub use compile::{compile, load_time};
+pub use compile::{compile, compiled_entry, load_time};
 pub use int8_dynamic::{int8_dynamic, DynamicInt8};
 pub use plans::{candidates, default_buckets, fastest, time_plans, timing_requests, PlanTiming};
 pub use signature::{inspect, InputOverride, Signature};
