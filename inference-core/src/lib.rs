@@ -31,10 +31,10 @@ mod threads;
 mod work;
 
 pub use checksum::{sha256_hex, verify_sha256};
-pub use error::{InitError, RequestError};
+pub use error::{quote, InitError, RequestError};
 pub use fallback::FallbackConfig;
 pub use json::parse_strict;
-pub use registry::{ModelBytes, PackedModel, Registry};
+pub use registry::{Answered, ModelBytes, ModelLoad, PackedModel, Registry, RequestRecord};
 pub use request::MAX_REQUEST_BYTES;
 pub use settings::{LoadMode, Settings, SettingsError};
 pub use threads::set_intra_op_threads;

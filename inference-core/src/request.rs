@@ -29,8 +29,8 @@ pub struct InferenceRequest {
 }
 
 impl InferenceRequest {
-    /// Parses a request body. Every error names the field and what was expected.
-    pub fn from_slice(body: &[u8]) -> Result<Self, RequestError> {
+    /// A request body as JSON, before its fields are read (by [`InferenceRequest::from_value`]).
+    pub fn json(body: &[u8]) -> Result<Value, RequestError> {
         if body.len() > MAX_REQUEST_BYTES {
             return Err(RequestError::TooLarge {
                 size: body.len(),
@@ -43,7 +43,7 @@ impl InferenceRequest {
                 e.valid_up_to()
             )));
         }
-        Self::from_value(crate::json::parse_strict(body)?)
+        crate::json::parse_strict(body)
     }
 
     pub fn from_value(value: Value) -> Result<Self, RequestError> {
@@ -160,16 +160,18 @@ fn texts(value: Value) -> Result<Vec<String>, RequestError> {
 mod tests {
     use super::*;
 
+    /// A request body parsed as the registry parses it.
+    fn from_slice(body: &[u8]) -> Result<InferenceRequest, RequestError> {
+        InferenceRequest::from_value(InferenceRequest::json(body)?)
+    }
+
     fn err(body: &str) -> String {
-        InferenceRequest::from_slice(body.as_bytes())
-            .unwrap_err()
-            .to_string()
+        from_slice(body.as_bytes()).unwrap_err().to_string()
     }
 
     #[test]
     fn parses_and_rejects() {
-        let r = InferenceRequest::from_slice(br#"{"model":"m","features":[1,2],"return":["a"]}"#)
-            .unwrap();
+        let r = from_slice(br#"{"model":"m","features":[1,2],"return":["a"]}"#).unwrap();
         assert_eq!(r.model.as_deref(), Some("m"));
         assert_eq!(r.return_outputs, Some(vec!["a".to_string()]));
         assert!(err("{").contains("malformed JSON"));
@@ -184,16 +186,13 @@ mod tests {
         assert!(err(r#"{"text":["a",1]}"#).contains("item 1 must be a string"));
         assert!(err(r#"{"text":{}}"#).contains("string or an array of strings"));
         assert!(err(r#"{"text":"a","return":["x"]}"#).contains("\"return\""));
-        let r = InferenceRequest::from_slice(r#"{"text":"héllo"}"#.as_bytes()).unwrap();
+        let r = from_slice(r#"{"text":"héllo"}"#.as_bytes()).unwrap();
         assert_eq!(r.inputs, RequestInputs::Text(vec!["héllo".into()]));
-        assert!(InferenceRequest::from_slice(b"{\"text\": \"\xff\xfe\"}")
+        assert!(from_slice(b"{\"text\": \"\xff\xfe\"}")
             .unwrap_err()
             .to_string()
             .contains("not valid UTF-8 (invalid bytes at offset 10)"));
         let big = vec![b' '; MAX_REQUEST_BYTES + 1];
-        assert_eq!(
-            InferenceRequest::from_slice(&big).unwrap_err().status(),
-            413
-        );
+        assert_eq!(from_slice(&big).unwrap_err().status(), 413);
     }
 }

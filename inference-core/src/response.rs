@@ -19,6 +19,8 @@ pub struct InferenceResponse {
     pub model_version: String,
     /// Which store served the model bytes.
     pub source: &'static str,
+    /// Rows answered: texts, or the batch axis of the inputs.
+    pub rows: usize,
     /// Outputs in model order, after the `return` filter.
     pub outputs: Vec<(String, Value)>,
     /// Predicted class names, when the manifest gives labels for a classifier; `None` for a

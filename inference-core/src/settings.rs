@@ -17,6 +17,9 @@ pub const MODEL_TMP_DIR: &str = "MODEL_TMP_DIR";
 pub const MODEL_FALLBACK_BUDGET_SECS: &str = "MODEL_FALLBACK_BUDGET_SECS";
 pub const MODEL_MAX_LOADED: &str = "MODEL_MAX_LOADED";
 pub const MODEL_THREADS: &str = "MODEL_THREADS";
+pub const MODEL_METRICS: &str = "MODEL_METRICS";
+pub const MODEL_METRICS_NAMESPACE: &str = "MODEL_METRICS_NAMESPACE";
+pub const MODEL_CORS_ORIGIN: &str = "MODEL_CORS_ORIGIN";
 /// Set by Lambda: the function's memory size in MB, which decides its vCPUs.
 pub const AWS_LAMBDA_FUNCTION_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -30,6 +33,7 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(8);
 pub const MAX_BUDGET_SECS: f64 = 900.0;
 pub const DEFAULT_MAX_LOADED: usize = 8;
 pub const MAX_THREADS: usize = 64;
+pub const DEFAULT_METRICS_NAMESPACE: &str = "OnnxLambda";
 
 /// One setting as the README documents it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +44,7 @@ pub struct Variable {
 }
 
 /// Every variable [`Settings::from_vars`] reads that a user sets.
-pub const VARIABLES: [Variable; 8] = [
+pub const VARIABLES: [Variable; 11] = [
     Variable {
         name: MODEL_LOAD,
         default: "`eager`",
@@ -72,6 +76,18 @@ pub const VARIABLES: [Variable; 8] = [
     Variable {
         name: MODEL_THREADS,
         default: "one per vCPU",
+    },
+    Variable {
+        name: MODEL_METRICS,
+        default: "`on`",
+    },
+    Variable {
+        name: MODEL_METRICS_NAMESPACE,
+        default: "`OnnxLambda`",
+    },
+    Variable {
+        name: MODEL_CORS_ORIGIN,
+        default: "unset",
     },
 ];
 
@@ -119,6 +135,56 @@ pub struct Settings {
     /// The function's memory in MB (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, set by Lambda): a
     /// request needing more working memory than the process has left of it gets a 413.
     pub memory_mb: Option<u64>,
+    pub metrics: MetricsSettings,
+    /// Origins a browser may call from (`MODEL_CORS_ORIGIN`, comma-separated, or `*`);
+    /// empty: no CORS headers, same-origin only.
+    pub cors_origins: Vec<String>,
+}
+
+/// Whether the function writes metrics, and under which CloudWatch namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub namespace: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            namespace: DEFAULT_METRICS_NAMESPACE.into(),
+        }
+    }
+}
+
+impl MetricsSettings {
+    fn from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let enabled = match var(MODEL_METRICS) {
+            None => true,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => return Err(SettingsError::new(MODEL_METRICS, &v, "\"on\" or \"off\"")),
+            },
+        };
+        let namespace = match var(MODEL_METRICS_NAMESPACE).filter(|n| !n.trim().is_empty()) {
+            None => DEFAULT_METRICS_NAMESPACE.to_string(),
+            Some(n) => {
+                // CloudWatch's rule for a custom namespace; `AWS/` is reserved for AWS's own.
+                let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+                let n = n.trim();
+                if n.len() > 255 || !n.chars().all(allowed) || n.starts_with("AWS/") {
+                    return Err(SettingsError::new(
+                        MODEL_METRICS_NAMESPACE,
+                        n,
+                        "a CloudWatch namespace: up to 255 letters, digits, spaces and . - _ / # :, not starting with AWS/",
+                    ));
+                }
+                n.to_string()
+            }
+        };
+        Ok(MetricsSettings { enabled, namespace })
+    }
 }
 
 impl Default for Settings {
@@ -130,6 +196,8 @@ impl Default for Settings {
             max_loaded: DEFAULT_MAX_LOADED,
             threads: 1,
             memory_mb: None,
+            metrics: MetricsSettings::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -224,8 +292,34 @@ impl Settings {
             max_loaded,
             threads,
             memory_mb,
+            metrics: MetricsSettings::from_vars(&var)?,
+            cors_origins: cors_origins(&var)?,
         })
     }
+}
+
+fn cors_origins(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, SettingsError> {
+    let Some(list) = var(MODEL_CORS_ORIGIN) else {
+        return Ok(Vec::new());
+    };
+    let origins: Vec<String> = list
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    let valid = |o: &String| {
+        o == "*"
+            || ((o.starts_with("https://") || o.starts_with("http://"))
+                && !o.contains(|c: char| c.is_whitespace() || c.is_control()))
+    };
+    if !origins.iter().all(valid) {
+        return Err(SettingsError::new(
+            MODEL_CORS_ORIGIN,
+            &list,
+            "*, or origins like https://app.example.com separated by commas",
+        ));
+    }
+    Ok(origins)
 }
 
 fn whole_number(
@@ -326,6 +420,49 @@ mod tests {
         // A huge value is not echoed whole.
         let e = parse(&[("MODEL_LOAD", &"x".repeat(10_000))]).unwrap_err();
         assert!(e.to_string().len() < 200, "{e}");
+    }
+
+    #[test]
+    fn metrics_settings() {
+        assert_eq!(parse(&[]).unwrap().metrics, MetricsSettings::default());
+        let m = parse(&[
+            (MODEL_METRICS, " OFF "),
+            (MODEL_METRICS_NAMESPACE, "Team/Search"),
+        ])
+        .unwrap()
+        .metrics;
+        assert_eq!(
+            m,
+            MetricsSettings {
+                enabled: false,
+                namespace: "Team/Search".into()
+            }
+        );
+        let e = parse(&[(MODEL_METRICS, "maybe")]).unwrap_err();
+        assert_eq!(e.name, MODEL_METRICS);
+        for bad in ["AWS/Lambda", "caf\u{e9}", &"n".repeat(256)] {
+            let e = parse(&[(MODEL_METRICS_NAMESPACE, bad)]).unwrap_err();
+            assert_eq!(e.name, MODEL_METRICS_NAMESPACE, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cors_origins() {
+        assert!(parse(&[]).unwrap().cors_origins.is_empty());
+        let c = parse(&[(
+            MODEL_CORS_ORIGIN,
+            "https://a.example.com/, http://localhost:3000",
+        )]);
+        assert_eq!(
+            c.unwrap().cors_origins,
+            ["https://a.example.com", "http://localhost:3000"]
+        );
+        assert_eq!(
+            parse(&[(MODEL_CORS_ORIGIN, "*")]).unwrap().cors_origins,
+            ["*"]
+        );
+        let e = parse(&[(MODEL_CORS_ORIGIN, "a.example.com")]).unwrap_err();
+        assert_eq!(e.name, MODEL_CORS_ORIGIN);
     }
 
     /// The README's settings table lists exactly these variables with these defaults.

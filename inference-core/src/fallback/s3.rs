@@ -190,9 +190,12 @@ fn run_to_completion<F>(fut: F) -> Result<Vec<u8>, String>
 where
     F: Future<Output = Result<Vec<u8>, String>> + Send,
 {
+    // The caller's span (the invocation's, with its request id) goes along to the thread.
+    let span = tracing::Span::current();
     std::thread::scope(|scope| {
         scope
-            .spawn(|| {
+            .spawn(move || {
+                let _in_span = span.enter();
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

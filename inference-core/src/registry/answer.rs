@@ -49,6 +49,11 @@ impl Registry {
         }
         let field = |i: usize| input_field(&req.inputs, &entry.inputs[i].name);
         check_limits(entry, &inputs, field)?;
+        // Every input carries the batch axis first (one row gained it in build_inputs).
+        let rows = inputs
+            .first()
+            .and_then(|t| t.shape().first().copied())
+            .unwrap_or(1);
         let model = self.loaded(ix, deadline)?;
         check_indices(&inputs, &model.index_limits, field)?;
         let returned = |o: usize| {
@@ -81,6 +86,7 @@ impl Registry {
             model: entry.name.clone(),
             model_version: entry.version(),
             source: model.source,
+            rows,
             outputs: encoded,
             labels,
             text: None,
@@ -124,6 +130,7 @@ impl Registry {
             model: entry.name.clone(),
             model_version: entry.version(),
             source: model.source,
+            rows: texts.len(),
             outputs: Vec::new(),
             labels: None,
             text: Some(answer),

@@ -5,6 +5,7 @@
 mod answer;
 mod load;
 mod lru;
+mod record;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,7 @@ use crate::response::InferenceResponse;
 use crate::settings::{LoadMode, Settings};
 
 use load::ms;
+pub use record::{Answered, ModelLoad, RequestRecord};
 
 /// Time kept back from an invocation's deadline for running the model and answering once a
 /// model loaded on first use is in.
@@ -75,6 +77,8 @@ pub struct Registry {
     recent: Mutex<Recent>,
     /// The function's memory in bytes, when Lambda says it.
     memory_limit: Option<u64>,
+    /// Loads not yet taken by [`Registry::take_loads`].
+    loads: Mutex<Vec<ModelLoad>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -140,11 +144,13 @@ impl Registry {
             None if slots.len() == 1 => Some(slots[0].model.entry.name.clone()),
             None => None,
         };
+        let mut loads = Vec::new();
         if settings.load == LoadMode::Eager {
             for slot in slots.iter_mut().filter(|s| s.model.bytes.is_some()) {
-                let model = load::load_model(&slot.model, &settings.fallback)?;
+                let (model, load) = timed_load(&slot.model, &settings.fallback)?;
                 slot.loaded = Mutex::new(Some(Arc::new(model)));
                 slot.pinned = true;
+                loads.push(load);
             }
         }
         Ok(Registry {
@@ -153,7 +159,25 @@ impl Registry {
             fallback: settings.fallback.clone(),
             recent: Mutex::new(Recent::new(settings.max_loaded)),
             memory_limit: settings.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
+            loads: Mutex::new(loads),
         })
+    }
+
+    /// The model loads since the last call (all of init's on the first), oldest first.
+    pub fn take_loads(&self) -> Vec<ModelLoad> {
+        std::mem::take(&mut *self.loads.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The model a request asks for (the default when it names none), read before the rest
+    /// of the request so a malformed one is still counted against it; `None` when this
+    /// registry does not serve it.
+    fn asked_model(&self, request: &Value) -> Option<String> {
+        let name = match request.get("model") {
+            None => self.default_model.as_deref()?,
+            Some(Value::String(name)) => name.as_str(),
+            Some(_) => return None,
+        };
+        self.index(name).map(|_| name.to_string())
     }
 
     pub fn model_names(&self) -> Vec<String> {
@@ -210,10 +234,14 @@ impl Registry {
                 Some(model) => model.clone(),
                 None => {
                     let (fallback, cut) = self.fallback_until(deadline);
-                    match load::load_model(&slot.model, &fallback) {
-                        Ok(model) => {
+                    match timed_load(&slot.model, &fallback) {
+                        Ok((model, load)) => {
                             let model = Arc::new(model);
                             *guard = Some(model.clone());
+                            self.loads
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(load);
                             model
                         }
                         Err(e) => {
@@ -266,53 +294,67 @@ impl Registry {
 
     /// Parses, runs and encodes one request body; logs one line per request.
     pub fn handle(&self, body: &[u8]) -> Result<Value, RequestError> {
-        self.handle_until(body, None)
+        self.handle_until(body, None).result
     }
 
     /// [`Registry::handle`] for a request that must be answered by `deadline` (a Lambda
-    /// invocation's): a model loaded on first use gets only the time left.
-    pub fn handle_until(
-        &self,
-        body: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<Value, RequestError> {
-        self.logged(|| InferenceRequest::from_slice(body).and_then(|r| self.infer(&r, deadline)))
+    /// invocation's): a model loaded on first use gets only the time left. The answer comes
+    /// with the request's record, for metrics.
+    pub fn handle_until(&self, body: &[u8], deadline: Option<Instant>) -> Answered {
+        self.answered(|record| {
+            let request = InferenceRequest::json(body)?;
+            record.model = self.asked_model(&request);
+            self.infer(&InferenceRequest::from_value(request)?, deadline)
+        })
     }
 
     /// The same for a request that arrived already parsed (a direct invocation).
     pub fn handle_value(&self, request: Value) -> Result<Value, RequestError> {
-        self.handle_value_until(request, None)
+        self.handle_value_until(request, None).result
     }
 
     /// [`Registry::handle_value`] with a deadline, as [`Registry::handle_until`].
-    pub fn handle_value_until(
-        &self,
-        request: Value,
-        deadline: Option<Instant>,
-    ) -> Result<Value, RequestError> {
-        self.logged(|| InferenceRequest::from_value(request).and_then(|r| self.infer(&r, deadline)))
+    pub fn handle_value_until(&self, request: Value, deadline: Option<Instant>) -> Answered {
+        self.answered(|record| {
+            record.model = self.asked_model(&request);
+            self.infer(&InferenceRequest::from_value(request)?, deadline)
+        })
     }
 
-    fn logged(
+    /// Runs one request (`run` notes which model it asks for in the record), logs its line
+    /// and completes its record.
+    fn answered(
         &self,
-        run: impl FnOnce() -> Result<InferenceResponse, RequestError>,
-    ) -> Result<Value, RequestError> {
+        run: impl FnOnce(&mut RequestRecord) -> Result<InferenceResponse, RequestError>,
+    ) -> Answered {
         let started = Instant::now();
+        let mut record = RequestRecord::rejected(0, Default::default());
         // A panic in tract, tokenizers or our code answers this request with a 500 and
         // leaves the function serving: the slot locks recover from poisoning.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut record)))
             .unwrap_or_else(|payload| Err(RequestError::Internal(panic_message(&*payload))));
-        let duration_ms = ms(started.elapsed());
+        record.duration = started.elapsed();
+        let duration_ms = ms(record.duration);
         match &result {
-            Ok(resp) => tracing::info!(model = %resp.model, duration_ms, status = 200, "request"),
+            Ok(resp) => {
+                record.status = 200;
+                record.source = Some(resp.source);
+                record.rows = resp.rows;
+                tracing::info!(model = %resp.model, duration_ms, status = 200, "request")
+            }
             Err(e @ RequestError::Internal(_)) => {
+                record.status = e.status();
                 tracing::error!(duration_ms, status = 500, error = %e.log_message(), "request failed")
             }
             Err(e) => {
+                record.status = e.status();
                 tracing::info!(duration_ms, status = e.status(), error = %e.log_message(), "request rejected")
             }
         }
-        result.map(|r| r.to_json())
+        Answered {
+            result: result.map(|r| r.to_json()),
+            record,
+        }
     }
 
     /// What this function serves: names, versions, signatures and labels.
@@ -333,6 +375,21 @@ impl Registry {
             .collect();
         serde_json::json!({"default_model": self.default_model, "models": models})
     }
+}
+
+/// Loads one model and records how long it took and where its bytes came from.
+fn timed_load(
+    model: &PackedModel,
+    fallback: &FallbackConfig,
+) -> Result<(LoadedModel, ModelLoad), InitError> {
+    let started = Instant::now();
+    let loaded = load::load_model(model, fallback)?;
+    let load = ModelLoad {
+        model: model.entry.name.clone(),
+        source: loaded.source,
+        duration: started.elapsed(),
+    };
+    Ok((loaded, load))
 }
 
 /// What a caught panic said.

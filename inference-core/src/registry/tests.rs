@@ -186,7 +186,9 @@ fn an_embedded_entry_must_match_what_the_build_recorded() {
 #[test]
 fn a_panic_while_answering_is_a_500_and_the_next_request_is_served() {
     let r = Registry::new(vec![model("m")], None, &settings(LoadMode::Eager, 8)).unwrap();
-    let e = r.logged(|| panic!("a kernel fell over")).unwrap_err();
+    let answered = r.answered(|_| panic!("a kernel fell over"));
+    assert_eq!(answered.record.status, 500);
+    let e = answered.result.unwrap_err();
     assert_eq!(e.status(), 500);
     assert!(e.log_message().contains("a kernel fell over"), "{e}");
     assert!(
@@ -268,6 +270,7 @@ fn a_first_use_load_gets_only_the_invocations_remaining_time() {
     // No time left: the store is not waited for, and the 503 says why.
     let e = registry
         .handle_value_until(request("m"), Some(std::time::Instant::now()))
+        .result
         .unwrap_err();
     assert_eq!(e.status(), 503);
     assert!(e.to_string().contains("invocation's remaining time"), "{e}");
@@ -275,6 +278,7 @@ fn a_first_use_load_gets_only_the_invocations_remaining_time() {
     let later = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let answer = registry
         .handle_value_until(request("m"), Some(later))
+        .result
         .unwrap();
     assert_eq!(answer["source"], "efs");
 }
