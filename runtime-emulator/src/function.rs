@@ -108,7 +108,25 @@ impl Function {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Outcome, EmulatorError> {
-        let invoke = self.api.invoke(payload, timeout);
+        self.until_exit(self.api.invoke(payload, timeout)).await
+    }
+
+    /// [`Function::invoke`] with the request id and trace header Lambda would send.
+    pub async fn invoke_as(
+        &self,
+        request_id: &str,
+        trace_id: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Outcome, EmulatorError> {
+        self.until_exit(self.api.invoke_as(request_id, trace_id, payload, timeout))
+            .await
+    }
+
+    async fn until_exit(
+        &self,
+        invoke: impl std::future::Future<Output = Result<Outcome, EmulatorError>>,
+    ) -> Result<Outcome, EmulatorError> {
         let mut child = self.child.lock().await;
         tokio::select! {
             r = invoke => r,

@@ -13,7 +13,7 @@
 pub mod events;
 pub mod front_door;
 mod function;
-mod http_util;
+pub mod http_util;
 mod runtime_api;
 
 pub use function::{Function, FunctionConfig};

@@ -40,6 +40,7 @@ impl Outcome {
 
 struct Invocation {
     id: String,
+    trace_id: String,
     payload: Bytes,
     deadline_ms: u64,
 }
@@ -116,6 +117,24 @@ impl RuntimeApi {
         timeout: Duration,
     ) -> Result<Outcome, EmulatorError> {
         let id = uuid::Uuid::new_v4().to_string();
+        let trace_id = format!(
+            "Root=1-{:08x}-{};Sampled=1",
+            now_ms() / 1000,
+            &id.replace('-', "")[..24]
+        );
+        self.invoke_as(&id, &trace_id, payload, timeout).await
+    }
+
+    /// [`RuntimeApi::invoke`] with the request id and X-Ray trace header the function is
+    /// sent, as Lambda sends them (`Lambda-Runtime-Aws-Request-Id`, `-Trace-Id`).
+    pub async fn invoke_as(
+        &self,
+        request_id: &str,
+        trace_id: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Outcome, EmulatorError> {
+        let id = request_id.to_string();
         let (tx, rx) = oneshot::channel();
         self.shared
             .waiting
@@ -124,6 +143,7 @@ impl RuntimeApi {
             .insert(id.clone(), tx);
         let inv = Invocation {
             id: id.clone(),
+            trace_id: trace_id.to_string(),
             payload: payload.into(),
             deadline_ms: now_ms() + timeout.as_millis() as u64,
         };
@@ -211,14 +231,7 @@ async fn next(shared: &Shared) -> Response<Body> {
         .header("lambda-runtime-aws-request-id", &inv.id)
         .header("lambda-runtime-deadline-ms", inv.deadline_ms.to_string())
         .header("lambda-runtime-invoked-function-arn", &shared.function_arn)
-        .header(
-            "lambda-runtime-trace-id",
-            format!(
-                "Root=1-{:08x}-{}",
-                now_ms() / 1000,
-                &inv.id.replace('-', "")[..24]
-            ),
-        )
+        .header("lambda-runtime-trace-id", &inv.trace_id)
         .body(http_body_util::Full::new(inv.payload))
         .expect("static response parts are valid")
 }

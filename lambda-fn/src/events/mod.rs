@@ -11,11 +11,15 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method};
+use inference_core::{Answered, RequestRecord};
 use inference_core::{Registry, RequestError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
 use serde_json::Value;
+
+mod cors;
+pub use cors::Cors;
 
 /// Lambda refuses a synchronous response over 6 MB (`Function.ResponseSizeTooLarge`, a 502
 /// behind API Gateway); a larger answer becomes our 413 instead.
@@ -35,6 +39,7 @@ enum Http {
 /// An HTTP request, whichever API Gateway flavour carried it.
 struct HttpRequest {
     method: Method,
+    origin: Option<String>,
     body: Option<String>,
     is_base64: bool,
 }
@@ -87,28 +92,57 @@ fn event_source(v: &Value) -> Option<&'static str> {
     None
 }
 
+/// The answer to one event, and what the request did (none for a GET of the model list).
+#[derive(Debug)]
+pub struct Handled {
+    pub payload: Box<RawValue>,
+    pub record: Option<RequestRecord>,
+}
+
 /// Handles any event. Requests always get a payload (errors are answers, never invocation
 /// failures, so a bad request cannot cost a sandbox); only records are refused.
 pub fn handle(
     registry: &Registry,
+    cors: &Cors,
     event: &RawValue,
     deadline: Option<Instant>,
-) -> Result<Box<RawValue>, NotARequest> {
+) -> Result<Handled, NotARequest> {
+    let started = Instant::now();
     // Parsed here, not by the runtime: nesting past serde's limit, a lone surrogate or a
     // duplicate key is then our 400, not a runtime deserialization failure.
     let event = match inference_core::parse_strict(event.get().as_bytes()) {
         Ok(event) => event,
-        Err(e) => return Ok(bounded(e.to_json(), None)),
+        Err(e) => {
+            return Ok(bounded(Answer {
+                payload: e.to_json(),
+                http: None,
+                record: Some(RequestRecord::rejected(e.status(), started.elapsed())),
+            }))
+        }
     };
     if let Some(source) = event_source(&event) {
         return Err(NotARequest(source));
     }
-    let (payload, kind) = answer(registry, event, deadline);
-    Ok(bounded(payload, kind))
+    Ok(bounded(answer(registry, cors, event, deadline, started)))
 }
 
-/// `payload` serialized, or a 413 in the same shape when it is over Lambda's limit.
-fn bounded(payload: Value, kind: Option<Http>) -> Box<RawValue> {
+/// An answer before it is measured against Lambda's limit.
+struct Answer {
+    payload: Value,
+    /// The HTTP shape it was asked in and the CORS headers it carries; `None`: a direct
+    /// invocation.
+    http: Option<(Http, HeaderMap)>,
+    record: Option<RequestRecord>,
+}
+
+/// The answer serialized, or a 413 in the same shape when it is over Lambda's limit (and
+/// then so recorded).
+fn bounded(answer: Answer) -> Handled {
+    let Answer {
+        payload,
+        http,
+        mut record,
+    } = answer;
     let text = payload.to_string();
     let text = if text.len() <= MAX_RESPONSE_BYTES {
         text
@@ -118,22 +152,35 @@ fn bounded(payload: Value, kind: Option<Http>) -> Box<RawValue> {
             text.len()
         ));
         tracing::info!(status = 413, bytes = text.len(), "answer too large");
+        if let Some(r) = &mut record {
+            r.status = 413;
+        }
         let body = serde_json::json!({"error": err.public_message(), "status": 413});
-        match kind {
-            Some(kind) => http_response(kind, 413, &body).to_string(),
+        match http {
+            Some((kind, headers)) => http_response(kind, 413, Some(&body), headers).to_string(),
             None => body.to_string(),
         }
     };
-    RawValue::from_string(text).expect("serde_json output is valid JSON")
+    Handled {
+        payload: RawValue::from_string(text).expect("serde_json output is valid JSON"),
+        record,
+    }
 }
 
-/// The answer to one request event, and the HTTP shape it was asked in (none: direct).
-fn answer(registry: &Registry, event: Value, deadline: Option<Instant>) -> (Value, Option<Http>) {
+/// The answer to one request event, in the shape it was asked in.
+fn answer(
+    registry: &Registry,
+    cors: &Cors,
+    event: Value,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> Answer {
     let (kind, parsed) = if is_v2(&event) {
         (
             Http::V2,
             serde_json::from_value::<ApiGatewayV2httpRequest>(event).map(|r| HttpRequest {
                 method: r.request_context.http.method,
+                origin: origin(&r.headers),
                 body: r.body,
                 is_base64: r.is_base64_encoded,
             }),
@@ -143,41 +190,104 @@ fn answer(registry: &Registry, event: Value, deadline: Option<Instant>) -> (Valu
             Http::V1,
             serde_json::from_value::<ApiGatewayProxyRequest>(event).map(|r| HttpRequest {
                 method: r.http_method,
+                origin: origin(&r.headers),
                 body: r.body,
                 is_base64: r.is_base64_encoded,
             }),
         )
     } else {
         // A direct invocation: the event is the request.
-        let payload = match registry.handle_value_until(event, deadline) {
-            Ok(v) => v,
-            Err(e) => e.to_json(),
+        let answered = registry.handle_value_until(event, deadline);
+        return Answer {
+            payload: answered.result.unwrap_or_else(|e| e.to_json()),
+            http: None,
+            record: Some(answered.record),
         };
-        return (payload, None);
     };
-    let (status, body) = match parsed {
-        Ok(req) => answer_http(registry, req, deadline),
+    let mut headers = HeaderMap::new();
+    let answer = match parsed {
+        Ok(req) => {
+            let preflight = req.method == Method::OPTIONS;
+            cors.add_headers(&mut headers, req.origin.as_deref(), preflight);
+            answer_http(registry, req, deadline, started)
+        }
         Err(e) => {
             let err = RequestError::bad(format!("malformed API Gateway event: {e}"));
-            (err.status(), err.to_json())
+            HttpAnswer::refused(err, started)
         }
     };
-    (http_response(kind, status, &body), Some(kind))
+    Answer {
+        payload: http_response(kind, answer.status, answer.body.as_ref(), headers.clone()),
+        http: Some((kind, headers)),
+        record: answer.record,
+    }
 }
 
-fn answer_http(registry: &Registry, req: HttpRequest, deadline: Option<Instant>) -> (u16, Value) {
-    let result = match req.method {
-        Method::GET => Ok(registry.describe()),
-        Method::POST | Method::PUT => {
-            decode_body(&req).and_then(|b| registry.handle_until(&b, deadline))
+/// The request's `Origin` header, for CORS.
+fn origin(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An HTTP request's answer, before it takes its event shape.
+struct HttpAnswer {
+    status: u16,
+    /// `None`: no body (a preflight's 204).
+    body: Option<Value>,
+    record: Option<RequestRecord>,
+}
+
+impl HttpAnswer {
+    fn refused(e: RequestError, started: Instant) -> Self {
+        HttpAnswer {
+            status: e.status(),
+            body: Some(e.to_json()),
+            record: Some(RequestRecord::rejected(e.status(), started.elapsed())),
         }
-        other => Err(RequestError::bad(format!(
-            "method {other} is not supported: POST a JSON request, or GET the list of models"
-        ))),
-    };
-    match result {
-        Ok(v) => (200, v),
-        Err(e) => (e.status(), e.to_json()),
+    }
+}
+
+fn answer_http(
+    registry: &Registry,
+    req: HttpRequest,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> HttpAnswer {
+    match req.method {
+        Method::GET => HttpAnswer {
+            status: 200,
+            body: Some(registry.describe()),
+            record: None,
+        },
+        // A CORS preflight passed through by API Gateway: the headers say it all.
+        Method::OPTIONS => HttpAnswer {
+            status: 204,
+            body: None,
+            record: None,
+        },
+        Method::POST | Method::PUT => match decode_body(&req) {
+            Ok(body) => {
+                let Answered { result, record } = registry.handle_until(&body, deadline);
+                let (status, body) = match result {
+                    Ok(v) => (200, v),
+                    Err(e) => (e.status(), e.to_json()),
+                };
+                HttpAnswer {
+                    status,
+                    body: Some(body),
+                    record: Some(record),
+                }
+            }
+            Err(e) => HttpAnswer::refused(e, started),
+        },
+        other => HttpAnswer::refused(
+            RequestError::bad(format!(
+                "method {other} is not supported: POST a JSON request, or GET the list of models"
+            )),
+            started,
+        ),
     }
 }
 
@@ -205,10 +315,12 @@ fn decode_body(req: &HttpRequest) -> Result<Vec<u8>, RequestError> {
     }
 }
 
-fn http_response(kind: Http, status: u16, body: &Value) -> Value {
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let text = Some(Body::Text(body.to_string()));
+/// The HTTP answer in `kind`'s shape: JSON (or no body), with `headers` added.
+fn http_response(kind: Http, status: u16, body: Option<&Value>, mut headers: HeaderMap) -> Value {
+    let text = body.map(|body| {
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        Body::Text(body.to_string())
+    });
     let response = match kind {
         Http::V1 => {
             let mut r = ApiGatewayProxyResponse::default();

@@ -7,13 +7,22 @@ use inference_core::{ModelEntry, PackedModel, Registry};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::{bounded, Http, MAX_RESPONSE_BYTES};
+use super::{bounded, Answer, Cors, Http, MAX_RESPONSE_BYTES};
 
 /// The payload `super::handle` answers `event` with.
 fn handle(registry: &Registry, event: Value) -> Value {
     let raw = serde_json::value::to_raw_value(&event).unwrap();
-    let answer = super::handle(registry, &raw, None).expect("a request is answered");
-    serde_json::from_str(answer.get()).unwrap()
+    let answer =
+        super::handle(registry, &Cors::default(), &raw, None).expect("a request is answered");
+    serde_json::from_str(answer.payload.get()).unwrap()
+}
+
+/// The record `super::handle` keeps of `event`.
+fn record(registry: &Registry, event: Value) -> Option<inference_core::RequestRecord> {
+    let raw = serde_json::value::to_raw_value(&event).unwrap();
+    super::handle(registry, &Cors::default(), &raw, None)
+        .unwrap()
+        .record
 }
 
 const MODEL: &[u8] = include_bytes!("../../../models/default/breast_cancer_lr.onnx");
@@ -236,7 +245,9 @@ fn records_from_event_sources_fail_the_invocation() {
         ),
     ] {
         let raw = serde_json::value::to_raw_value(&event).unwrap();
-        let e = super::handle(&r, &raw, None).unwrap_err().to_string();
+        let e = super::handle(&r, &Cors::default(), &raw, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(source) && e.contains("not"), "{e}");
     }
 }
@@ -255,8 +266,13 @@ fn raw_events_the_runtime_could_not_parse_get_our_400() {
         ),
     ] {
         let raw = RawValue::from_string(text).unwrap();
-        let answer: Value =
-            serde_json::from_str(super::handle(&r, &raw, None).unwrap().get()).unwrap();
+        let answer: Value = serde_json::from_str(
+            super::handle(&r, &Cors::default(), &raw, None)
+                .unwrap()
+                .payload
+                .get(),
+        )
+        .unwrap();
         assert_eq!(answer["status"], 400, "{answer}");
         assert!(
             answer["error"].as_str().unwrap().contains(needle),
@@ -268,10 +284,29 @@ fn raw_events_the_runtime_could_not_parse_get_our_400() {
 #[test]
 fn answers_over_lambdas_limit_become_413_in_the_same_shape() {
     let big = json!({"outputs": {"x": "a".repeat(MAX_RESPONSE_BYTES)}});
-    let direct: Value = serde_json::from_str(bounded(big.clone(), None).get()).unwrap();
+    let recorded = inference_core::RequestRecord {
+        model: Some("m".into()),
+        source: Some("embedded"),
+        rows: 1,
+        status: 200,
+        duration: Default::default(),
+    };
+    let direct = bounded(Answer {
+        payload: big.clone(),
+        http: None,
+        record: Some(recorded),
+    });
+    assert_eq!(direct.record.unwrap().status, 413, "recorded as answered");
+    let direct: Value = serde_json::from_str(direct.payload.get()).unwrap();
     assert_eq!(direct["status"], 413, "{direct}");
     assert!(direct["error"].as_str().unwrap().contains("\"return\""));
-    let v2 = http(serde_json::from_str(bounded(big, Some(Http::V2)).get()).unwrap());
+    let v2 = bounded(Answer {
+        payload: big,
+        http: Some((Http::V2, Default::default())),
+        record: None,
+    })
+    .payload;
+    let v2 = http(serde_json::from_str(v2.get()).unwrap());
     assert_eq!(v2.status, 413);
     assert!(v2.body["error"]
         .as_str()
@@ -279,5 +314,79 @@ fn answers_over_lambdas_limit_become_413_in_the_same_shape() {
         .contains("response limit"));
     // Under the limit, the answer is untouched.
     let small = json!({"a": 1});
-    assert_eq!(bounded(small.clone(), None).get(), small.to_string());
+    let answer = bounded(Answer {
+        payload: small.clone(),
+        http: None,
+        record: None,
+    });
+    assert_eq!(answer.payload.get(), small.to_string());
+}
+
+#[test]
+fn each_request_is_recorded_with_its_model_rows_and_status() {
+    let r = registry();
+    let ok = record(&r, serde_json::from_str(EXAMPLE).unwrap()).unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.model.as_deref(), Some("breast-cancer"));
+    assert_eq!(ok.source, Some("embedded"));
+    assert_eq!(ok.rows, 1);
+    let batch = record(&r, json!({"features": vec![vec![0.5; 30]; 3]})).unwrap();
+    assert_eq!(batch.rows, 3);
+    // A model this function does not serve is recorded without a name: a caller cannot
+    // mint metric dimensions.
+    let unknown = record(&r, json!({"model": "nope", "features": [1.0]})).unwrap();
+    assert_eq!((unknown.status, unknown.model), (404, None));
+    let bad = record(&r, json!({"features": "x"})).unwrap();
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.model.as_deref(), Some("breast-cancer"));
+    assert!(bad.failed_validation());
+    let unparsable = RawValue::from_string("{\"a\":1,\"a\":2}".into()).unwrap();
+    let unparsable = super::handle(&r, &Cors::default(), &unparsable, None)
+        .unwrap()
+        .record
+        .unwrap();
+    assert_eq!((unparsable.status, unparsable.model), (400, None));
+    // Listing the models is not an inference request.
+    assert_eq!(record(&r, event("function-url-get", None)), None);
+}
+
+#[test]
+fn preflights_are_answered_and_answers_carry_the_allowed_origin() {
+    let r = registry();
+    let cors = Cors::new(vec!["https://app.example.com".into()]);
+    let with = |method: &str, origin: &str| {
+        let mut e = event("apigw-v2-post", Some(EXAMPLE));
+        e["requestContext"]["http"]["method"] = json!(method);
+        e["headers"]["origin"] = json!(origin);
+        let raw = serde_json::value::to_raw_value(&e).unwrap();
+        let answer = super::handle(&r, &cors, &raw, None).unwrap().payload;
+        serde_json::from_str::<Value>(answer.get()).unwrap()
+    };
+    let preflight = with("OPTIONS", "https://app.example.com");
+    assert_eq!(preflight["statusCode"], 204, "{preflight}");
+    assert!(
+        preflight.get("body").is_none_or(Value::is_null),
+        "{preflight}"
+    );
+    let headers = &preflight["headers"];
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(headers["access-control-allow-methods"]
+        .as_str()
+        .unwrap()
+        .contains("POST"));
+    let post = with("POST", "https://app.example.com");
+    assert_eq!(post["statusCode"], 200);
+    assert_eq!(
+        post["headers"]["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(post["headers"]["content-type"], "application/json");
+    // Another origin gets the answer without CORS headers: its browser withholds it.
+    let other = with("POST", "https://other.example.com");
+    assert!(other["headers"]
+        .get("access-control-allow-origin")
+        .is_none());
 }
