@@ -6,17 +6,20 @@
 //! - [`function`]: starting a `bootstrap` under the Runtime API emulator and invoking it.
 //! - Real servers on 127.0.0.1, started per test and killed on drop: [`MotoServer`] (moto's
 //!   server mode: the S3, Lambda and IAM APIs) and [`HttpServer`] (`python3 -m http.server`
-//!   over a directory, standing in for a model hub).
+//!   over a directory, standing in for a model hub), and [`LambdaProxy`] in front of moto for
+//!   the Lambda APIs moto lacks (provisioned concurrency).
 //! - [`workspace_root`], [`default_samples`] and [`output_text`].
 
 pub mod function;
 pub mod hostile;
 mod http;
+mod lambda_proxy;
 mod moto;
 
 use std::path::{Path, PathBuf};
 
 pub use http::HttpServer;
+pub use lambda_proxy::{LambdaProxy, Recorded};
 pub use moto::MotoServer;
 
 /// Set by `cargo xtask test`: a missing fixture is then a failure, not a skip.

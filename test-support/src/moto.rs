@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 /// A moto server on its own loopback port, empty at start.
 pub struct MotoServer {
     child: Child,
+    /// Where the server writes what it records (moto's recorder, off until started).
+    recording: tempfile::TempDir,
     pub endpoint: String,
     http: reqwest::blocking::Client,
 }
@@ -15,14 +17,20 @@ impl MotoServer {
     pub fn start() -> MotoServer {
         let program = crate::fixture_path("MOTO_SERVER");
         let port = super::free_port();
+        let recording = tempfile::tempdir().expect("a directory for moto's recording");
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env(
+                "MOTO_RECORDER_FILEPATH",
+                recording.path().join("requests.jsonl"),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let server = MotoServer {
             child,
+            recording,
             endpoint: format!("http://127.0.0.1:{port}"),
             http: reqwest::blocking::Client::new(),
         };
@@ -122,9 +130,15 @@ impl MotoServer {
 
     /// A Lambda API GET (e.g. `functions/f/aliases/live`), parsed; `None` on 404.
     pub fn lambda_get(&self, path: &str) -> Option<serde_json::Value> {
+        self.lambda_get_at("2015-03-31", path)
+    }
+
+    /// A GET of a Lambda API under its own version prefix (`2021-10-31` for Function URLs,
+    /// `2017-10-31` for reserved concurrency).
+    pub fn lambda_get_at(&self, version: &str, path: &str) -> Option<serde_json::Value> {
         let r = self
             .http
-            .get(format!("{}/2015-03-31/{path}", self.endpoint))
+            .get(format!("{}/{version}/{path}", self.endpoint))
             .header(
                 "authorization",
                 format!("AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/lambda/aws4_request, SignedHeaders=host, Signature=0"),
@@ -168,6 +182,29 @@ impl MotoServer {
             .send()
             .and_then(|r| r.text())
             .expect("moto state")
+    }
+
+    /// Starts moto's recorder: from now on every request it answers is kept, headers and all.
+    pub fn start_recording(&self) {
+        let r = self
+            .http
+            .post(format!(
+                "{}/moto-api/recorder/start-recording",
+                self.endpoint
+            ))
+            .send()
+            .expect("moto recorder");
+        assert!(r.status().is_success(), "start-recording: {}", r.status());
+    }
+
+    /// The requests recorded so far: `method`, `url`, `headers`, `body`.
+    pub fn recorded(&self) -> Vec<serde_json::Value> {
+        let path = self.recording.path().join("requests.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     pub fn stop(&mut self) {

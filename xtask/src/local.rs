@@ -10,7 +10,6 @@ use clap::Args;
 use runtime_emulator::{front_door, Function, FunctionConfig, Outcome};
 use serde_json::Value;
 
-use crate::manifest::Manifest;
 use crate::{bootstrap_build, pack, workspace};
 
 #[derive(Args, Debug)]
@@ -96,7 +95,7 @@ pub fn local(args: LocalArgs) -> Result<()> {
         let url = format!("http://{bound}");
         println!("\nserving on {url}  (Runtime API emulator on {})", function.api.endpoint());
         println!("list the models:   curl {url}");
-        if let Some(example) = example_request() {
+        if let Some(example) = crate::manifest::default_example_request().map(|e| e.request) {
             println!("ask the default model:\n  curl -s {url} -H 'content-type: application/json' -d '{example}'");
         }
         println!("Ctrl-C to stop.");
@@ -109,19 +108,6 @@ pub fn local(args: LocalArgs) -> Result<()> {
         function.kill().await;
         Ok(())
     })
-}
-
-/// The default model's sample request from the manifest, on one line.
-fn example_request() -> Option<String> {
-    let manifest = Manifest::read(&workspace::default_manifest()).ok()?;
-    let name = manifest
-        .default
-        .clone()
-        .or_else(|| manifest.models.first().map(|m| m.name.clone()))?;
-    let spec = manifest.models.iter().find(|m| m.name == name)?;
-    let text = std::fs::read_to_string(manifest.resolve(spec.sample_request.as_ref()?)).ok()?;
-    let value: Value = serde_json::from_str(&text).ok()?;
-    Some(value.to_string())
 }
 
 pub fn invoke(args: InvokeArgs) -> Result<()> {

@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: the project's automation (the cargo-xtask convention).
 
+mod aws_error;
 mod bench;
 mod bootstrap_build;
 mod cache;
@@ -24,6 +25,9 @@ use clap::{Parser, Subcommand};
     about = "Build, pack, run and test the ONNX-on-Lambda function"
 )]
 struct Cli {
+    /// Show the AWS SDK's full error when an AWS call fails.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     task: Task,
 }
@@ -54,6 +58,7 @@ enum Task {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    aws_error::set_verbose(cli.verbose);
     match cli.task {
         Task::Build(args) => deploy::build(&args).map(|_| ()),
         Task::Deploy(args) => deploy::deploy(&args),

@@ -198,6 +198,30 @@ impl Manifest {
     }
 }
 
+/// The default model's sample request, as the manifest names it.
+pub struct ExampleRequest {
+    pub model: String,
+    /// The request as one line of JSON.
+    pub request: String,
+}
+
+/// The default manifest's default model (or its only one) and its `sample_request`, if it
+/// has one that reads as JSON.
+pub fn default_example_request() -> Option<ExampleRequest> {
+    let manifest = Manifest::read(&crate::workspace::default_manifest()).ok()?;
+    let model = manifest
+        .default
+        .clone()
+        .or_else(|| manifest.models.first().map(|m| m.name.clone()))?;
+    let spec = manifest.models.iter().find(|m| m.name == model)?;
+    let text = std::fs::read_to_string(manifest.resolve(spec.sample_request.as_ref()?)).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(ExampleRequest {
+        model,
+        request: value.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

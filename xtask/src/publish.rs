@@ -168,12 +168,7 @@ impl S3Target {
                 .body(bytes.to_vec().into())
                 .send()
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "{url}: upload failed: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )
-                })?;
+                .map_err(|e| crate::aws_error::explain(&format!("s3:PutObject on {url}"), e))?;
             Ok("uploaded")
         })
     }

@@ -35,6 +35,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     let status = Command::new(cargo)
         .env("TEST_DATA_DIR", &data)
         .env("MOTO_SERVER", moto.bin("moto_server"))
+        // moto's requirements bring cfn-lint: it checks the SAM templates deploy writes.
+        .env("CFN_LINT", moto.bin("cfn-lint"))
         .env("FALLBACK_PACKED", &fallback.packed)
         .env("FALLBACK_BOOTSTRAP", &fallback.bootstrap)
         .env("TEXT_PACKED", &text.packed)

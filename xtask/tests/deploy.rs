@@ -20,6 +20,11 @@ fn ours() -> PathBuf {
 }
 
 fn xtask(moto: Option<&MotoServer>, args: &[&str]) -> Output {
+    xtask_with(moto, &[], args)
+}
+
+/// [`xtask`] with `env` added (after moto's).
+fn xtask_with(moto: Option<&MotoServer>, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.args(args)
         .arg("--packed")
@@ -27,6 +32,7 @@ fn xtask(moto: Option<&MotoServer>, args: &[&str]) -> Output {
     if let Some(m) = moto {
         m.configure(&mut cmd);
     }
+    cmd.envs(env.iter().copied());
     cmd.output().expect("xtask runs")
 }
 
@@ -394,44 +400,418 @@ fn arm64_without_its_target_says_how_to_add_it() {
     );
 }
 
+/// The statements of the function's resource-based policy (none: no policy).
+fn policy_statements(moto: &MotoServer) -> Vec<serde_json::Value> {
+    let Some(policy) = moto.lambda_get("functions/onnx/policy?Qualifier=live") else {
+        return Vec::new();
+    };
+    let doc: serde_json::Value = serde_json::from_str(policy["Policy"].as_str().unwrap()).unwrap();
+    doc["Statement"].as_array().cloned().unwrap_or_default()
+}
+
 #[test]
-fn emit_sam_writes_the_same_function() {
+fn a_function_url_tracing_and_reserved_concurrency() {
     test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
+    let mut moto = MotoServer::start();
+    let role = moto.create_role("onnx-lambda");
     let work = tempfile::tempdir().unwrap();
-    let template = work.path().join("template.yaml");
     let zip = work.path().join("bootstrap.zip");
-    let out = ok(xtask(
-        None,
-        &[
+    let deploy = |variant_tag: &str, extra: &[&str]| {
+        let binary = variant(work.path(), variant_tag, variant_tag.as_bytes());
+        let mut args = vec![
             "deploy",
             "--function",
             "onnx",
             "--role",
-            "arn:aws:iam::123456789012:role/r",
+            &role,
             "--bootstrap",
-            ours().to_str().unwrap(),
+            &binary,
             "--out",
             zip.to_str().unwrap(),
-            "--env",
-            "MODEL_S3_BUCKET=models",
-            "--canary-weight",
-            "0.1",
-            "--emit-sam",
-            template.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        xtask(Some(&moto), &args)
+    };
+
+    let out = ok(deploy(
+        "a",
+        &[
+            "--url",
+            "--cors-origin",
+            "https://app.example.com",
+            "--reserved-concurrency",
+            "5",
+            "--tracing",
+            "active",
         ],
     ));
-    assert!(out.contains("template.yaml"), "{out}");
-    let yaml = std::fs::read_to_string(&template).unwrap();
-    for needle in [
-        "Type: AWS::Serverless::Function",
-        "Runtime: provided.al2023",
-        "Handler: bootstrap",
-        "CodeUri: \"bootstrap.zip\"",
-        "AutoPublishAlias: \"live\"",
-        "MODEL_S3_BUCKET: \"models\"",
-        "Type: Canary10Percent5Minutes",
-        "Architectures: [x86_64]",
+    let url = moto
+        .lambda_get_at("2021-10-31", "functions/onnx/url?Qualifier=live")
+        .expect("a Function URL");
+    assert_eq!(url["AuthType"], "AWS_IAM", "{url}");
+    assert_eq!(
+        url["Cors"]["AllowOrigins"],
+        serde_json::json!(["https://app.example.com"])
+    );
+    let address = url["FunctionUrl"].as_str().unwrap();
+    assert!(out.contains(address), "{out}");
+    assert!(
+        out.contains("--aws-sigv4 'aws:amz:us-east-1:lambda'"),
+        "an IAM-signed request to paste: {out}"
+    );
+    let concurrency = moto
+        .lambda_get_at("2017-10-31", "functions/onnx/concurrency")
+        .unwrap();
+    assert_eq!(concurrency["ReservedConcurrentExecutions"], 5);
+    let conf = moto.lambda_get("functions/onnx/configuration").unwrap();
+    assert_eq!(conf["TracingConfig"]["Mode"], "Active");
+    assert!(
+        policy_statements(&moto).is_empty(),
+        "IAM auth needs no policy"
+    );
+
+    // Public: both permissions Lambda requires, and a warning.
+    let out = ok(deploy("b", &["--url", "--public"]));
+    let url = moto
+        .lambda_get_at("2021-10-31", "functions/onnx/url?Qualifier=live")
+        .unwrap();
+    assert_eq!(url["AuthType"], "NONE");
+    assert!(out.contains("warning: the URL is public"), "{out}");
+    assert!(!out.contains("--aws-sigv4"), "{out}");
+    let statements = policy_statements(&moto);
+    let action = |sid: &str| {
+        statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .map(|s| (s["Action"].clone(), s["Principal"].clone()))
+    };
+    assert_eq!(
+        action("FunctionURLAllowPublicAccess"),
+        Some((
+            serde_json::json!("lambda:InvokeFunctionUrl"),
+            serde_json::json!("*")
+        )),
+        "{statements:?}"
+    );
+    assert_eq!(
+        action("FunctionURLAllowInvokeAction").map(|a| a.0),
+        Some(serde_json::json!("lambda:InvokeFunction")),
+        "{statements:?}"
+    );
+
+    // Back to IAM auth: the public permissions go.
+    ok(deploy("c", &["--url"]));
+    let url = moto
+        .lambda_get_at("2021-10-31", "functions/onnx/url?Qualifier=live")
+        .unwrap();
+    assert_eq!(url["AuthType"], "AWS_IAM");
+    assert!(
+        policy_statements(&moto).is_empty(),
+        "{:?}",
+        policy_statements(&moto)
+    );
+
+    let out = failed(deploy(
+        "e",
+        &[
+            "--provisioned-concurrency",
+            "6",
+            "--reserved-concurrency",
+            "5",
+        ],
+    ));
+    assert!(out.contains("more than the reserved concurrency"), "{out}");
+    let out = failed(deploy("f", &["--public"]));
+    assert!(out.contains("add --url"), "{out}");
+    moto.stop();
+}
+
+/// moto has no provisioned-concurrency API: `LambdaProxy` answers it as Lambda documents it
+/// and records what `deploy` sent, and passes every other Lambda call on to moto.
+#[test]
+fn provisioned_concurrency_is_asked_for_on_the_alias_and_waited_for() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
+    let mut moto = MotoServer::start();
+    let proxy = test_support::LambdaProxy::start(&moto.endpoint);
+    let role = moto.create_role("onnx-lambda");
+    let work = tempfile::tempdir().unwrap();
+    let zip = work.path().join("bootstrap.zip");
+    let env = [("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint.as_str())];
+    let deploy = |tag: &str, extra: &[&str]| {
+        let binary = variant(work.path(), tag, tag.as_bytes());
+        let mut args = vec![
+            "deploy",
+            "--function",
+            "onnx",
+            "--role",
+            &role,
+            "--bootstrap",
+            &binary,
+            "--out",
+            zip.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        xtask_with(Some(&moto), &env, &args)
+    };
+    let out = ok(deploy("a", &["--provisioned-concurrency", "2"]));
+    assert!(
+        out.contains("provisioned concurrency: 0 of 2 ready (IN_PROGRESS)"),
+        "{out}"
+    );
+    assert!(out.contains("provisioned   2 of 2 (READY)"), "{out}");
+    let puts: Vec<_> = proxy
+        .recorded()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.target.contains("/provisioned-concurrency"))
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(
+        puts[0].target,
+        "/2019-09-30/functions/onnx/provisioned-concurrency?Qualifier=live"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&puts[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"ProvisionedConcurrentExecutions": 2})
+    );
+    assert!(
+        proxy
+            .recorded()
+            .iter()
+            .any(|r| r.target.contains("/aliases")),
+        "the other calls went through to moto"
+    );
+
+    // A canary, then --promote with the setting: the alias keeps it, set again and ready.
+    ok(deploy("b", &["--canary-weight", "0.5"]));
+    let out = ok(xtask_with(
+        Some(&moto),
+        &env,
+        &[
+            "deploy",
+            "--function",
+            "onnx",
+            "--promote",
+            "--provisioned-concurrency",
+            "2",
+        ],
+    ));
+    assert!(out.contains("promoted"), "{out}");
+    assert!(out.contains("provisioned   2 of 2 (READY)"), "{out}");
+    moto.stop();
+}
+
+/// `xtask deploy` with this environment instead of moto's.
+fn deploy_with_env(env: &[(&str, &str)], extra: &[&str]) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(["deploy", "--function", "onnx", "--bootstrap"])
+        .arg(ours())
+        .arg("--out")
+        .arg(work.path().join("b.zip"))
+        .arg("--packed")
+        .arg(test_support::fixture_path("FALLBACK_PACKED"))
+        .args(extra);
+    for var in [
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
     ] {
-        assert!(yaml.contains(needle), "{needle:?} in\n{yaml}");
+        cmd.env_remove(var);
     }
+    // No profile files, no instance metadata: only what `env` gives.
+    cmd.env("AWS_CONFIG_FILE", work.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", work.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied());
+    failed(cmd.output().expect("xtask runs"))
+}
+
+/// The error part of xtask's output (after `Error: `).
+fn error_lines(out: &str) -> Vec<&str> {
+    let at = out
+        .find("Error: ")
+        .unwrap_or_else(|| panic!("no error in {out}"));
+    out[at..].lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+#[test]
+fn aws_failures_say_what_to_do_in_two_lines() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
+    let out = deploy_with_env(&[("AWS_REGION", "eu-west-1")], &[]);
+    let lines = error_lines(&out);
+    assert!(
+        lines[0].contains("lambda:GetFunction failed: no AWS credentials found"),
+        "{out}"
+    );
+    assert!(
+        lines.len() <= 2 && lines[1].contains("aws sso login"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("DispatchFailure"),
+        "no SDK dump without -v: {out}"
+    );
+
+    let out = deploy_with_env(
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+        ],
+        &[],
+    );
+    let lines = error_lines(&out);
+    assert!(lines[0].contains("no AWS region set"), "{out}");
+    assert!(lines.len() <= 2 && lines[1].contains("AWS_REGION"), "{out}");
+
+    // Nothing listens on port 9: unreachable; -v adds the SDK's own account of it.
+    let unreachable = [
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "x"),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ];
+    let out = deploy_with_env(&unreachable, &[]);
+    assert!(
+        error_lines(&out)[0].contains("could not be reached"),
+        "{out}"
+    );
+    assert!(!out.contains("full error"), "{out}");
+    let out = deploy_with_env(&unreachable, &["-v"]);
+    assert!(out.contains("full error: "), "{out}");
+}
+
+/// `cfn-lint` on a template: no errors and no warnings.
+fn lint(template: &Path) {
+    let out = Command::new(test_support::fixture_path("CFN_LINT"))
+        .arg(template)
+        .output()
+        .expect("cfn-lint runs");
+    assert!(
+        out.status.success(),
+        "cfn-lint on {}:\n{}\n{}",
+        template.display(),
+        output_text(&out),
+        std::fs::read_to_string(template).unwrap()
+    );
+}
+
+fn emit_sam(work: &Path, extra: &[&str]) -> (Output, PathBuf) {
+    let template = work.join("template.yaml");
+    let (ours, zip) = (ours(), work.join("bootstrap.zip"));
+    let mut args = vec![
+        "deploy",
+        "--function",
+        "onnx",
+        "--bootstrap",
+        ours.to_str().unwrap(),
+        "--out",
+        zip.to_str().unwrap(),
+        "--emit-sam",
+        template.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    (xtask(None, &args), template)
+}
+
+#[test]
+fn emit_sam_writes_the_same_deployment_and_cfn_lint_passes_it() {
+    test_support::require_fixtures!(
+        "FALLBACK_BOOTSTRAP",
+        "FALLBACK_PACKED",
+        "MOTO_SERVER",
+        "CFN_LINT"
+    );
+    let work = tempfile::tempdir().unwrap();
+    // A Function URL, the S3 store's read policy, tracing, both concurrencies and a 5%
+    // canary (a CodeDeploy config of its own).
+    let (out, template) = emit_sam(
+        work.path(),
+        &[
+            "--env",
+            "MODEL_S3_BUCKET=models",
+            "--url",
+            "--public",
+            "--cors-origin",
+            "https://app.example.com",
+            "--tracing",
+            "active",
+            "--reserved-concurrency",
+            "10",
+            "--provisioned-concurrency",
+            "2",
+            "--canary-weight",
+            "0.05",
+        ],
+    );
+    let out = ok(out);
+    assert!(out.contains("template.yaml"), "{out}");
+    lint(&template);
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&template).unwrap()).unwrap();
+    let f = &t["Resources"]["Function"];
+    assert_eq!(f["Type"], "AWS::Serverless::Function");
+    let p = &f["Properties"];
+    assert_eq!(p["Runtime"], "provided.al2023");
+    assert_eq!(p["Handler"], "bootstrap");
+    assert_eq!(p["CodeUri"], "bootstrap.zip");
+    assert_eq!(p["AutoPublishAlias"], "live");
+    assert_eq!(p["Architectures"], serde_json::json!(["x86_64"]));
+    assert_eq!(p["Environment"]["Variables"]["MODEL_S3_BUCKET"], "models");
+    assert_eq!(p["Tracing"], "Active");
+    assert_eq!(p["ReservedConcurrentExecutions"], 10);
+    assert_eq!(
+        p["ProvisionedConcurrencyConfig"]["ProvisionedConcurrentExecutions"],
+        2
+    );
+    assert_eq!(p["FunctionUrlConfig"]["AuthType"], "NONE");
+    assert_eq!(
+        p["FunctionUrlConfig"]["Cors"]["AllowOrigins"],
+        serde_json::json!(["https://app.example.com"])
+    );
+    assert!(p["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["S3ReadPolicy"]["BucketName"] == "models"));
+    assert_eq!(
+        p["DeploymentPreference"]["Type"]["Ref"],
+        "CanaryDeploymentConfig"
+    );
+    let canary = &t["Resources"]["CanaryDeploymentConfig"]["Properties"]["TrafficRoutingConfig"];
+    assert_eq!(canary["TimeBasedCanary"]["CanaryPercentage"], 5);
+    for output in ["Url", "FunctionArn", "AliasArn"] {
+        assert!(t["Outputs"][output]["Value"].is_object(), "{output} in {t}");
+    }
+
+    // An HTTP API instead, an existing role (so no Policies) and CodeDeploy's own 10% canary.
+    let (out, template) = emit_sam(
+        work.path(),
+        &[
+            "--http-api",
+            "--role",
+            "arn:aws:iam::123456789012:role/r",
+            "--canary-weight",
+            "0.1",
+        ],
+    );
+    ok(out);
+    lint(&template);
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&template).unwrap()).unwrap();
+    let p = &t["Resources"]["Function"]["Properties"];
+    assert_eq!(p["Events"]["Api"]["Type"], "HttpApi");
+    assert_eq!(p["Role"], "arn:aws:iam::123456789012:role/r");
+    assert!(p.get("Policies").is_none());
+    assert_eq!(p["DeploymentPreference"]["Type"], "Canary10Percent5Minutes");
+    assert!(t["Outputs"]["Url"]["Value"]["Fn::Sub"].is_string());
+
+    // A share CodeDeploy cannot shift is refused, saying why.
+    let (out, _) = emit_sam(work.path(), &["--canary-weight", "0.125"]);
+    let out = failed(out);
+    assert!(out.contains("whole percentages"), "{out}");
 }

@@ -524,3 +524,65 @@ async fn a_first_use_load_ends_before_the_invocations_deadline() {
         started.elapsed()
     );
 }
+
+/// A model loaded from S3 while an invocation is answered: the S3 request carries the
+/// invocation's X-Ray trace header (lambda_runtime sets `_X_AMZN_TRACE_ID`, the AWS SDK
+/// passes it on), and the load is a metric of that invocation, naming the fallback.
+#[test]
+fn a_traced_first_use_load_passes_the_trace_on_and_is_measured() {
+    test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
+    let rt = runtime();
+    let mut moto = MotoServer::start();
+    moto.create_bucket(BUCKET);
+    publish(Some(&moto), &["--s3", &format!("s3://{BUCKET}/{PREFIX}")]);
+    let work = tempfile::tempdir().unwrap();
+    let mut env = s3_env(&moto.endpoint, &work.path().join("tmp"));
+    env.push(("MODEL_EFS_DIR".into(), String::new()));
+    let f = rt.block_on(start(&fixture_bootstrap(), &env));
+    moto.start_recording();
+
+    let trace = "Root=1-6750a1b2-5e1b2c3d4e5f6a7b8c9d0e1f;Parent=53995c3f42cd8ad8;Sampled=1";
+    let row = &samples()["rows"][0]["features"];
+    let request = serde_json::to_vec(&json!({"model": "lazy-a", "features": row})).unwrap();
+    let outcome = rt
+        .block_on(f.invoke_as("traced-1", trace, request, test_support::function::TIMEOUT))
+        .unwrap();
+    assert_eq!(outcome.json()["source"], "s3", "{}", outcome.json());
+
+    let key = format!("{PREFIX}/lazy-a/");
+    let gets: Vec<Value> = moto
+        .recorded()
+        .into_iter()
+        .filter(|r| r["method"] == "GET" && r["url"].as_str().unwrap_or("").contains(&key))
+        .collect();
+    assert!(
+        !gets.is_empty(),
+        "the model was fetched: {:?}",
+        moto.recorded()
+    );
+    for get in &gets {
+        let header = get["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-amzn-trace-id"))
+            .map(|(_, v)| v.clone());
+        assert_eq!(header, Some(json!(trace)), "{get}");
+    }
+
+    std::thread::sleep(Duration::from_millis(300));
+    let fallback_loads: Vec<Value> = f
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("FallbackLoads").is_some())
+        .collect();
+    assert_eq!(fallback_loads.len(), 1, "{:?}", f.logs());
+    let doc = &fallback_loads[0];
+    assert_eq!(
+        (&doc["Model"], &doc["ModelSource"], &doc["requestId"]),
+        (&json!("lazy-a"), &json!("s3"), &json!("traced-1"))
+    );
+    assert!(doc["ModelLoadTime"][0].as_f64().unwrap() > 0.0, "{doc}");
+    moto.stop();
+}

@@ -24,6 +24,32 @@ pub struct DeployToml {
     pub environment: BTreeMap<String, String>,
     pub efs: Option<Efs>,
     pub vpc: Option<Vpc>,
+    pub url: Option<UrlSettings>,
+    pub tracing: Option<Tracing>,
+    pub reserved_concurrency: Option<i32>,
+    pub provisioned_concurrency: Option<i32>,
+}
+
+/// A Function URL on the alias.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSettings {
+    /// No auth: anyone on the internet may call it (`AuthType NONE`).
+    #[serde(default)]
+    pub public: bool,
+    /// Browser origins allowed to call it (CORS); `*` for any.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
+/// X-Ray tracing of the function (`TracingConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tracing {
+    /// Sample and record traces (the execution role needs X-Ray write access).
+    Active,
+    /// Lambda's default: only pass on a caller's trace header.
+    PassThrough,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +86,10 @@ pub struct Settings {
     pub environment: BTreeMap<String, String>,
     pub efs: Option<Efs>,
     pub vpc: Option<Vpc>,
+    pub url: Option<UrlSettings>,
+    pub tracing: Option<Tracing>,
+    pub reserved_concurrency: Option<i32>,
+    pub provisioned_concurrency: Option<i32>,
 }
 
 pub fn read(path: &Path) -> Result<DeployToml> {
@@ -104,6 +134,29 @@ impl Settings {
             }
             if self.vpc.is_none() {
                 bail!("an EFS access point needs the function in a VPC: set [vpc] subnet_ids and security_group_ids");
+            }
+        }
+        if let Some(n) = self.reserved_concurrency.filter(|n| *n < 0) {
+            bail!(
+                "reserved concurrency {n}: expected 0 or more (0 stops the function from running)"
+            );
+        }
+        if let Some(n) = self.provisioned_concurrency {
+            if n < 1 {
+                bail!("provisioned concurrency {n}: expected 1 or more");
+            }
+            if let Some(r) = self.reserved_concurrency.filter(|r| n > *r) {
+                bail!("provisioned concurrency {n} is more than the reserved concurrency {r}: Lambda refuses that; raise --reserved-concurrency or lower --provisioned-concurrency");
+            }
+        }
+        if let Some(url) = &self.url {
+            let valid = |o: &String| {
+                o == "*"
+                    || ((o.starts_with("https://") || o.starts_with("http://"))
+                        && !o.contains(char::is_whitespace))
+            };
+            if let Some(bad) = url.cors_origins.iter().find(|o| !valid(o)) {
+                bail!("CORS origin {bad:?}: expected * or an origin like https://app.example.com");
             }
         }
         Ok(())

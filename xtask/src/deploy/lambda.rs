@@ -4,16 +4,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use aws_sdk_lambda::error::{DisplayErrorContext, SdkError};
+use anyhow::{bail, Context, Result};
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     AliasRoutingConfiguration, Architecture, Environment, FileSystemConfig, FunctionCode,
-    LastUpdateStatus, Runtime, State, VpcConfig,
+    LastUpdateStatus, Runtime, State, TracingConfig, TracingMode, VpcConfig,
 };
 use aws_sdk_lambda::Client;
 
-use super::config::Settings;
+use super::config::{Settings, Tracing};
 use super::package::{Arch, Package};
 
 /// Where the code comes from: the zip itself, or an object already uploaded to S3.
@@ -34,11 +34,13 @@ pub async fn client() -> Client {
     Client::new(&shared)
 }
 
-fn api<E>(what: &str, e: SdkError<E>) -> anyhow::Error
+/// A failed call as a person can act on it; `what` is the API name (its IAM action is
+/// `lambda:<what>`).
+pub(super) fn api<E>(what: &str, e: SdkError<E>) -> anyhow::Error
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    anyhow!("{what}: {}", DisplayErrorContext(&e))
+    crate::aws_error::explain(&format!("lambda:{what}"), e)
 }
 
 /// The function as it is now, or `None` if it does not exist.
@@ -112,6 +114,17 @@ fn vpc(s: &Settings) -> Option<VpcConfig> {
     })
 }
 
+/// The tracing setting, when one is asked for (else the function keeps its own).
+fn tracing(s: &Settings) -> Option<TracingConfig> {
+    s.tracing.map(|t| {
+        let mode = match t {
+            Tracing::Active => TracingMode::Active,
+            Tracing::PassThrough => TracingMode::PassThrough,
+        };
+        TracingConfig::builder().mode(mode).build()
+    })
+}
+
 pub async fn create(client: &Client, s: &Settings, code: Code) -> Result<()> {
     let role = s.role.as_deref().context(
         "the function does not exist yet: creating it needs an execution role (--role ARN or role in deploy.toml)",
@@ -135,6 +148,7 @@ pub async fn create(client: &Client, s: &Settings, code: Code) -> Result<()> {
         .environment(environment(s))
         .set_file_system_configs(Some(file_systems(s)?).filter(|v| !v.is_empty()))
         .set_vpc_config(vpc(s))
+        .set_tracing_config(tracing(s))
         .code(code)
         .send()
         .await
@@ -165,6 +179,7 @@ pub async fn update(client: &Client, s: &Settings, code: Code) -> Result<()> {
         .environment(environment(s))
         .set_file_system_configs(Some(file_systems(s)?))
         .set_vpc_config(vpc(s))
+        .set_tracing_config(tracing(s))
         .send()
         .await
         .map_err(|e| api("UpdateFunctionConfiguration", e))?;

@@ -1,11 +1,13 @@
 //! `cargo xtask build` (the zip) and `cargo xtask deploy` (the zip to a published, aliased
 //! Lambda version).
 
+mod concurrency;
 mod config;
 pub mod glibc;
 mod lambda;
 pub mod package;
 mod sam;
+mod url;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +91,31 @@ pub struct DeployArgs {
     /// Write an AWS SAM template for the same function to this path (and deploy nothing).
     #[arg(long, value_name = "PATH")]
     pub emit_sam: Option<PathBuf>,
+    /// With --emit-sam: an HTTP API (API Gateway v2) in front of the function instead of a
+    /// Function URL.
+    #[arg(long, requires = "emit_sam")]
+    pub http_api: bool,
+    /// Create or update a Function URL on the alias (IAM auth: callers sign with SigV4).
+    #[arg(long)]
+    pub url: bool,
+    /// With --url: no auth, anyone on the internet may call it (adds the resource-based
+    /// permissions Lambda requires for that).
+    #[arg(long)]
+    pub public: bool,
+    /// With --url: a browser origin allowed to call it (CORS), repeatable; `*` for any.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Keep N execution environments initialized on the alias: no cold start for the
+    /// requests they take (billed while configured).
+    #[arg(long, value_name = "N")]
+    pub provisioned_concurrency: Option<i32>,
+    /// Reserve N concurrent executions for the function (also its ceiling).
+    #[arg(long, value_name = "N")]
+    pub reserved_concurrency: Option<i32>,
+    /// X-Ray tracing: `active` records traces; `pass-through` (Lambda's default) only passes
+    /// a caller's trace header on.
+    #[arg(long, value_enum)]
+    pub tracing: Option<config::Tracing>,
 }
 
 /// `cargo xtask build`: the release binary (or `--bootstrap`), checked and zipped.
@@ -202,6 +229,12 @@ fn settings(args: &DeployArgs) -> Result<Settings> {
         environment,
         efs,
         vpc,
+        url: url_settings(args, file.url)?,
+        tracing: args.tracing.or(file.tracing),
+        reserved_concurrency: args.reserved_concurrency.or(file.reserved_concurrency),
+        provisioned_concurrency: args
+            .provisioned_concurrency
+            .or(file.provisioned_concurrency),
     };
     s.validate()?;
     if let Some(w) = args.canary_weight {
@@ -210,6 +243,31 @@ fn settings(args: &DeployArgs) -> Result<Settings> {
         }
     }
     Ok(s)
+}
+
+/// The Function URL wanted: `[url]` in the file, with `--url`, `--public` and
+/// `--cors-origin` over it.
+fn url_settings(
+    args: &DeployArgs,
+    file: Option<config::UrlSettings>,
+) -> Result<Option<config::UrlSettings>> {
+    let flags = args.public || !args.cors_origins.is_empty();
+    let base = match (args.url, file) {
+        (true, file) => file.unwrap_or_default(),
+        (false, Some(file)) => file,
+        (false, None) if flags => {
+            bail!("--public and --cors-origin configure the Function URL: add --url")
+        }
+        (false, None) => return Ok(None),
+    };
+    Ok(Some(config::UrlSettings {
+        public: args.public || base.public,
+        cors_origins: if args.cors_origins.is_empty() {
+            base.cors_origins
+        } else {
+            args.cors_origins.clone()
+        },
+    }))
 }
 
 pub fn deploy(args: &DeployArgs) -> Result<()> {
@@ -228,16 +286,31 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
             "promoted: alias {} of {} now sends all traffic to version {version}",
             s.alias, s.function
         );
+        // Provisioned concurrency belongs to the alias and stays with it; asked for again,
+        // it is set and waited for on the promoted version.
+        if let Some(n) = s.provisioned_concurrency {
+            let p = rt.block_on(concurrency::provision(&client, &s.function, &s.alias, n))?;
+            println!(
+                "  provisioned   {} of {} ({})",
+                p.allocated, p.requested, p.status
+            );
+        }
         return Ok(());
     }
 
     let package = build(&args.build)?;
     if let Some(path) = &args.emit_sam {
         let code_uri = pathdiff(&package.zip, path);
-        crate::files::write_atomic(
-            path,
-            sam::template(&s, &code_uri, args.canary_weight).as_bytes(),
-        )?;
+        let endpoint = match (&s.url, args.http_api) {
+            (Some(_), true) => {
+                bail!("--http-api and --url each put an endpoint in front of the function: choose one")
+            }
+            (None, true) => sam::Endpoint::HttpApi,
+            (Some(u), false) => sam::Endpoint::Url(u.clone()),
+            (None, false) => sam::Endpoint::None,
+        };
+        let template = sam::template(&s, &code_uri, args.canary_weight, &endpoint)?;
+        crate::files::write_atomic(path, template.as_bytes())?;
         println!(
             "wrote {} (deploy it with `sam deploy --guided`)",
             path.display()
@@ -291,6 +364,25 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
             Some(w) => println!("  route {w} of alias {} to it", s.alias),
             None => println!("  point alias {} at it", s.alias),
         }
+        if let Some(t) = s.tracing {
+            println!("  set X-Ray tracing to {t:?}");
+        }
+        if let Some(n) = s.reserved_concurrency {
+            println!("  reserve {n} concurrent executions for the function");
+        }
+        if let Some(n) = s.provisioned_concurrency {
+            println!(
+                "  provision {n} execution environments on alias {} and wait until ready",
+                s.alias
+            );
+        }
+        if let Some(u) = &s.url {
+            let auth = if u.public { "NONE (public)" } else { "AWS_IAM" };
+            println!(
+                "  create or update the Function URL of alias {} (auth {auth})",
+                s.alias
+            );
+        }
         return Ok(());
     }
 
@@ -320,6 +412,17 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
         &version,
         args.canary_weight,
     ))?;
+    if let Some(n) = s.reserved_concurrency {
+        rt.block_on(concurrency::reserve(&client, &s.function, n))?;
+    }
+    let provisioned = match s.provisioned_concurrency {
+        Some(n) => Some(rt.block_on(concurrency::provision(&client, &s.function, &s.alias, n))?),
+        None => None,
+    };
+    let function_url = match &s.url {
+        Some(u) => Some(rt.block_on(url::ensure(&client, &s.function, &s.alias, u))?),
+        None => None,
+    };
     println!("{action} {}", s.function);
     println!("  function arn  {arn}");
     println!("  version       {version}");
@@ -342,6 +445,45 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
             mb(m.size)
         );
     }
+    if let Some(t) = s.tracing {
+        println!("  tracing       {t:?}");
+    }
+    if let Some(n) = s.reserved_concurrency {
+        println!("  reserved      {n} concurrent executions");
+    }
+    if let Some(p) = &provisioned {
+        println!(
+            "  provisioned   {} of {} ({})",
+            p.allocated, p.requested, p.status
+        );
+    }
+    if let (Some(address), Some(u)) = (&function_url, &s.url) {
+        print_url(&client, address, u, &package)?;
+    }
+    Ok(())
+}
+
+/// The URL and a request to paste: the default model's sample request when the manifest
+/// has one for a model this zip embeds, else the list of models.
+fn print_url(
+    client: &aws_sdk_lambda::Client,
+    address: &str,
+    u: &config::UrlSettings,
+    package: &Package,
+) -> Result<()> {
+    let auth = if u.public { "NONE" } else { "AWS_IAM" };
+    println!("  url           {address} (auth {auth})");
+    if u.public {
+        eprintln!("warning: the URL is public: anyone who finds it can call the function, and every call is billed; cap the cost with --reserved-concurrency");
+    }
+    let example = crate::manifest::default_example_request()
+        .filter(|e| package.models.iter().any(|m| m.name == e.model))
+        .map(|e| e.request);
+    println!("call it:");
+    println!(
+        "  {}",
+        url::curl(address, &url::region(client)?, u.public, example.as_deref())
+    );
     Ok(())
 }
 
@@ -355,10 +497,7 @@ async fn upload(bucket: &str, key: &str, bytes: Vec<u8>) -> Result<()> {
         .send()
         .await
         .map_err(|e| {
-            anyhow::anyhow!(
-                "uploading s3://{bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            )
+            crate::aws_error::explain(&format!("s3:PutObject on s3://{bucket}/{key}"), e)
         })?;
     Ok(())
 }

@@ -1,62 +1,220 @@
-//! `--emit-sam`: the same function as an AWS SAM template, for teams that deploy with
-//! SAM/CloudFormation. `AutoPublishAlias` gives the version + alias, and a canary weight
-//! becomes a CodeDeploy canary deployment preference.
+//! `--emit-sam`: the same deployment as an AWS SAM template, for teams that deploy with
+//! SAM/CloudFormation: the function, `AutoPublishAlias` (the version + alias), its endpoint (a
+//! Function URL, or an HTTP API with `--http-api`), the policies its model store needs,
+//! tracing, concurrency, a canary as a CodeDeploy deployment preference, and `Outputs`.
+//!
+//! Written as JSON, which CloudFormation, SAM and cfn-lint read as they read YAML (JSON is
+//! YAML), so no YAML is written by hand.
 
-use super::config::Settings;
+use anyhow::{bail, Result};
+use serde_json::{json, Map, Value};
 
-fn quoted(s: &str) -> String {
-    // JSON strings are valid YAML scalars, and escaping is then never a question.
-    serde_json::to_string(s).unwrap_or_default()
+use super::config::{Settings, Tracing, UrlSettings};
+
+/// The function's logical id; SAM names what it generates after it (`FunctionAliaslive`,
+/// `FunctionUrl`, `ServerlessHttpApi`).
+const FUNCTION: &str = "Function";
+
+/// Which endpoint the template puts in front of the function.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    None,
+    Url(UrlSettings),
+    HttpApi,
 }
 
-pub fn template(s: &Settings, code_uri: &str, canary: Option<f64>) -> String {
-    let mut out = String::new();
-    out.push_str("AWSTemplateFormatVersion: \"2010-09-09\"\n");
-    out.push_str("Transform: AWS::Serverless-2016-10-31\n");
-    out.push_str("Description: ONNX inference with the models compiled into bootstrap (written by cargo xtask deploy --emit-sam)\n");
-    out.push_str("Resources:\n  Function:\n    Type: AWS::Serverless::Function\n    Properties:\n");
-    let prop = |out: &mut String, k: &str, v: String| out.push_str(&format!("      {k}: {v}\n"));
-    prop(&mut out, "FunctionName", quoted(&s.function));
-    prop(&mut out, "CodeUri", quoted(code_uri));
-    prop(&mut out, "Runtime", "provided.al2023".into());
-    prop(&mut out, "Handler", "bootstrap".into());
-    prop(
-        &mut out,
-        "Architectures",
-        format!("[{}]", s.arch.lambda_name()),
-    );
-    prop(&mut out, "MemorySize", s.memory.to_string());
-    prop(&mut out, "Timeout", s.timeout.to_string());
-    if let Some(role) = &s.role {
-        prop(&mut out, "Role", quoted(role));
-    }
-    prop(&mut out, "AutoPublishAlias", quoted(&s.alias));
-    if let Some(w) = canary {
-        // CodeDeploy's predefined Lambda canaries all shift 10% first.
-        out.push_str(&format!(
-            "      DeploymentPreference:\n        # --canary-weight {w}; CodeDeploy's predefined canaries start at 10%\n        Type: Canary10Percent5Minutes\n"
-        ));
-    }
+pub fn template(
+    s: &Settings,
+    code_uri: &str,
+    canary: Option<f64>,
+    endpoint: &Endpoint,
+) -> Result<String> {
+    let mut props = Map::new();
+    let mut put = |k: &str, v: Value| {
+        props.insert(k.into(), v);
+    };
+    put("FunctionName", json!(s.function));
+    put("CodeUri", json!(code_uri));
+    put("Runtime", json!("provided.al2023"));
+    put("Handler", json!("bootstrap"));
+    put("Architectures", json!([s.arch.lambda_name()]));
+    put("MemorySize", json!(s.memory));
+    put("Timeout", json!(s.timeout));
+    put("AutoPublishAlias", json!(s.alias));
     if !s.environment.is_empty() {
-        out.push_str("      Environment:\n        Variables:\n");
-        for (k, v) in &s.environment {
-            out.push_str(&format!("          {k}: {}\n", quoted(v)));
-        }
+        put("Environment", json!({"Variables": s.environment}));
     }
     if let Some(efs) = &s.efs {
-        out.push_str(&format!(
-            "      FileSystemConfigs:\n        - Arn: {}\n          LocalMountPath: {}\n",
-            quoted(&efs.access_point_arn),
-            quoted(&efs.mount_path)
-        ));
+        put(
+            "FileSystemConfigs",
+            json!([{"Arn": efs.access_point_arn, "LocalMountPath": efs.mount_path}]),
+        );
     }
     if let Some(vpc) = &s.vpc {
-        let list = |v: &[String]| v.iter().map(|x| quoted(x)).collect::<Vec<_>>().join(", ");
-        out.push_str(&format!(
-            "      VpcConfig:\n        SubnetIds: [{}]\n        SecurityGroupIds: [{}]\n",
-            list(&vpc.subnet_ids),
-            list(&vpc.security_group_ids)
-        ));
+        put(
+            "VpcConfig",
+            json!({"SubnetIds": vpc.subnet_ids, "SecurityGroupIds": vpc.security_group_ids}),
+        );
     }
-    out
+    if let Some(t) = s.tracing {
+        put(
+            "Tracing",
+            json!(match t {
+                Tracing::Active => "Active",
+                Tracing::PassThrough => "PassThrough",
+            }),
+        );
+    }
+    if let Some(n) = s.reserved_concurrency {
+        put("ReservedConcurrentExecutions", json!(n));
+    }
+    if let Some(n) = s.provisioned_concurrency {
+        put(
+            "ProvisionedConcurrencyConfig",
+            json!({"ProvisionedConcurrentExecutions": n}),
+        );
+    }
+    match &s.role {
+        // SAM ignores Policies beside a Role: the role must carry them itself.
+        Some(role) => put("Role", json!(role)),
+        None => put("Policies", Value::Array(policies(s))),
+    }
+    let mut resources = Map::new();
+    if let Some(w) = canary {
+        let (preference, config) = deployment_preference(w)?;
+        put("DeploymentPreference", preference);
+        if let Some(config) = config {
+            resources.insert("CanaryDeploymentConfig".into(), config);
+        }
+    }
+    match endpoint {
+        Endpoint::None => {}
+        Endpoint::Url(url) => put("FunctionUrlConfig", function_url(url)),
+        Endpoint::HttpApi => put(
+            "Events",
+            json!({"Api": {"Type": "HttpApi", "Properties": {"Method": "ANY", "Path": "/"}}}),
+        ),
+    }
+    resources.insert(
+        FUNCTION.into(),
+        json!({"Type": "AWS::Serverless::Function", "Properties": props}),
+    );
+    let template = json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": "ONNX inference with the models compiled into bootstrap (written by cargo xtask deploy --emit-sam)",
+        "Resources": resources,
+        "Outputs": outputs(endpoint),
+    });
+    Ok(serde_json::to_string_pretty(&template)? + "\n")
+}
+
+/// What the execution role needs for the model store: S3 reads of `MODEL_S3_BUCKET`, and
+/// with EFS the VPC access and the mount through the access point.
+fn policies(s: &Settings) -> Vec<Value> {
+    let mut policies = vec![json!("AWSLambdaBasicExecutionRole")];
+    if let Some(bucket) = s.environment.get(inference_core::settings::MODEL_S3_BUCKET) {
+        policies.push(json!({"S3ReadPolicy": {"BucketName": bucket}}));
+    }
+    if let Some(efs) = &s.efs {
+        policies.push(json!("AWSLambdaVPCAccessExecutionRole"));
+        policies.push(json!({"Statement": [{
+            "Effect": "Allow",
+            "Action": ["elasticfilesystem:ClientMount"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": efs.access_point_arn}}
+        }]}));
+    } else if s.vpc.is_some() {
+        policies.push(json!("AWSLambdaVPCAccessExecutionRole"));
+    }
+    policies
+}
+
+/// CodeDeploy's canary for a traffic share `w`: its predefined 10% one, or a deployment
+/// config of our own for another whole percentage. CodeDeploy shifts whole percents only.
+fn deployment_preference(w: f64) -> Result<(Value, Option<Value>)> {
+    let percent = w * 100.0;
+    if (percent - percent.round()).abs() > 1e-9 {
+        bail!(
+            "--canary-weight {w} with --emit-sam: CodeDeploy canaries shift whole percentages, so {percent}% cannot be written; use {} or {}",
+            percent.floor().max(1.0) / 100.0,
+            percent.ceil().min(99.0) / 100.0
+        );
+    }
+    let percent = percent.round() as i64;
+    if percent == 10 {
+        return Ok((json!({"Type": "Canary10Percent5Minutes"}), None));
+    }
+    // CodeDeploy moves the rest after the interval; `deploy` itself waits for --promote.
+    let config = json!({
+        "Type": "AWS::CodeDeploy::DeploymentConfig",
+        "Properties": {
+            "ComputePlatform": "Lambda",
+            "TrafficRoutingConfig": {
+                "Type": "TimeBasedCanary",
+                "TimeBasedCanary": {"CanaryPercentage": percent, "CanaryInterval": 5}
+            }
+        }
+    });
+    Ok((
+        json!({"Type": {"Ref": "CanaryDeploymentConfig"}}),
+        Some(config),
+    ))
+}
+
+fn function_url(url: &UrlSettings) -> Value {
+    let mut config = json!({"AuthType": if url.public { "NONE" } else { "AWS_IAM" }});
+    if !url.cors_origins.is_empty() {
+        config["Cors"] = json!({
+            "AllowOrigins": url.cors_origins,
+            "AllowMethods": ["GET", "POST"],
+            "AllowHeaders": super::url::CORS_HEADERS,
+            "MaxAge": 600
+        });
+    }
+    config
+}
+
+fn outputs(endpoint: &Endpoint) -> Value {
+    let mut outputs = json!({
+        "FunctionArn": {"Description": "the function", "Value": {"Fn::GetAtt": [FUNCTION, "Arn"]}},
+        "AliasArn": {"Description": "the alias each deploy moves", "Value": {"Ref": format!("{FUNCTION}.Alias")}},
+    });
+    match endpoint {
+        Endpoint::None => {}
+        Endpoint::Url(_) => {
+            outputs["Url"] = json!({
+                "Description": "the Function URL on the alias",
+                "Value": {"Fn::GetAtt": [format!("{FUNCTION}Url"), "FunctionUrl"]}
+            });
+        }
+        Endpoint::HttpApi => {
+            outputs["Url"] = json!({
+                "Description": "the HTTP API in front of the alias",
+                "Value": {"Fn::Sub": "https://${ServerlessHttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"}
+            });
+        }
+    }
+    outputs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canary_weights_become_codedeploy_canaries_or_say_why_not() {
+        let (p, config) = deployment_preference(0.1).unwrap();
+        assert_eq!(p["Type"], "Canary10Percent5Minutes");
+        assert!(config.is_none());
+        let (p, config) = deployment_preference(0.05).unwrap();
+        assert_eq!(p["Type"]["Ref"], "CanaryDeploymentConfig");
+        let config = config.unwrap();
+        assert_eq!(
+            config["Properties"]["TrafficRoutingConfig"]["TimeBasedCanary"]["CanaryPercentage"],
+            5
+        );
+        let e = deployment_preference(0.125).unwrap_err().to_string();
+        assert!(e.contains("whole percentages") && e.contains("0.12"), "{e}");
+    }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 
 use super::progress::progress_bar;
@@ -82,7 +82,7 @@ fn classify(url: &str, e: SdkError<GetObjectError>) -> Failure {
     let final_ = matches!(&e, SdkError::ServiceError(se) if se.err().is_no_such_key())
         || matches!(status, Some(400..=499) if status != Some(429))
         || matches!(e, SdkError::ConstructionFailure(_));
-    let err = anyhow::anyhow!("{url}: {}", DisplayErrorContext(&e));
+    let err = crate::aws_error::explain(&format!("s3:GetObject on {url}"), e);
     if final_ {
         Failure::Final(err)
     } else {
