@@ -3,6 +3,7 @@
 //! `curl -d '{"features": [...]}' localhost:9000` behaves as it would behind API Gateway.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -11,18 +12,22 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use crate::http_util::{response, serve, Body};
-use crate::{events, EmulatorError, Outcome, RuntimeApi};
+use crate::{events, EmulatorError, Function, Outcome};
 
-/// Starts the front door on `addr`, forwarding to `api`. Returns the bound address.
+/// Starts the front door on `addr`, forwarding to `function`. Returns the bound address.
 pub async fn start(
     addr: SocketAddr,
-    api: RuntimeApi,
+    function: Arc<Function>,
     timeout: Duration,
 ) -> std::io::Result<SocketAddr> {
-    serve(addr, move |req| forward(api.clone(), timeout, req)).await
+    serve(addr, move |req| forward(function.clone(), timeout, req)).await
 }
 
-async fn forward(api: RuntimeApi, timeout: Duration, req: Request<Incoming>) -> Response<Body> {
+async fn forward(
+    function: Arc<Function>,
+    timeout: Duration,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let method = req.method().to_string();
     let path = req
         .uri()
@@ -40,13 +45,22 @@ async fn forward(api: RuntimeApi, timeout: Duration, req: Request<Incoming>) -> 
     };
     let event = events::apigw_v2(&method, &path, &headers, &body, false);
     let payload = serde_json::to_vec(&event).unwrap_or_default();
-    match api.invoke(payload, timeout).await {
+    match function.invoke(payload, timeout).await {
         Ok(Outcome::Response(bytes)) => from_v2_response(&bytes),
+        Ok(Outcome::Error { error_type, .. })
+            if error_type.as_deref() == Some("Sandbox.Timedout") =>
+        {
+            response(
+                504,
+                "application/json",
+                r#"{"message":"Endpoint request timed out"}"#,
+            )
+        }
         Ok(Outcome::Error { body, .. }) => response(502, "application/json", body),
-        Err(EmulatorError::Timeout(_)) => response(
-            504,
+        Err(EmulatorError::RequestTooLarge(_)) => response(
+            413,
             "application/json",
-            r#"{"message":"Endpoint request timed out"}"#,
+            r#"{"message":"Request Entity Too Large"}"#,
         ),
         Err(e) => response(
             502,

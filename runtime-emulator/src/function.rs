@@ -1,3 +1,4 @@
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -7,6 +8,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::cgroup::{Cgroup, Limits};
 use crate::{EmulatorError, Outcome, RuntimeApi};
 
 /// How to start the function process.
@@ -19,6 +21,10 @@ pub struct FunctionConfig {
     /// Print the function's log lines as they come (for `cargo xtask local`).
     pub echo_logs: bool,
     pub memory_mb: u32,
+    /// Run under what Lambda gives `memory_mb` (a cgroup: CPU share and memory limit, see
+    /// [`Limits::lambda`]); off, the process has the whole machine (the benchmarks' side by
+    /// side comparisons).
+    pub lambda_limits: bool,
     /// Pin the process to these CPUs (`taskset -c`, e.g. `"0"`): a Lambda function below
     /// 1,769 MB has one vCPU, and a second core hides work done on side threads.
     pub cpus: Option<String>,
@@ -32,6 +38,7 @@ impl FunctionConfig {
             env: Vec::new(),
             echo_logs: false,
             memory_mb: 1024,
+            lambda_limits: true,
             cpus: None,
         }
     }
@@ -40,75 +47,60 @@ impl FunctionConfig {
         self.env.push((key.to_string(), value.into()));
         self
     }
+
+    pub fn memory_mb(mut self, memory_mb: u32) -> Self {
+        self.memory_mb = memory_mb;
+        self
+    }
+
+    pub fn lambda_limits(mut self, on: bool) -> Self {
+        self.lambda_limits = on;
+        self
+    }
 }
 
-/// A real `bootstrap` process polling its own [`RuntimeApi`]. Killed on drop.
+/// A real `bootstrap` process polling its own [`RuntimeApi`], as one Lambda execution
+/// environment: an invocation that kills it (out of memory, a crash) or outlives its timeout
+/// is answered as Lambda answers it, and the next one starts a new process (Lambda's
+/// re-initialisation). Killed on drop.
 pub struct Function {
     pub api: RuntimeApi,
-    child: tokio::sync::Mutex<Child>,
+    config: FunctionConfig,
+    process: tokio::sync::Mutex<Process>,
     logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// One process of the function, and the cgroup holding it to Lambda's limits.
+struct Process {
+    child: Child,
+    /// Dropped after the child: its drop ends whatever is left and removes the cgroup.
+    cgroup: Option<Cgroup>,
 }
 
 impl Function {
     /// Starts a Runtime API and the process against it, with the variables Lambda sets.
     pub async fn start(config: FunctionConfig) -> Result<Self, EmulatorError> {
         let api = RuntimeApi::start().await?;
-        let mut cmd = match &config.cpus {
-            // taskset execs the program: the child's pid stays the function's.
-            Some(cpus) => {
-                let mut cmd = Command::new("taskset");
-                cmd.arg("-c").arg(cpus).arg(&config.bootstrap);
-                cmd
-            }
-            None => Command::new(&config.bootstrap),
-        };
-        cmd.args(&config.args)
-            .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "local")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                config.memory_mb.to_string(),
-            )
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("LAMBDA_TASK_ROOT", "/var/task")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (k, v) in &config.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot start {}: {e}", config.bootstrap.display()),
-            )
-        })?;
         let logs = Arc::new(Mutex::new(Vec::new()));
-        if let Some(out) = child.stdout.take() {
-            collect(out, logs.clone(), config.echo_logs);
-        }
-        if let Some(err) = child.stderr.take() {
-            collect(err, logs.clone(), config.echo_logs);
-        }
+        let process = spawn(&config, &api, &logs)?;
         Ok(Function {
             api,
-            child: tokio::sync::Mutex::new(child),
+            config,
+            process: tokio::sync::Mutex::new(process),
             logs,
         })
     }
 
-    /// One invocation; fails fast if the process exits or reports an init error.
+    /// One invocation. The process exiting is answered as Lambda answers it
+    /// (`Runtime.OutOfMemory`, `Runtime.ExitError`), unless it reported an init error.
     pub async fn invoke(
         &self,
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Outcome, EmulatorError> {
-        self.until_exit(self.api.invoke(payload, timeout)).await
+        let ids = crate::runtime_api::Ids::new();
+        self.invoke_as(&ids.request_id, &ids.trace_id, payload, timeout)
+            .await
     }
 
     /// [`Function::invoke`] with the request id and trace header Lambda would send.
@@ -119,39 +111,67 @@ impl Function {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Outcome, EmulatorError> {
-        self.until_exit(self.api.invoke_as(request_id, trace_id, payload, timeout))
-            .await
-    }
-
-    async fn until_exit(
-        &self,
-        invoke: impl std::future::Future<Output = Result<Outcome, EmulatorError>>,
-    ) -> Result<Outcome, EmulatorError> {
-        let mut child = self.child.lock().await;
-        tokio::select! {
-            r = invoke => r,
-            status = child.wait() => {
-                // Give an init error posted just before exit the chance to be the answer.
-                if let Some(e) = self.api.wait_init_error(Duration::from_millis(200)).await {
-                    return Err(EmulatorError::Init(e));
-                }
-                Err(EmulatorError::Exited(match status {
-                    Ok(s) => s.to_string(),
-                    Err(e) => e.to_string(),
-                }))
-            }
+        let payload = payload.into();
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(EmulatorError::RequestTooLarge(payload.len()));
         }
+        let mut process = self.process.lock().await;
+        // The last invocation ended the process: this one initialises a new one.
+        if !matches!(process.child.try_wait(), Ok(None)) {
+            self.api.clear_init_error();
+            *process = spawn(&self.config, &self.api, &self.logs)?;
+        }
+        let invoke = self.api.invoke_as(request_id, trace_id, payload, timeout);
+        let ended = tokio::select! {
+            r = invoke => Ended::Answered(r),
+            status = process.child.wait() => Ended::Exited(status),
+        };
+        let status = match ended {
+            Ended::Answered(Err(EmulatorError::Timeout(_))) => {
+                // Lambda stops the environment of a timed-out invocation.
+                let _ = process.child.kill().await;
+                return Ok(function_error(
+                    "Sandbox.Timedout",
+                    request_id,
+                    &format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+                ));
+            }
+            Ended::Answered(r) => return r,
+            Ended::Exited(status) => status,
+        };
+        // Give an init error posted just before exit the chance to be the answer.
+        if let Some(e) = self.api.wait_init_error(Duration::from_millis(200)).await {
+            return Err(EmulatorError::Init(e));
+        }
+        let status = status?;
+        let out_of_memory = process.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+        let error_type = if out_of_memory {
+            "Runtime.OutOfMemory"
+        } else {
+            "Runtime.ExitError"
+        };
+        if self.config.echo_logs {
+            eprintln!("the function's process ended ({error_type}, {}); the next request starts a new one", exit_text(&status));
+        }
+        Ok(function_error(
+            error_type,
+            request_id,
+            &format!("Runtime exited with error: {}", exit_text(&status)),
+        ))
     }
 
     /// Waits for the process to exit (after an init error, say).
     pub async fn wait_exit(&self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.lock().await;
-        tokio::time::timeout(timeout, child.wait()).await.ok()?.ok()
+        let mut process = self.process.lock().await;
+        tokio::time::timeout(timeout, process.child.wait())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// The process id, for measuring it (RSS) from outside.
     pub async fn pid(&self) -> Option<u32> {
-        self.child.lock().await.id()
+        self.process.lock().await.child.id()
     }
 
     /// The process's peak resident memory so far (`VmHWM` in `/proc/<pid>/status`), in KiB;
@@ -165,14 +185,149 @@ impl Function {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// The most memory the current process's cgroup has held (Lambda's "Max Memory Used"),
+    /// in bytes; `None` when it runs without limits.
+    pub async fn max_memory_used(&self) -> Option<u64> {
+        self.process
+            .lock()
+            .await
+            .cgroup
+            .as_ref()?
+            .peak_memory_bytes()
+    }
+
+    /// Whether the process runs under Lambda's limits (a cgroup could be made).
+    pub async fn limited(&self) -> bool {
+        self.process.lock().await.cgroup.is_some()
+    }
+
     /// Every log line the process has written so far (stdout and stderr).
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub async fn kill(&self) {
-        let _ = self.child.lock().await.kill().await;
+        let _ = self.process.lock().await.child.kill().await;
     }
+}
+
+/// How an invocation's wait ended.
+enum Ended {
+    Answered(Result<Outcome, EmulatorError>),
+    Exited(std::io::Result<std::process::ExitStatus>),
+}
+
+/// Lambda's synchronous limit on a request and on a response, each.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+/// The error document Lambda returns for an invocation the function did not answer.
+fn function_error(error_type: &str, request_id: &str, message: &str) -> Outcome {
+    let body = serde_json::json!({
+        "errorType": error_type,
+        "errorMessage": format!("RequestId: {request_id} Error: {message}"),
+    });
+    Outcome::Error {
+        error_type: Some(error_type.to_string()),
+        body: body.to_string().into(),
+    }
+}
+
+/// How Lambda words a process's end: `signal: killed`, `exit status 1`.
+fn exit_text(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(libc::SIGKILL)) => "signal: killed".into(),
+        (None, Some(signal)) => format!("signal: {signal}"),
+        (None, None) => status.to_string(),
+    }
+}
+
+/// The cgroup for a new process, or `None` (said once) where this machine cannot make one.
+fn cgroup_for(config: &FunctionConfig) -> Option<Cgroup> {
+    if !config.lambda_limits {
+        return None;
+    }
+    match Cgroup::create(Limits::lambda(config.memory_mb)) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("warning: {e}"));
+            None
+        }
+    }
+}
+
+/// Starts the process with the variables Lambda sets, inside its cgroup from its first
+/// instruction.
+fn spawn(
+    config: &FunctionConfig,
+    api: &RuntimeApi,
+    logs: &Arc<Mutex<Vec<String>>>,
+) -> Result<Process, EmulatorError> {
+    let mut cmd = match &config.cpus {
+        // taskset execs the program: the child's pid stays the function's.
+        Some(cpus) => {
+            let mut cmd = Command::new("taskset");
+            cmd.arg("-c").arg(cpus).arg(&config.bootstrap);
+            cmd
+        }
+        None => Command::new(&config.bootstrap),
+    };
+    cmd.args(&config.args)
+        .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "local")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            config.memory_mb.to_string(),
+        )
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("LAMBDA_TASK_ROOT", "/var/task")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in &config.env {
+        cmd.env(k, v);
+    }
+    let cgroup = cgroup_for(config);
+    // Opened here: between fork and exec the child may only make system calls.
+    let join = match &cgroup {
+        Some(c) => c.join_files()?,
+        None => Vec::new(),
+    };
+    let fds: Vec<RawFd> = join.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: the hook only calls write(2), which is async-signal-safe, on descriptors
+    // that stay open until spawn returns; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &fds {
+                // "0" in cgroup.procs: the writing process itself.
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot start {}: {e}", config.bootstrap.display()),
+        )
+    })?;
+    drop(join);
+    if let Some(out) = child.stdout.take() {
+        collect(out, logs.clone(), config.echo_logs);
+    }
+    if let Some(err) = child.stderr.take() {
+        collect(err, logs.clone(), config.echo_logs);
+    }
+    Ok(Process { child, cgroup })
 }
 
 fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(

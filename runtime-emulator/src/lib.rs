@@ -4,27 +4,31 @@
 //!   `/runtime/invocation/{id}/response`, `/runtime/invocation/{id}/error` and
 //!   `/runtime/init/error`, with the request-id, deadline, function-ARN and trace headers.
 //! - [`Function`]: a real `bootstrap` process started against it, with the environment
-//!   Lambda sets, its log lines captured.
+//!   Lambda sets, under the CPU share and memory limit Lambda gives its memory size (a
+//!   cgroup), its log lines captured; out-of-memory kills, crashes and timeouts answered as
+//!   Lambda answers them, the next invocation re-initialising.
 //! - [`front_door`]: an HTTP server that turns each request into an API Gateway v2 event.
 //! - [`events`]: builders for the event shapes a function receives.
 //!
 //! Used by `cargo xtask local`/`invoke`, the end-to-end tests and the benchmarks.
 
+mod cgroup;
 pub mod events;
 pub mod front_door;
 mod function;
 pub mod http_util;
 mod runtime_api;
 
-pub use function::{Function, FunctionConfig};
+pub use cgroup::{Limits, Unavailable};
+pub use function::{Function, FunctionConfig, MAX_PAYLOAD_BYTES};
 pub use runtime_api::{Outcome, RuntimeApi};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     #[error("the function did not answer within {0:?}")]
     Timeout(std::time::Duration),
-    #[error("the function process exited ({0}) before answering")]
-    Exited(String),
+    #[error("the request is {0} bytes; Lambda accepts at most 6,291,456 (RequestEntityTooLargeException)")]
+    RequestTooLarge(usize),
     #[error("the function reported an init error: {0}")]
     Init(serde_json::Value),
     #[error("emulator I/O: {0}")]

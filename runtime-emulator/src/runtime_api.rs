@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::function::MAX_PAYLOAD_BYTES;
 use crate::http_util::{response, serve, Body};
 use crate::EmulatorError;
 
@@ -35,6 +36,27 @@ impl Outcome {
         serde_json::from_slice(bytes).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
         })
+    }
+}
+
+/// A new invocation's request id and X-Ray trace header, shaped as Lambda's.
+pub(crate) struct Ids {
+    pub request_id: String,
+    pub trace_id: String,
+}
+
+impl Ids {
+    pub(crate) fn new() -> Self {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let trace_id = format!(
+            "Root=1-{:08x}-{};Sampled=1",
+            now_ms() / 1000,
+            &request_id.replace('-', "")[..24]
+        );
+        Ids {
+            request_id,
+            trace_id,
+        }
     }
 }
 
@@ -100,6 +122,11 @@ impl RuntimeApi {
         self.shared.init_error.borrow().clone()
     }
 
+    /// Forgets the init error: a new process is about to initialise.
+    pub(crate) fn clear_init_error(&self) {
+        self.shared.init_error.send_replace(None);
+    }
+
     /// Waits until the function posts an init error.
     pub async fn wait_init_error(&self, timeout: Duration) -> Option<serde_json::Value> {
         let mut rx = self.shared.init_error.subscribe();
@@ -116,13 +143,9 @@ impl RuntimeApi {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Outcome, EmulatorError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let trace_id = format!(
-            "Root=1-{:08x}-{};Sampled=1",
-            now_ms() / 1000,
-            &id.replace('-', "")[..24]
-        );
-        self.invoke_as(&id, &trace_id, payload, timeout).await
+        let ids = Ids::new();
+        self.invoke_as(&ids.request_id, &ids.trace_id, payload, timeout)
+            .await
     }
 
     /// [`RuntimeApi::invoke`] with the request id and X-Ray trace header the function is
@@ -191,7 +214,21 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         }
         (Method::POST, rest) => {
             let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+            let too_large = body.len() > MAX_PAYLOAD_BYTES;
             let outcome = match parts.as_slice() {
+                // Lambda refuses the response and the caller gets this error instead.
+                ["invocation", _, "response"] if too_large => Outcome::Error {
+                    error_type: Some("Function.ResponseSizeTooLarge".into()),
+                    body: serde_json::json!({
+                        "errorType": "Function.ResponseSizeTooLarge",
+                        "errorMessage": format!(
+                            "Response payload size ({} bytes) exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes).",
+                            body.len()
+                        ),
+                    })
+                    .to_string()
+                    .into(),
+                },
                 ["invocation", _, "response"] => Outcome::Response(body),
                 ["invocation", _, "error"] => Outcome::Error { error_type, body },
                 _ => return response(404, "text/plain", "not found"),
@@ -202,6 +239,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(parts[1]);
             match waiter {
+                Some(tx) if too_large => {
+                    let _ = tx.send(outcome);
+                    response(
+                        413,
+                        "application/json",
+                        r#"{"errorMessage":"response payload too large","errorType":"RequestEntityTooLarge"}"#,
+                    )
+                }
                 Some(tx) => {
                     let _ = tx.send(outcome);
                     response(202, "application/json", r#"{"status":"OK"}"#)

@@ -3,7 +3,7 @@
 //! an answer within Lambda's response limit), then a normal request that must still be
 //! answered 200, so no case can leave the function broken.
 
-use runtime_emulator::{Function, Outcome};
+use runtime_emulator::{EmulatorError, Function, Outcome};
 use serde_json::Value;
 
 use crate::function::TIMEOUT;
@@ -21,6 +21,8 @@ pub enum Want {
     Status(u16),
     /// A failed invocation (records from an event source, which must be retried).
     InvocationError,
+    /// Refused before the function sees it, as Lambda refuses an event over 6 MB.
+    RefusedByLambda,
 }
 
 pub struct Case {
@@ -49,6 +51,16 @@ impl Case {
 
     pub fn json(name: impl Into<String>, payload: &Value, want: u16, says: &'static str) -> Self {
         Self::raw(name, serde_json::to_vec(payload).unwrap(), want, says)
+    }
+
+    /// An event Lambda itself refuses (over its 6 MB payload limit): the emulator must too.
+    pub fn over_lambdas_limit(name: impl Into<String>, payload: &Value) -> Self {
+        Case {
+            name: name.into(),
+            payload: serde_json::to_vec(payload).unwrap(),
+            want: Want::RefusedByLambda,
+            says: "",
+        }
     }
 
     pub fn refused(name: impl Into<String>, payload: &Value) -> Self {
@@ -101,6 +113,12 @@ async fn run_case(f: &Function, case: &Case, normal: &[u8]) -> Result<(), String
             (Want::InvocationError, Ok(Outcome::Error { .. })) => {}
             (Want::InvocationError, other) => {
                 return fail(format!("expected a failed invocation, got {other:?}"))
+            }
+            (Want::RefusedByLambda, Err(EmulatorError::RequestTooLarge(_))) => {}
+            (Want::RefusedByLambda, other) => {
+                return fail(format!(
+                    "expected Lambda's refusal of the event, got {other:?}"
+                ))
             }
             (Want::Status(want), Ok(Outcome::Response(bytes))) => {
                 if bytes.len() > MAX_RESPONSE_BYTES {

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -33,8 +34,9 @@ pub struct InvokeArgs {
     pub run: RunArgs,
 }
 
+/// Which `bootstrap` to run, and its environment.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub struct FunctionArgs {
     /// Use the dev-profile binary (quicker to build than the LTO release one).
     #[arg(long)]
     pub dev: bool,
@@ -44,20 +46,31 @@ pub struct RunArgs {
     /// Extra environment for the function, KEY=VALUE (e.g. MODEL_LOAD=lazy).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub function: FunctionArgs,
     /// Per-invocation timeout in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// The function's memory size in MB, as on Lambda: it runs with the CPU share (one vCPU
+    /// at 1,769 MB) and memory limit Lambda gives that size.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(128..=10_240))]
+    pub memory: u32,
 }
 
-fn prepare(run: &RunArgs) -> Result<FunctionConfig> {
-    let bootstrap = match &run.bootstrap {
+/// The function to run: `--bootstrap`, or the default models packed and the binary built.
+pub fn prepare(args: &FunctionArgs) -> Result<FunctionConfig> {
+    let bootstrap = match &args.bootstrap {
         Some(p) => p.clone(),
         None => {
             pack::pack_into(
                 workspace::default_manifest(),
                 workspace::default_packed_dir(),
             )?;
-            if run.dev {
+            if args.dev {
                 bootstrap_build::build_dev()?
             } else {
                 bootstrap_build::build_release()?
@@ -65,7 +78,7 @@ fn prepare(run: &RunArgs) -> Result<FunctionConfig> {
         }
     };
     let mut config = FunctionConfig::new(bootstrap);
-    for kv in &run.env {
+    for kv in &args.env {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--env takes KEY=VALUE, got {kv:?}");
         };
@@ -74,7 +87,7 @@ fn prepare(run: &RunArgs) -> Result<FunctionConfig> {
     Ok(config)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,26 +96,36 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn local(args: LocalArgs) -> Result<()> {
-    let mut config = prepare(&args.run)?;
+    let mut config = prepare(&args.run.function)?.memory_mb(args.run.memory);
     config.echo_logs = true;
     let timeout = Duration::from_secs(args.run.timeout);
+    let memory_mb = args.run.memory;
     runtime()?.block_on(async move {
-        let function = Function::start(config).await?;
+        let function = Arc::new(Function::start(config).await?);
         let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
-        let bound = front_door::start(addr, function.api.clone(), timeout)
+        let bound = front_door::start(addr, function.clone(), timeout)
             .await
             .with_context(|| format!("cannot listen on {addr} (use --port)"))?;
         let url = format!("http://{bound}");
         println!("\nserving on {url}  (Runtime API emulator on {})", function.api.endpoint());
+        if function.limited().await {
+            let limits = runtime_emulator::Limits::lambda(memory_mb);
+            println!(
+                "as Lambda runs it at {memory_mb} MB: {:.2} vCPU, {memory_mb} MiB of memory",
+                limits.vcpus()
+            );
+        }
         println!("list the models:   curl {url}");
         if let Some(example) = crate::manifest::default_example_request().map(|e| e.request) {
             println!("ask the default model:\n  curl -s {url} -H 'content-type: application/json' -d '{example}'");
         }
         println!("Ctrl-C to stop.");
+        // A process an invocation ended (out of memory, a crash) is started again by the
+        // next request, as Lambda does; only a failed init stops the local run.
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            status = function.wait_exit(Duration::MAX) => {
-                bail!("the function exited ({status:?}); see its log above");
+            Some(error) = function.api.wait_init_error(Duration::MAX) => {
+                bail!("the function's init failed: {error}; see its log above");
             }
         }
         function.kill().await;
@@ -111,7 +134,7 @@ pub fn local(args: LocalArgs) -> Result<()> {
 }
 
 pub fn invoke(args: InvokeArgs) -> Result<()> {
-    let config = prepare(&args.run)?;
+    let config = prepare(&args.run.function)?.memory_mb(args.run.memory);
     let text = match args.data.strip_prefix('@') {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?

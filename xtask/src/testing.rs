@@ -30,13 +30,15 @@ pub fn run(args: TestArgs) -> Result<()> {
     // moto's server mode: the real S3 (and Lambda, IAM) APIs on loopback, for the tests.
     let moto = python_env::ensure("moto")?;
     // The benchmark's Python side (onnxruntime, awslambdaric), for xtask/tests/bench.rs.
-    python_env::ensure("bench")?;
+    // …and for xtask/tests/lambda_limits.rs, a function with no memory guard of its own.
+    let bench = python_env::ensure("bench")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .env("TEST_DATA_DIR", &data)
         .env("MOTO_SERVER", moto.bin("moto_server"))
         // moto's requirements bring cfn-lint: it checks the SAM templates deploy writes.
         .env("CFN_LINT", moto.bin("cfn-lint"))
+        .env("BENCH_PYTHON", bench.python())
         .env("FALLBACK_PACKED", &fallback.packed)
         .env("FALLBACK_BOOTSTRAP", &fallback.bootstrap)
         .env("TEXT_PACKED", &text.packed)

@@ -219,7 +219,9 @@ fn sides(
         runtime: Runtime::Ours,
         // Lambda sets no RUST_BACKTRACE; a developer's shell often does, and then every error
         // tract raises while it tries an optimization captures a backtrace.
+        // The whole machine for both sides: these are side-by-side figures, not Lambda's.
         config: FunctionConfig::new(bootstrap)
+            .lambda_limits(false)
             .env(settings::MODEL_LOAD, "lazy")
             .env("RUST_BACKTRACE", "0"),
         model: None,
@@ -229,6 +231,7 @@ fn sides(
         runtime: Runtime::Python,
         config: {
             let mut c = FunctionConfig::new(python.python())
+                .lambda_limits(false)
                 .env("PYTHONPATH", handler.to_string_lossy())
                 .env("BENCH_KIND", model.kind.python_name())
                 .env("MODEL_PATH", model_path.to_string_lossy());
