@@ -7,6 +7,7 @@ mod cache;
 mod deploy;
 mod fetch;
 mod files;
+mod latency;
 mod local;
 mod manifest;
 mod pack;
@@ -14,6 +15,7 @@ mod publish;
 mod python_env;
 mod test_data;
 mod testing;
+mod tune;
 mod workspace;
 
 use anyhow::Result;
@@ -54,6 +56,9 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Run every test (installs what the tests need, packs the models first).
     Test(testing::TestArgs),
+    /// Find the memory size to deploy with: the model's request at each size under Lambda's
+    /// CPU share and memory limit, priced; a table, JSON and a plot (target/tune/).
+    Tune(Box<tune::TuneArgs>),
 }
 
 fn main() -> Result<()> {
@@ -68,5 +73,6 @@ fn main() -> Result<()> {
         Task::Invoke(args) => local::invoke(args),
         Task::Bench(args) => bench::run(&args),
         Task::Test(args) => testing::run(args),
+        Task::Tune(args) => tune::run(&args),
     }
 }

@@ -208,10 +208,16 @@ pub struct ExampleRequest {
 /// The default manifest's default model (or its only one) and its `sample_request`, if it
 /// has one that reads as JSON.
 pub fn default_example_request() -> Option<ExampleRequest> {
+    example_request(None)
+}
+
+/// `model`'s `sample_request` in the default manifest (`None`: the default model's, or the
+/// only model's), if it has one that reads as JSON.
+pub fn example_request(model: Option<&str>) -> Option<ExampleRequest> {
     let manifest = Manifest::read(&crate::workspace::default_manifest()).ok()?;
-    let model = manifest
-        .default
-        .clone()
+    let model = model
+        .map(str::to_string)
+        .or_else(|| manifest.default.clone())
         .or_else(|| manifest.models.first().map(|m| m.name.clone()))?;
     let spec = manifest.models.iter().find(|m| m.name == model)?;
     let text = std::fs::read_to_string(manifest.resolve(spec.sample_request.as_ref()?)).ok()?;

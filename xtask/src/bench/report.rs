@@ -8,10 +8,11 @@ use anyhow::{bail, Result};
 use inference_core::compare;
 use serde::Serialize;
 
-use super::measure::{Answers, Cold, Stats, Warm};
+use super::measure::{Answers, Cold, Warm};
 use super::size::Deployment;
 use super::workloads::{self, BenchModel, Kind};
 use super::{pinned, BenchArgs, ORT_FP32, ORT_INT8, OURS, OURS_INT8_DYNAMIC};
+use crate::latency::Stats;
 use crate::python_env::PythonEnv;
 
 const SIDES: [&str; 4] = [OURS, OURS_INT8_DYNAMIC, ORT_FP32, ORT_INT8];

@@ -53,6 +53,10 @@ pub struct DeployArgs {
     /// Memory in MB (default 1024).
     #[arg(long)]
     pub memory: Option<i32>,
+    /// The memory size `cargo xtask tune` recommended (target/tune/tune.json: the cheapest
+    /// meeting its p99 target, else its knee).
+    #[arg(long, conflicts_with = "memory")]
+    pub tuned_memory: bool,
     /// Timeout in seconds (default 30).
     #[arg(long)]
     pub timeout: Option<i32>,
@@ -213,7 +217,10 @@ fn settings(args: &DeployArgs) -> Result<Settings> {
         function: args.function.clone().or(file.function).unwrap_or_default(),
         role: args.role.clone().or(file.role),
         arch,
-        memory: args.memory.or(file.memory).unwrap_or(1024),
+        memory: match args.tuned_memory {
+            true => crate::tune::recommended_memory()?,
+            false => args.memory.or(file.memory).unwrap_or(1024),
+        },
         timeout: args.timeout.or(file.timeout).unwrap_or(30),
         alias: args
             .alias
