@@ -44,7 +44,12 @@ where
     if VERBOSE.load(Ordering::Relaxed) {
         text.push_str(&format!("\n\nfull error: {}", DisplayErrorContext(&e)));
     } else if matches!(cause, Cause::Other | Cause::Unreachable) {
-        text.push_str("\n  (run with -v for the SDK's full error)");
+        // Still two lines: the hint ends the second one (or is it, after a bare first).
+        let hint = "`cargo xtask -v …` shows the SDK's own error.";
+        match cause {
+            Cause::Other => text.push_str(&format!("\n  {hint}")),
+            _ => text.push_str(&format!(" {hint}")),
+        }
     }
     anyhow::anyhow!(text)
 }
