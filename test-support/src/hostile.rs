@@ -54,10 +54,10 @@ impl Case {
     }
 
     /// An event Lambda itself refuses (over its 6 MB payload limit): the emulator must too.
-    pub fn over_lambdas_limit(name: impl Into<String>, payload: &Value) -> Self {
+    pub fn over_lambdas_limit(name: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
         Case {
             name: name.into(),
-            payload: serde_json::to_vec(payload).unwrap(),
+            payload: payload.into(),
             want: Want::RefusedByLambda,
             says: "",
         }
