@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Where results go (default target/bench).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run every side under what Lambda gives a function of this many MB (CPU share and
+    /// memory limit, as `cargo xtask local` does); by default both have the whole machine.
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u32).range(128..=10_240))]
+    pub memory: Option<u32>,
 }
 
 /// What runs a side's model.
@@ -80,6 +84,14 @@ impl Side {
         self.config
             .clone()
             .env(self.runtime.threads_var(), threads.to_string())
+    }
+}
+
+/// `config` with Lambda's limits for `memory_mb`, or with the whole machine.
+fn limits(config: FunctionConfig, memory_mb: Option<u32>) -> FunctionConfig {
+    match memory_mb {
+        Some(mb) => config.memory_mb(mb).lambda_limits(true),
+        None => config.lambda_limits(false),
     }
 }
 
@@ -161,7 +173,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .build()?;
     let mut report = report::Report::new(args, &python)?;
     for model in &models {
-        let sides = sides(model, &bootstrap, &python, &handler, ort_int8.as_deref())?;
+        let sides = sides(
+            model,
+            &bootstrap,
+            &python,
+            &handler,
+            ort_int8.as_deref(),
+            args.memory,
+        )?;
         eprintln!("\n== {} ({} sides) ==", model.key, sides.len());
         rt.block_on(measure_model(args, model, &sides, &mut report))?;
     }
@@ -211,6 +230,7 @@ fn sides(
     python: &PythonEnv,
     handler: &std::path::Path,
     ort_int8: Option<&std::path::Path>,
+    memory: Option<u32>,
 ) -> Result<Vec<Side>> {
     // Lazy: each process loads only the model under test (the function embeds them all),
     // and that load is inside the first response's time.
@@ -219,9 +239,8 @@ fn sides(
         runtime: Runtime::Ours,
         // Lambda sets no RUST_BACKTRACE; a developer's shell often does, and then every error
         // tract raises while it tries an optimization captures a backtrace.
-        // The whole machine for both sides: these are side-by-side figures, not Lambda's.
-        config: FunctionConfig::new(bootstrap)
-            .lambda_limits(false)
+        // The whole machine for both sides unless --memory: side-by-side figures.
+        config: limits(FunctionConfig::new(bootstrap), memory)
             .env(settings::MODEL_LOAD, "lazy")
             .env("RUST_BACKTRACE", "0"),
         model: None,
@@ -230,8 +249,7 @@ fn sides(
         label,
         runtime: Runtime::Python,
         config: {
-            let mut c = FunctionConfig::new(python.python())
-                .lambda_limits(false)
+            let mut c = limits(FunctionConfig::new(python.python()), memory)
                 .env("PYTHONPATH", handler.to_string_lossy())
                 .env("BENCH_KIND", model.kind.python_name())
                 .env("MODEL_PATH", model_path.to_string_lossy());

@@ -82,6 +82,8 @@ pub struct Target {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: Machine,
+    /// The Lambda memory size both sides ran under (`--memory`); none: the whole machine.
+    pub lambda_memory_mb: Option<u32>,
     pub cold_runs: usize,
     pub warm_iterations: usize,
     pub cold: Vec<ColdRow>,
@@ -138,6 +140,7 @@ impl Report {
     pub fn new(args: &BenchArgs, python: &PythonEnv) -> Result<Report> {
         Ok(Report {
             machine: machine(python),
+            lambda_memory_mb: args.memory,
             cold_runs: args.cold,
             warm_iterations: args.warm,
             cold: Vec::new(),
@@ -409,6 +412,13 @@ impl Report {
             "Machine: {}, {} cores, {:.1} GiB, Linux {}; {}; {}.\n",
             m.cpu, m.cores, m.memory_gib, m.kernel, m.rustc, m.python
         );
+        if let Some(mb) = self.lambda_memory_mb {
+            let _ = writeln!(
+                md,
+                "Every side ran under what Lambda gives a {mb} MB function: {:.2} vCPU and {mb} MB of memory (`--memory {mb}`).\n",
+                runtime_emulator::Limits::lambda(mb).vcpus()
+            );
+        }
         let _ = writeln!(
             md,
             "### Cold start: fresh process → first response (batch 1, one thread, {} runs)\n",
