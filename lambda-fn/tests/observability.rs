@@ -40,10 +40,8 @@ async fn invoke_as(f: &Function, request_id: &str, trace_id: &str, request: &Val
 /// cannot say: every dimension and metric a directive names is a top-level member, a
 /// dimension a string and a metric a number or at most 100 of them.
 fn emf_documents(f: &Function) -> Vec<Value> {
-    let docs: Vec<Value> = f
-        .logs()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let docs: Vec<Value> = test_support::function::json_lines(f)
+        .into_iter()
         .filter(|v| v.get("_aws").is_some())
         .collect();
     for doc in &docs {

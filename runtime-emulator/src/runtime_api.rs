@@ -137,19 +137,9 @@ impl RuntimeApi {
         }
     }
 
-    /// Queues one invocation and waits for its outcome (or an init error, or the timeout).
-    pub async fn invoke(
-        &self,
-        payload: impl Into<Bytes>,
-        timeout: Duration,
-    ) -> Result<Outcome, EmulatorError> {
-        let ids = Ids::new();
-        self.invoke_as(&ids.request_id, &ids.trace_id, payload, timeout)
-            .await
-    }
-
-    /// [`RuntimeApi::invoke`] with the request id and X-Ray trace header the function is
-    /// sent, as Lambda sends them (`Lambda-Runtime-Aws-Request-Id`, `-Trace-Id`).
+    /// Queues one invocation with the request id and X-Ray trace header the function is sent,
+    /// as Lambda sends them (`Lambda-Runtime-Aws-Request-Id`, `-Trace-Id`), and waits for
+    /// its outcome (or an init error, or the timeout).
     pub async fn invoke_as(
         &self,
         request_id: &str,

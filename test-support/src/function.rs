@@ -46,11 +46,18 @@ pub async fn init_error(f: &Function) -> String {
     }
 }
 
-/// The function's JSON log lines whose message is `message`.
-pub fn log_lines(f: &Function, message: &str) -> Vec<Value> {
+/// Every line the function wrote that is a JSON object (log lines and EMF documents).
+pub fn json_lines(f: &Function) -> Vec<Value> {
     f.logs()
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
+/// The function's JSON log lines whose message is `message`.
+pub fn log_lines(f: &Function, message: &str) -> Vec<Value> {
+    json_lines(f)
+        .into_iter()
         .filter(|v| v["message"] == message)
         .collect()
 }

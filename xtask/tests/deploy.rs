@@ -409,6 +409,32 @@ fn policy_statements(moto: &MotoServer) -> Vec<serde_json::Value> {
     doc["Statement"].as_array().cloned().unwrap_or_default()
 }
 
+/// `deploy` of function `onnx` with a variant binary (`tag` appended, so each deploy is new
+/// code) zipped next to `zip`.
+fn deploy_variant(
+    moto: &MotoServer,
+    env: &[(&str, &str)],
+    role: &str,
+    zip: &Path,
+    tag: &str,
+    extra: &[&str],
+) -> Output {
+    let binary = variant(zip.parent().unwrap(), tag, tag.as_bytes());
+    let mut args = vec![
+        "deploy",
+        "--function",
+        "onnx",
+        "--role",
+        role,
+        "--bootstrap",
+        &binary,
+        "--out",
+        zip.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    xtask_with(Some(moto), env, &args)
+}
+
 #[test]
 fn a_function_url_tracing_and_reserved_concurrency() {
     test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
@@ -416,22 +442,7 @@ fn a_function_url_tracing_and_reserved_concurrency() {
     let role = moto.create_role("onnx-lambda");
     let work = tempfile::tempdir().unwrap();
     let zip = work.path().join("bootstrap.zip");
-    let deploy = |variant_tag: &str, extra: &[&str]| {
-        let binary = variant(work.path(), variant_tag, variant_tag.as_bytes());
-        let mut args = vec![
-            "deploy",
-            "--function",
-            "onnx",
-            "--role",
-            &role,
-            "--bootstrap",
-            &binary,
-            "--out",
-            zip.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        xtask(Some(&moto), &args)
-    };
+    let deploy = |tag: &str, extra: &[&str]| deploy_variant(&moto, &[], &role, &zip, tag, extra);
 
     let out = ok(deploy(
         "a",
@@ -537,22 +548,7 @@ fn provisioned_concurrency_is_asked_for_on_the_alias_and_waited_for() {
     let work = tempfile::tempdir().unwrap();
     let zip = work.path().join("bootstrap.zip");
     let env = [("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint.as_str())];
-    let deploy = |tag: &str, extra: &[&str]| {
-        let binary = variant(work.path(), tag, tag.as_bytes());
-        let mut args = vec![
-            "deploy",
-            "--function",
-            "onnx",
-            "--role",
-            &role,
-            "--bootstrap",
-            &binary,
-            "--out",
-            zip.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        xtask_with(Some(&moto), &env, &args)
-    };
+    let deploy = |tag: &str, extra: &[&str]| deploy_variant(&moto, &env, &role, &zip, tag, extra);
     let out = ok(deploy("a", &["--provisioned-concurrency", "2"]));
     assert!(
         out.contains("provisioned concurrency: 0 of 2 ready (IN_PROGRESS)"),

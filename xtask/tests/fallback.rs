@@ -571,10 +571,8 @@ fn a_traced_first_use_load_passes_the_trace_on_and_is_measured() {
     }
 
     std::thread::sleep(Duration::from_millis(300));
-    let fallback_loads: Vec<Value> = f
-        .logs()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let fallback_loads: Vec<Value> = test_support::function::json_lines(&f)
+        .into_iter()
         .filter(|v| v.get("FallbackLoads").is_some())
         .collect();
     assert_eq!(fallback_loads.len(), 1, "{:?}", f.logs());
