@@ -147,7 +147,7 @@ impl Registry {
         let mut loads = Vec::new();
         if settings.load == LoadMode::Eager {
             for slot in slots.iter_mut().filter(|s| s.model.bytes.is_some()) {
-                let (model, load) = timed_load(&slot.model, &settings.fallback)?;
+                let TimedLoad { model, load } = timed_load(&slot.model, &settings.fallback)?;
                 slot.loaded = Mutex::new(Some(Arc::new(model)));
                 slot.pinned = true;
                 loads.push(load);
@@ -235,7 +235,7 @@ impl Registry {
                 None => {
                     let (fallback, cut) = self.fallback_until(deadline);
                     match timed_load(&slot.model, &fallback) {
-                        Ok((model, load)) => {
+                        Ok(TimedLoad { model, load }) => {
                             let model = Arc::new(model);
                             *guard = Some(model.clone());
                             self.loads
@@ -377,11 +377,14 @@ impl Registry {
     }
 }
 
+/// A model just loaded, and the load's record.
+struct TimedLoad {
+    model: LoadedModel,
+    load: ModelLoad,
+}
+
 /// Loads one model and records how long it took and where its bytes came from.
-fn timed_load(
-    model: &PackedModel,
-    fallback: &FallbackConfig,
-) -> Result<(LoadedModel, ModelLoad), InitError> {
+fn timed_load(model: &PackedModel, fallback: &FallbackConfig) -> Result<TimedLoad, InitError> {
     let started = Instant::now();
     let loaded = load::load_model(model, fallback)?;
     let load = ModelLoad {
@@ -389,7 +392,10 @@ fn timed_load(
         source: loaded.source,
         duration: started.elapsed(),
     };
-    Ok((loaded, load))
+    Ok(TimedLoad {
+        model: loaded,
+        load,
+    })
 }
 
 /// What a caught panic said.
