@@ -171,6 +171,8 @@ impl Cgroup {
         );
         let cgroup = match hierarchy {
             Hierarchy::V1 { cpu, memory } => {
+                sweep(cpu);
+                sweep(memory);
                 let (cpu, memory) = (cpu.join(&name), memory.join(&name));
                 let cgroup = Cgroup {
                     dirs: Vec::new(),
@@ -198,6 +200,7 @@ impl Cgroup {
                     Err(e) => return Err(Unavailable(format!("mkdir {}: {e}", parent.display()))),
                 }
                 write(&parent, "cgroup.subtree_control", "+cpu +memory")?;
+                sweep(&parent);
                 let dir = parent.join(&name);
                 let cgroup = Cgroup {
                     dirs: Vec::new(),
@@ -297,6 +300,28 @@ impl Drop for Cgroup {
         }
         for dir in self.dirs.iter().rev() {
             let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Removes the empty function cgroups under `dir` whose emulator process is gone (one killed
+/// before it could remove its own); a cgroup still holding processes cannot be removed and
+/// is left alone.
+fn sweep(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX)?.strip_prefix('-'))
+            .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{owner}")).exists() {
+            let _ = fs::remove_dir(entry.path());
         }
     }
 }
@@ -421,5 +446,13 @@ mod tests {
         let dirs = cgroup.dirs.clone();
         drop(cgroup);
         assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+
+        // One left behind by an emulator that was killed is removed by the next one made.
+        let parent = dirs[0].parent().unwrap();
+        let orphan = parent.join(format!("{PREFIX}-{}-0", u32::MAX));
+        fs::create_dir(&orphan).unwrap();
+        let next = Cgroup::create(limits).unwrap();
+        assert!(!orphan.exists(), "{}", orphan.display());
+        drop(next);
     }
 }
