@@ -133,23 +133,31 @@ pub fn local(args: LocalArgs) -> Result<()> {
     })
 }
 
-pub fn invoke(args: InvokeArgs) -> Result<()> {
-    let config = prepare(&args.run.function)?.memory_mb(args.run.memory);
-    let text = match args.data.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
-        }
-        None => args.data.clone(),
-    };
-    let mut request: Value = serde_json::from_str(&text).context("--data is not valid JSON")?;
-    if let Some(model) = &args.model {
+/// `--data`'s text: the JSON given, or `@FILE`'s contents.
+pub fn data_text(data: &str) -> Result<String> {
+    match data.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}")),
+        None => Ok(data.to_string()),
+    }
+}
+
+/// The request in `text`, asking `model` when one is named (`--model`).
+pub fn request(text: &str, model: Option<&str>) -> Result<Value> {
+    let mut request: Value = serde_json::from_str(text).context("the request is not valid JSON")?;
+    if let Some(model) = model {
         match &mut request {
             Value::Object(obj) => {
-                obj.insert("model".into(), Value::String(model.clone()));
+                obj.insert("model".into(), Value::String(model.to_string()));
             }
-            _ => bail!("--model needs --data to be a JSON object"),
+            _ => bail!("--model needs the request to be a JSON object"),
         }
     }
+    Ok(request)
+}
+
+pub fn invoke(args: InvokeArgs) -> Result<()> {
+    let config = prepare(&args.run.function)?.memory_mb(args.run.memory);
+    let request = request(&data_text(&args.data)?, args.model.as_deref())?;
     let timeout = Duration::from_secs(args.run.timeout);
     runtime()?.block_on(async move {
         let function = Function::start(config).await?;

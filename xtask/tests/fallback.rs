@@ -262,18 +262,35 @@ fn corrupted_embedded_model_falls_back_to_efs_then_s3_never_to_a_tampered_copy()
     moto.stop();
 }
 
+/// moto with the packed models published to S3, and the function's environment for that
+/// store alone (no EFS; its `/tmp` copies under `work/tmp`).
+struct S3Store {
+    moto: MotoServer,
+    work: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+fn published_to_s3() -> S3Store {
+    let moto = MotoServer::start();
+    moto.create_bucket(BUCKET);
+    publish(Some(&moto), &["--s3", &format!("s3://{BUCKET}/{PREFIX}")]);
+    let work = tempfile::tempdir().unwrap();
+    let mut env = s3_env(&moto.endpoint, &work.path().join("tmp"));
+    env.push(("MODEL_EFS_DIR".into(), String::new()));
+    S3Store { moto, work, env }
+}
+
 // moto's helpers block, so this test drives the async parts itself.
 #[test]
 fn models_not_embedded_load_from_s3_on_first_use_then_stay_in_memory() {
     test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let rt = runtime();
-    let mut moto = MotoServer::start();
-    moto.create_bucket(BUCKET);
-    publish(Some(&moto), &["--s3", &format!("s3://{BUCKET}/{PREFIX}")]);
-    let work = tempfile::tempdir().unwrap();
+    let S3Store {
+        mut moto,
+        work,
+        mut env,
+    } = published_to_s3();
     let tmp = work.path().join("tmp");
-    let mut env = s3_env(&moto.endpoint, &tmp);
-    env.push(("MODEL_EFS_DIR".into(), String::new()));
     env.push(("MODEL_MAX_LOADED".into(), "1".into()));
     let f = rt.block_on(start(&fixture_bootstrap(), &env));
 
@@ -532,12 +549,11 @@ async fn a_first_use_load_ends_before_the_invocations_deadline() {
 fn a_traced_first_use_load_passes_the_trace_on_and_is_measured() {
     test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED", "MOTO_SERVER");
     let rt = runtime();
-    let mut moto = MotoServer::start();
-    moto.create_bucket(BUCKET);
-    publish(Some(&moto), &["--s3", &format!("s3://{BUCKET}/{PREFIX}")]);
-    let work = tempfile::tempdir().unwrap();
-    let mut env = s3_env(&moto.endpoint, &work.path().join("tmp"));
-    env.push(("MODEL_EFS_DIR".into(), String::new()));
+    let S3Store {
+        mut moto,
+        work: _work,
+        env,
+    } = published_to_s3();
     let f = rt.block_on(start(&fixture_bootstrap(), &env));
     moto.start_recording();
 

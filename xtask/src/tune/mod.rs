@@ -182,12 +182,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
 /// The model's name and the request bytes to send.
 fn request(args: &TuneArgs) -> Result<(String, Vec<u8>)> {
     let text = match &args.data {
-        Some(data) => match data.strip_prefix('@') {
-            Some(path) => {
-                std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
-            }
-            None => data.clone(),
-        },
+        Some(data) => local::data_text(data)?,
         None => {
             let Some(example) = crate::manifest::example_request(args.model.as_deref()) else {
                 bail!(
@@ -198,15 +193,7 @@ fn request(args: &TuneArgs) -> Result<(String, Vec<u8>)> {
             example.request
         }
     };
-    let mut request: Value = serde_json::from_str(&text).context("the request is not JSON")?;
-    if let Some(model) = &args.model {
-        match &mut request {
-            Value::Object(obj) => {
-                obj.insert("model".into(), Value::String(model.clone()));
-            }
-            _ => bail!("--model needs the request to be a JSON object"),
-        }
-    }
+    let request = local::request(&text, args.model.as_deref())?;
     let model = request
         .get("model")
         .and_then(Value::as_str)
