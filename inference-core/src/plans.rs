@@ -276,7 +276,7 @@ fn matmul_kernels(model: &TypedModel) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model_lock::{DType, Padding, TextPipeline, TextTask};
+    use model_lock::{DType, TextPipeline, TextTask};
     use tract_onnx::tract_core::ops::cast::cast;
     use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
 
@@ -305,13 +305,9 @@ mod tests {
         let sym = |s: &str| Dim::Symbol(s.into());
         ModelEntry {
             pipeline: text.then_some(TextPipeline {
-                task: TextTask::Embedding,
                 max_length: 16,
-                truncation: true,
-                padding: Padding::Longest,
-                normalize: false,
                 max_batch: 8,
-                output: None,
+                ..TextPipeline::new(TextTask::Embedding)
             }),
             plans,
             ..crate::test_models::entry(

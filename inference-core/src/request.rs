@@ -1,4 +1,5 @@
-//! The request protocol: `{"model", "inputs" | "features" | "text", "return"}`.
+//! The request protocol: `{"model", "inputs" | "features" | "text" | "query" + "documents" |
+//! "question" + "context", "top_k", "return"}`.
 
 use serde_json::{Map, Value};
 
@@ -8,7 +9,22 @@ use crate::tensor_json::describe as kind;
 /// Lambda's synchronous payload limit; larger bodies get 413 before any parsing.
 pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
-const FIELDS: &[&str] = &["model", "inputs", "features", "text", "return"];
+const FIELDS: &[&str] = &[
+    "model",
+    "inputs",
+    "features",
+    "text",
+    "query",
+    "documents",
+    "question",
+    "context",
+    "top_k",
+    "return",
+];
+
+/// The largest `top_k` a request may ask for (no pipeline has more candidates to rank
+/// than `max_batch`, itself at most this).
+pub const MAX_TOP_K: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestInputs {
@@ -16,8 +32,57 @@ pub enum RequestInputs {
     Named(Map<String, Value>),
     /// `"features": [..]` (one row) or `[[..], ..]` (a batch): single-input models.
     Features(Value),
-    /// `"text": "..."` or `["...", ...]` (a batch): models packed with a tokenizer.
-    Text(Vec<String>),
+    /// Text for models packed with a tokenizer.
+    Text(TextInputs),
+}
+
+/// What a text request carries; which ones a model takes depends on its pipeline's task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextInputs {
+    /// `"text": "..."` or `["...", ...]` (a batch).
+    Texts(Vec<String>),
+    /// `"text": [["a", "b"], ...]`: pairs, tokenized together (classification, rerank).
+    Pairs(Vec<TextPair>),
+    /// `"query": "...", "documents": ["...", ...]`: the query paired with each document.
+    QueryDocuments {
+        query: String,
+        documents: Vec<String>,
+    },
+    /// `"question"` and `"context"`: two strings, or two lists of the same length (a batch).
+    Questions {
+        questions: Vec<String>,
+        contexts: Vec<String>,
+        /// Sent as lists: the answer is a list too.
+        batch: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextPair {
+    pub first: String,
+    pub second: String,
+}
+
+impl TextInputs {
+    /// Texts, pairs or questions: the rows a request answers.
+    pub fn rows(&self) -> usize {
+        match self {
+            TextInputs::Texts(t) => t.len(),
+            TextInputs::Pairs(p) => p.len(),
+            TextInputs::QueryDocuments { documents, .. } => documents.len(),
+            TextInputs::Questions { questions, .. } => questions.len(),
+        }
+    }
+
+    /// The request's shape, for errors that say what a model takes instead.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            TextInputs::Texts(_) => "\"text\" as strings",
+            TextInputs::Pairs(_) => "\"text\" as pairs",
+            TextInputs::QueryDocuments { .. } => "\"query\" and \"documents\"",
+            TextInputs::Questions { .. } => "\"question\" and \"context\"",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +91,8 @@ pub struct InferenceRequest {
     pub inputs: RequestInputs,
     /// `"return"`: only these outputs in the response.
     pub return_outputs: Option<Vec<String>>,
+    /// `"top_k"`: how many documents (rerank) or answers (question answering) to return.
+    pub top_k: Option<usize>,
 }
 
 impl InferenceRequest {
@@ -94,11 +161,28 @@ impl InferenceRequest {
                 )))
             }
         };
-        let text = obj.remove("text");
+        let top_k = match obj.remove("top_k") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(k @ 1..) if k as usize <= MAX_TOP_K => Some(k as usize),
+                _ => {
+                    return Err(RequestError::bad(format!(
+                        "field \"top_k\" must be a whole number from 1 to {MAX_TOP_K}, found {n}"
+                    )))
+                }
+            },
+            Some(other) => {
+                return Err(RequestError::bad(format!(
+                    "field \"top_k\" must be a whole number, found {}",
+                    kind(&other)
+                )))
+            }
+        };
+        let text = text_inputs(&mut obj)?;
         let inputs = match (obj.remove("inputs"), obj.remove("features"), text) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(RequestError::bad(
-                    "give one of \"inputs\", \"features\" or \"text\", not several",
+                    "give one of \"inputs\", \"features\" or text (\"text\", \"query\" + \"documents\", \"question\" + \"context\"), not several",
                 ))
             }
             (Some(Value::Object(map)), None, None) => RequestInputs::Named(map),
@@ -115,10 +199,10 @@ impl InferenceRequest {
                     kind(&other)
                 )))
             }
-            (None, None, Some(text)) => RequestInputs::Text(texts(text)?),
+            (None, None, Some(text)) => RequestInputs::Text(text),
             (None, None, None) => {
                 return Err(RequestError::bad(
-                    "missing field: give \"inputs\" (an object of named nested arrays), \"features\" (an array) or \"text\" (a string or an array of strings)",
+                    "missing field: give \"inputs\" (an object of named nested arrays), \"features\" (an array), \"text\" (a string, an array of strings or of [text, text] pairs), \"query\" + \"documents\" or \"question\" + \"context\"",
                 ))
             }
         };
@@ -127,33 +211,165 @@ impl InferenceRequest {
                 "field \"return\" selects raw tensor outputs; text requests get the pipeline's answer",
             ));
         }
+        if top_k.is_some() && !matches!(inputs, RequestInputs::Text(_)) {
+            return Err(RequestError::bad(
+                "field \"top_k\" is for rerank and question-answering requests; tensor requests get every output",
+            ));
+        }
         Ok(InferenceRequest {
             model,
             inputs,
             return_outputs,
+            top_k,
         })
     }
 }
 
-fn texts(value: Value) -> Result<Vec<String>, RequestError> {
+/// The text fields, taken out of `obj`: at most one of `"text"`, `"query"` + `"documents"`,
+/// `"question"` + `"context"`.
+fn text_inputs(obj: &mut Map<String, Value>) -> Result<Option<TextInputs>, RequestError> {
+    let text = obj.remove("text");
+    let rerank = (obj.remove("query"), obj.remove("documents"));
+    let qa = (obj.remove("question"), obj.remove("context"));
+    let given = [
+        text.is_some(),
+        rerank.0.is_some() || rerank.1.is_some(),
+        qa.0.is_some() || qa.1.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(RequestError::bad(
+            "give one of \"text\", \"query\" + \"documents\" or \"question\" + \"context\", not several",
+        ));
+    }
+    if let Some(text) = text {
+        return texts(text).map(Some);
+    }
+    match rerank {
+        (None, None) => {}
+        (Some(query), Some(documents)) => {
+            let query = string("query", query)?;
+            let documents = strings("documents", documents)?;
+            return Ok(Some(TextInputs::QueryDocuments { query, documents }));
+        }
+        (Some(_), None) => {
+            return Err(RequestError::bad(
+                "field \"query\" needs \"documents\": the texts to score against it",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(RequestError::bad(
+                "field \"documents\" needs \"query\": the text to score them against",
+            ))
+        }
+    }
+    match qa {
+        (None, None) => Ok(None),
+        (Some(question), Some(context)) => {
+            let (questions, contexts, batch) = match (question, context) {
+                (Value::String(q), Value::String(c)) => (vec![q], vec![c], false),
+                (q @ Value::Array(_), c @ Value::Array(_)) => {
+                    let (q, c) = (strings("question", q)?, strings("context", c)?);
+                    if q.len() != c.len() {
+                        return Err(RequestError::bad(format!(
+                            "fields \"question\" and \"context\": {} questions and {} contexts; a batch pairs them one to one",
+                            q.len(),
+                            c.len()
+                        )));
+                    }
+                    (q, c, true)
+                }
+                (q, c) => {
+                    return Err(RequestError::bad(format!(
+                        "fields \"question\" and \"context\" must both be strings, or both arrays of strings (a batch); found {} and {}",
+                        kind(&q),
+                        kind(&c)
+                    )))
+                }
+            };
+            Ok(Some(TextInputs::Questions {
+                questions,
+                contexts,
+                batch,
+            }))
+        }
+        (Some(_), None) => Err(RequestError::bad(
+            "field \"question\" needs \"context\": the text the answer is taken from",
+        )),
+        (None, Some(_)) => Err(RequestError::bad(
+            "field \"context\" needs \"question\": what to look for in it",
+        )),
+    }
+}
+
+fn string(field: &str, value: Value) -> Result<String, RequestError> {
     match value {
-        Value::String(s) => Ok(vec![s]),
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| match v {
-                Value::String(s) => Ok(s),
-                other => Err(RequestError::bad(format!(
-                    "field \"text\": item {i} must be a string, found {}",
-                    kind(&other)
-                ))),
-            })
-            .collect(),
+        Value::String(s) => Ok(s),
         other => Err(RequestError::bad(format!(
-            "field \"text\" must be a string or an array of strings, found {}",
+            "field \"{field}\" must be a string, found {}",
             kind(&other)
         ))),
     }
+}
+
+fn strings(field: &str, value: Value) -> Result<Vec<String>, RequestError> {
+    let Value::Array(items) = value else {
+        return Err(RequestError::bad(format!(
+            "field \"{field}\" must be an array of strings, found {}",
+            kind(&value)
+        )));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => Ok(s),
+            other => Err(RequestError::bad(format!(
+                "field \"{field}\": item {i} must be a string, found {}",
+                kind(&other)
+            ))),
+        })
+        .collect()
+}
+
+/// `"text"`: a string, strings, or `[a, b]` pairs — the first item decides which.
+fn texts(value: Value) -> Result<TextInputs, RequestError> {
+    let items = match value {
+        Value::String(s) => return Ok(TextInputs::Texts(vec![s])),
+        Value::Array(items) => items,
+        other => {
+            return Err(RequestError::bad(format!(
+                "field \"text\" must be a string, an array of strings or an array of [text, text] pairs, found {}",
+                kind(&other)
+            )))
+        }
+    };
+    if !matches!(items.first(), Some(Value::Array(_))) {
+        return strings("text", Value::Array(items)).map(TextInputs::Texts);
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::Array(pair) if pair.len() == 2 && pair.iter().all(Value::is_string) => {
+                let mut pair = pair.into_iter().map(|v| match v {
+                    Value::String(s) => s,
+                    _ => unreachable!("checked to be strings"),
+                });
+                Ok(TextPair {
+                    first: pair.next().unwrap_or_default(),
+                    second: pair.next().unwrap_or_default(),
+                })
+            }
+            other => Err(RequestError::bad(format!(
+                "field \"text\": item {i} must be a pair of strings like item 0, [\"a\", \"b\"]; found {}",
+                match &other {
+                    Value::Array(a) => format!("an array of {} items", a.len()),
+                    v => kind(v).to_string(),
+                }
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(TextInputs::Pairs)
 }
 
 #[cfg(test)]
@@ -184,15 +400,78 @@ mod tests {
         assert!(err(r#"{}"#).contains("missing field"));
         assert!(err(r#"{"text":"a","features":[1]}"#).contains("not several"));
         assert!(err(r#"{"text":["a",1]}"#).contains("item 1 must be a string"));
-        assert!(err(r#"{"text":{}}"#).contains("string or an array of strings"));
+        assert!(err(r#"{"text":{}}"#).contains("a string, an array of strings"));
         assert!(err(r#"{"text":"a","return":["x"]}"#).contains("\"return\""));
         let r = from_slice(r#"{"text":"héllo"}"#.as_bytes()).unwrap();
-        assert_eq!(r.inputs, RequestInputs::Text(vec!["héllo".into()]));
+        assert_eq!(
+            r.inputs,
+            RequestInputs::Text(TextInputs::Texts(vec!["héllo".into()]))
+        );
+        assert_eq!(r.top_k, None);
         assert!(from_slice(b"{\"text\": \"\xff\xfe\"}")
             .unwrap_err()
             .to_string()
             .contains("not valid UTF-8 (invalid bytes at offset 10)"));
         let big = vec![b' '; MAX_REQUEST_BYTES + 1];
         assert_eq!(from_slice(&big).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn text_pairs_rerank_and_questions() {
+        let text = |body: &str| match from_slice(body.as_bytes()).unwrap().inputs {
+            RequestInputs::Text(t) => t,
+            other => panic!("not text: {other:?}"),
+        };
+        let pair = |a: &str, b: &str| TextPair {
+            first: a.into(),
+            second: b.into(),
+        };
+        assert_eq!(
+            text(r#"{"text":[["q","p"],["q2","p2"]]}"#),
+            TextInputs::Pairs(vec![pair("q", "p"), pair("q2", "p2")])
+        );
+        assert!(err(r#"{"text":[["q","p"],"x"]}"#).contains("item 1 must be a pair"));
+        assert!(err(r#"{"text":[["q","p","r"]]}"#).contains("an array of 3 items"));
+        assert!(err(r#"{"text":[["q",1]]}"#).contains("item 0 must be a pair"));
+        assert!(err(r#"{"text":["q",["a","b"]]}"#).contains("item 1 must be a string"));
+        assert_eq!(
+            text(r#"{"query":"q","documents":["a","b"]}"#),
+            TextInputs::QueryDocuments {
+                query: "q".into(),
+                documents: vec!["a".into(), "b".into()]
+            }
+        );
+        assert!(err(r#"{"query":"q"}"#).contains("needs \"documents\""));
+        assert!(err(r#"{"documents":["a"]}"#).contains("needs \"query\""));
+        assert!(err(r#"{"query":["q"],"documents":["a"]}"#).contains("\"query\" must be a string"));
+        assert!(err(r#"{"query":"q","documents":"a"}"#).contains("array of strings"));
+        assert_eq!(
+            text(r#"{"question":"q","context":"c"}"#),
+            TextInputs::Questions {
+                questions: vec!["q".into()],
+                contexts: vec!["c".into()],
+                batch: false
+            }
+        );
+        assert_eq!(text(r#"{"question":["q"],"context":["c"]}"#).rows(), 1);
+        assert!(err(r#"{"question":["q"],"context":"c"}"#).contains("both be strings"));
+        assert!(
+            err(r#"{"question":["q","r"],"context":["c"]}"#).contains("2 questions and 1 contexts")
+        );
+        assert!(err(r#"{"question":"q"}"#).contains("needs \"context\""));
+        assert!(err(r#"{"question":"q","context":"c","text":"t"}"#).contains("not several"));
+        assert!(err(r#"{"query":"q","documents":[],"context":"c"}"#).contains("not several"));
+        let r = from_slice(br#"{"query":"q","documents":["a"],"top_k":3}"#).unwrap();
+        assert_eq!(r.top_k, Some(3));
+        for bad in ["0", "-1", "1.5", "\"3\"", "1025"] {
+            assert!(
+                err(&format!(
+                    r#"{{"query":"q","documents":["a"],"top_k":{bad}}}"#
+                ))
+                .contains("\"top_k\""),
+                "{bad}"
+            );
+        }
+        assert!(err(r#"{"features":[1],"top_k":1}"#).contains("top_k"));
     }
 }

@@ -206,30 +206,105 @@ pub struct TextPipeline {
     /// Longest token sequence fed to the model, special tokens included.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
-    /// Cut longer texts to `max_length` (and say so in the response); `false` rejects them.
-    #[serde(default = "default_true")]
-    pub truncation: bool,
+    /// How a text (or pair) over `max_length` tokens is cut: `true` / `"longest_first"`
+    /// (the longer member of a pair first), `"only_second"` (the second member only),
+    /// `false` (refused with 400). Question answering splits its context into windows instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncation: Option<Truncation>,
     /// Pad a batch to its longest text (`longest`) or always to `max_length`.
     #[serde(default)]
     pub padding: Padding,
     /// Embeddings: scale each to unit length (for cosine similarity by dot product).
     #[serde(default)]
     pub normalize: bool,
-    /// Most texts one request may carry.
+    /// Most texts (pairs, question-answering windows) one request may carry.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
     /// The model output to pool or classify (default: the first float output).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// Question answering: tokens shared by consecutive windows of a long context
+    /// (default: `max_length / 2`, at most 128, as the Hugging Face pipeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+    /// Question answering: the longest answer, in tokens.
+    #[serde(default = "default_max_answer_length")]
+    pub max_answer_length: usize,
+    /// Question answering: answer "no answer" (an empty span) when the model scores it above
+    /// every span (SQuAD 2.0 models).
+    #[serde(default)]
+    pub handle_impossible_answer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum TextTask {
     /// Mean pooling of the token embeddings over the attention mask.
+    #[serde(rename = "embedding")]
     Embedding,
-    /// Softmax over the logits; the manifest's labels name the classes.
+    /// Softmax over the logits; the manifest's labels name the classes. Texts or pairs.
+    #[serde(rename = "classification")]
     Classification,
+    /// A cross-encoder: one relevance score per (query, document) pair, and their order.
+    #[serde(rename = "rerank")]
+    Rerank,
+    /// Extractive question answering: the span of the context the model's start and end
+    /// logits point at.
+    #[serde(rename = "question-answering")]
+    QuestionAnswering,
+}
+
+impl TextTask {
+    /// Whether requests carry pairs of texts (always for rerank and question answering).
+    pub fn takes_pairs(self) -> bool {
+        matches!(self, TextTask::Rerank | TextTask::QuestionAnswering)
+    }
+}
+
+/// How an over-long text or pair is cut (`tokenizers`' truncation strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TruncationSetting", into = "TruncationSetting")]
+pub enum Truncation {
+    /// Refused with 400.
+    Off,
+    /// Tokens come off the longer member of a pair first.
+    LongestFirst,
+    /// Tokens come off the second member only (a passage, never the query).
+    OnlySecond,
+}
+
+/// The manifest's spelling: a bool (the original form) or a strategy name.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum TruncationSetting {
+    On(bool),
+    Named(String),
+}
+
+impl TryFrom<TruncationSetting> for Truncation {
+    type Error = String;
+    fn try_from(value: TruncationSetting) -> Result<Self, String> {
+        match value {
+            TruncationSetting::On(true) => Ok(Truncation::LongestFirst),
+            TruncationSetting::On(false) => Ok(Truncation::Off),
+            TruncationSetting::Named(name) => match name.as_str() {
+                "longest_first" => Ok(Truncation::LongestFirst),
+                "only_second" => Ok(Truncation::OnlySecond),
+                other => Err(format!(
+                    "truncation = {other:?}: expected true, false, \"longest_first\" or \"only_second\""
+                )),
+            },
+        }
+    }
+}
+
+impl From<Truncation> for TruncationSetting {
+    fn from(value: Truncation) -> Self {
+        match value {
+            Truncation::Off => TruncationSetting::On(false),
+            Truncation::LongestFirst => TruncationSetting::Named("longest_first".into()),
+            Truncation::OnlySecond => TruncationSetting::Named("only_second".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -248,7 +323,41 @@ fn default_max_batch() -> usize {
     32
 }
 
+fn default_max_answer_length() -> usize {
+    15
+}
+
 impl TextPipeline {
+    /// A pipeline for `task` with every other setting at its default.
+    pub fn new(task: TextTask) -> Self {
+        TextPipeline {
+            task,
+            max_length: default_max_length(),
+            truncation: None,
+            padding: Padding::default(),
+            normalize: false,
+            max_batch: default_max_batch(),
+            output: None,
+            stride: None,
+            max_answer_length: default_max_answer_length(),
+            handle_impossible_answer: false,
+        }
+    }
+
+    /// How over-long inputs are cut: the manifest's choice, else `longest_first`; question
+    /// answering always windows its context (`only_second`, with a stride).
+    pub fn truncation(&self) -> Truncation {
+        match self.task {
+            TextTask::QuestionAnswering => Truncation::OnlySecond,
+            _ => self.truncation.unwrap_or(Truncation::LongestFirst),
+        }
+    }
+
+    /// Question answering's window overlap, in tokens.
+    pub fn stride(&self) -> usize {
+        self.stride.unwrap_or((self.max_length / 2).min(128))
+    }
+
     /// Checks the settings that serde cannot.
     pub fn validate(&self) -> Result<(), String> {
         if !(2..=8192).contains(&self.max_length) {
@@ -261,6 +370,45 @@ impl TextPipeline {
             return Err(format!(
                 "pipeline.max_batch = {}: expected 1 to 1024 texts",
                 self.max_batch
+            ));
+        }
+        let qa = self.task == TextTask::QuestionAnswering;
+        if qa {
+            if matches!(self.truncation, Some(t) if t != Truncation::OnlySecond) {
+                return Err(
+                    "pipeline.truncation: question answering splits a long context into overlapping windows (pipeline.stride); remove truncation".into(),
+                );
+            }
+            if self.stride() * 2 > self.max_length {
+                return Err(format!(
+                    "pipeline.stride = {}: at most half of max_length ({}), so each window moves forward",
+                    self.stride(),
+                    self.max_length
+                ));
+            }
+            if !(1..=self.max_length).contains(&self.max_answer_length) {
+                return Err(format!(
+                    "pipeline.max_answer_length = {}: expected 1 to max_length ({}) tokens",
+                    self.max_answer_length, self.max_length
+                ));
+            }
+        } else if self.stride.is_some() || self.handle_impossible_answer {
+            return Err(format!(
+                "pipeline.stride and pipeline.handle_impossible_answer are question-answering settings; task = {:?} does not use them",
+                self.task
+            ));
+        }
+        if self.normalize && self.task != TextTask::Embedding {
+            return Err(
+                "pipeline.normalize scales embeddings; only task = \"embedding\" uses it".into(),
+            );
+        }
+        if matches!(self.task, TextTask::Rerank | TextTask::QuestionAnswering)
+            && self.output.is_some()
+        {
+            return Err(format!(
+                "pipeline.output: task {:?} finds its outputs itself (a relevance logit; start and end logits)",
+                self.task
             ));
         }
         Ok(())
@@ -486,13 +634,11 @@ mod tests {
                     size: 9,
                 }),
                 pipeline: Some(TextPipeline {
-                    task: TextTask::Embedding,
                     max_length: 64,
-                    truncation: true,
-                    padding: Padding::Longest,
+                    truncation: Some(Truncation::OnlySecond),
                     normalize: true,
                     max_batch: 8,
-                    output: None,
+                    ..TextPipeline::new(TextTask::Embedding)
                 }),
                 limits: Limits {
                     max_input_elements: Some(4096),

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use model_lock::{Dim, ModelEntry, TensorSpec};
+use model_lock::{Dim, ModelEntry, TensorSpec, TextPipeline, TextTask};
 use serde_json::{json, Value};
 
 use crate::registry::{PackedModel, Registry};
@@ -62,22 +62,41 @@ pub fn check(
 }
 
 /// The requests a packed model must answer: the manifest's sample request (or one built
-/// from the signature), and for a text model a text request too, since a tensor sample does
-/// not exercise the tokenizer and pipeline.
+/// from the signature), and for a text model a text request of its task too, since a tensor
+/// sample does not exercise the tokenizer and pipeline.
 pub fn sample_requests(entry: &ModelEntry, sample: Option<Value>) -> Vec<Value> {
-    let text = entry.pipeline.is_some();
-    match sample {
-        Some(sample) if text && sample.get("text").is_none() => {
-            vec![sample, text_check_request()]
+    match (sample, &entry.pipeline) {
+        (Some(sample), Some(pipeline)) if !is_text_request(&sample) => {
+            vec![sample, text_check_request(pipeline)]
         }
-        Some(sample) => vec![sample],
-        None if text => vec![text_check_request()],
-        None => vec![generated_request(&entry.inputs)],
+        (Some(sample), _) => vec![sample],
+        (None, Some(pipeline)) => vec![text_check_request(pipeline)],
+        (None, None) => vec![generated_request(&entry.inputs)],
     }
 }
 
-fn text_check_request() -> Value {
-    json!({"text": ["A short sentence to check the pipeline.", "And a second one."]})
+/// Whether a request carries text (any of the text protocol's fields).
+pub(crate) fn is_text_request(request: &Value) -> bool {
+    ["text", "query", "question"]
+        .iter()
+        .any(|k| request.get(k).is_some())
+}
+
+/// A small request in the shape the pipeline's task takes.
+fn text_check_request(pipeline: &TextPipeline) -> Value {
+    match pipeline.task {
+        TextTask::Embedding | TextTask::Classification => {
+            json!({"text": ["A short sentence to check the pipeline.", "And a second one."]})
+        }
+        TextTask::Rerank => json!({
+            "query": "checking the pipeline",
+            "documents": ["A short sentence to check the pipeline.", "And a second one."]
+        }),
+        TextTask::QuestionAnswering => json!({
+            "question": "What does this sentence check?",
+            "context": "This short sentence checks the question-answering pipeline."
+        }),
+    }
 }
 
 /// A request of zeros, one per input, symbolic dims set to 1.

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use model_lock::{DType, ModelEntry, Plans, MAX_BUCKETS};
+use model_lock::{DType, ModelEntry, Plans, TextPipeline, TextTask, Truncation, MAX_BUCKETS};
 use serde_json::{json, Value};
 
 use crate::registry::{PackedModel, Registry};
@@ -77,18 +77,39 @@ pub fn timing_requests(entry: &ModelEntry, samples: &[Value]) -> Vec<Value> {
         requests.extend(batches);
     }
     if let Some(pipeline) = &entry.pipeline {
-        // One word a token for the usual tokenizers, cut at max_length when truncation is
-        // on; half as many otherwise, so the request is not refused.
-        let words = if pipeline.truncation {
-            pipeline.max_length
-        } else {
-            pipeline.max_length / 2
-        };
-        let text = vec!["the"; words.saturating_sub(2).max(1)].join(" ");
-        let texts = vec![text; TIMING_BATCH.min(pipeline.max_batch)];
-        requests.push(json!({ "text": texts }));
+        requests.push(long_text_request(pipeline));
     }
     requests
+}
+
+/// A batch of the longest texts the pipeline reads, in its task's shape: one word a token
+/// for the usual tokenizers, cut at max_length when truncation is on (half as many
+/// otherwise, so the request is not refused); question answering gets a context of several
+/// windows.
+fn long_text_request(pipeline: &TextPipeline) -> Value {
+    let words = |n: usize| vec!["the"; n.max(1)].join(" ");
+    let rows = TIMING_BATCH.min(pipeline.max_batch);
+    let full = match pipeline.truncation() {
+        Truncation::Off => pipeline.max_length / 2,
+        _ => pipeline.max_length,
+    };
+    match pipeline.task {
+        TextTask::Embedding | TextTask::Classification => {
+            json!({ "text": vec![words(full.saturating_sub(2)); rows] })
+        }
+        TextTask::Rerank => json!({
+            "query": words(4),
+            "documents": vec![words(full.saturating_sub(8)); rows]
+        }),
+        TextTask::QuestionAnswering => {
+            // Windows advance by max_length - stride tokens (less the question).
+            let advance = pipeline.max_length - pipeline.stride();
+            json!({
+                "question": words(4),
+                "context": words(advance * rows.saturating_sub(1) / 2 + advance / 2)
+            })
+        }
+    }
 }
 
 /// `sample`'s tensor values replaced by deterministic noise in [-1, 1], same shapes.
@@ -128,6 +149,9 @@ fn as_batch(sample: &Value, rank: usize) -> Option<Value> {
     let mut batch = sample.clone();
     if let Some(texts) = sample.get("text").and_then(Value::as_array) {
         batch["text"] = cycle(texts);
+    } else if super::check::is_text_request(sample) {
+        // Rerank and question answering: the long-text request is their batch.
+        return None;
     } else if let Some(features) = sample.get("features") {
         let rows = match features {
             Value::Array(rows) if nesting_depth(features) == rank => rows.clone(),

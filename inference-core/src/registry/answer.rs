@@ -9,9 +9,10 @@ use tract_onnx::prelude::*;
 
 use crate::error::{quote, RequestError};
 use crate::lookup::check_indices;
-use crate::request::{InferenceRequest, RequestInputs};
+use crate::request::{InferenceRequest, RequestInputs, TextInputs};
 use crate::response::InferenceResponse;
 use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json, SymbolValues};
+use crate::text::TextModel;
 use crate::work::{check_limits, check_memory};
 
 use super::Registry;
@@ -39,7 +40,7 @@ impl Registry {
             }
         }
         if let RequestInputs::Text(texts) = &req.inputs {
-            return self.infer_text(ix, texts, deadline);
+            return self.infer_text(ix, texts, req.top_k, deadline);
         }
         let inputs = build_inputs(entry, &req.inputs)?;
         if let Some(pipeline) = &entry.pipeline {
@@ -93,25 +94,29 @@ impl Registry {
         })
     }
 
-    /// Tokenize, run once for the whole batch, pool or classify.
+    /// Tokenize, run once for the whole batch (every window of every context), then pool,
+    /// classify, score or pick answer spans.
     fn infer_text(
         &self,
         ix: usize,
-        texts: &[String],
+        texts: &TextInputs,
+        top_k: Option<usize>,
         deadline: Option<Instant>,
     ) -> Result<InferenceResponse, RequestError> {
         let entry = &self.slots[ix].model.entry;
-        if entry.pipeline.is_none() {
+        let Some(pipeline) = &entry.pipeline else {
             return Err(RequestError::bad(format!(
-                "field \"text\": model {:?} was not packed with a tokenizer; send \"inputs\" or \"features\"",
+                "{}: model {:?} was not packed with a tokenizer; send \"inputs\" or \"features\"",
+                texts.describe(),
                 entry.name
             )));
-        }
+        };
+        TextModel::accepts(pipeline, texts, top_k)?;
         let model = self.loaded(ix, deadline)?;
         let text = model.text.as_ref().ok_or_else(|| {
             RequestError::Internal(format!("model {:?}: text pipeline missing", entry.name))
         })?;
-        let encoded = text.encode(texts)?;
+        let encoded = text.encode(texts, top_k)?;
         // The tokenizer's vocabulary should fit the model's table; a mismatched pair must
         // not read past it.
         let field = |i: usize| format!("text (token {:?})", entry.inputs[i].name);
@@ -130,7 +135,7 @@ impl Registry {
             model: entry.name.clone(),
             model_version: entry.version(),
             source: model.source,
-            rows: texts.len(),
+            rows: texts.rows(),
             outputs: Vec::new(),
             labels: None,
             text: Some(answer),

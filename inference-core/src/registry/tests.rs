@@ -141,13 +141,10 @@ fn a_model_without_bytes_or_fallback_is_unavailable_on_use() {
 fn a_text_model_without_its_tokenizer_does_not_load() {
     let mut m = model("m");
     m.entry.pipeline = Some(model_lock::TextPipeline {
-        task: model_lock::TextTask::Embedding,
         max_length: 16,
-        truncation: true,
-        padding: model_lock::Padding::Longest,
         normalize: true,
         max_batch: 4,
-        output: None,
+        ..model_lock::TextPipeline::new(model_lock::TextTask::Embedding)
     });
     let e = Registry::new(vec![m], None, &settings(LoadMode::Eager, 8)).unwrap_err();
     assert!(e.to_string().contains("needs a tokenizer"), "{e}");

@@ -1,15 +1,26 @@
-//! Text models: the packed `tokenizer.json` turns request text into the model's
-//! `input_ids` / `attention_mask` / `token_type_ids`, and the pipeline turns its output
-//! into embeddings (mean pooling) or classes (softmax).
+//! Text models: the packed `tokenizer.json` turns request text — single texts, pairs, or a
+//! question and its context — into the model's `input_ids` / `attention_mask` /
+//! `token_type_ids`, and the pipeline turns its output into embeddings (mean pooling),
+//! classes (softmax), relevance scores (`rerank.rs`) or answer spans
+//! (`question_answering.rs`).
 
 mod pooling;
+mod question_answering;
+mod rerank;
 
-use model_lock::{DType, ModelEntry, Padding, TextPipeline, TextTask};
+use std::borrow::Cow;
+
+use model_lock::{DType, ModelEntry, Padding, TextPipeline, TextTask, Truncation};
 use serde_json::{json, Map, Value};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams, TruncationStrategy};
+use tokenizers::utils::padding::pad_encodings;
+use tokenizers::{
+    EncodeInput, Encoding, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams,
+    TruncationStrategy,
+};
 use tract_onnx::prelude::*;
 
 use crate::error::RequestError;
+use crate::request::{TextInputs, TextPair};
 use crate::tensor_json::slice_of;
 
 /// Text longer than `max_length × this` characters is refused before tokenizing.
@@ -17,22 +28,44 @@ pub const MAX_CHARS_PER_TOKEN: usize = 32;
 
 /// Which tokenizer field feeds a model input.
 #[derive(Debug, Clone, Copy)]
-enum Feed {
+enum FeedSource {
     Ids,
     Mask,
     TypeIds,
 }
 
+/// One model input: what feeds it and its element type.
+#[derive(Debug, Clone, Copy)]
+struct Feed {
+    source: FeedSource,
+    dtype: DType,
+}
+
+/// The model outputs a pipeline reads.
+#[derive(Debug, Clone, Copy)]
+enum PipelineOutput {
+    /// Pooled, classified or scored.
+    One(usize),
+    /// Question answering's start and end logits.
+    Span { start: usize, end: usize },
+}
+
 /// A text model's tokenizer and pipeline, built once at load.
 pub struct TextModel {
+    /// Truncation set for the pipeline (padding is done here: see `pad`).
     tokenizer: Tokenizer,
+    /// The tokenizer file's pad token, id and side.
+    padding: PaddingParams,
     pipeline: TextPipeline,
-    /// Model inputs in order, with what feeds each and its element type.
-    feeds: Vec<(Feed, DType)>,
-    /// Index of the output the pipeline reads.
-    output: usize,
+    feeds: Vec<Feed>,
+    output: PipelineOutput,
     /// Sequence lengths a batch is padded up to, when the model runs per-length plans.
     plans: model_lock::Plans,
+    /// Tokens the tokenizer's template adds around a pair (`[CLS] a [SEP] b [SEP]`: 3).
+    pair_special_tokens: usize,
+    /// The id of the token a pair starts with (`[CLS]`), which question answering scores as
+    /// "no answer".
+    cls_id: Option<u32>,
 }
 
 impl std::fmt::Debug for TextModel {
@@ -43,13 +76,44 @@ impl std::fmt::Debug for TextModel {
     }
 }
 
-/// Tokenized texts, ready to run.
+/// Tokenized texts, ready to run, with what the answer needs to read the outputs back.
 pub struct Encoded {
     pub inputs: TVec<TValue>,
-    mask: Vec<Vec<u32>>,
+    /// One per row, padded: masks, and for question answering offsets and sequence ids.
+    encodings: Vec<Encoding>,
     /// Tokens per text after truncation, special tokens included.
     tokens: Vec<usize>,
     truncated: Vec<bool>,
+    /// Question answering: which question each row (a window of its context) belongs to.
+    window_of: Vec<usize>,
+    /// What the request asked for that shapes the answer.
+    request: TextRequest,
+}
+
+/// The parts of a text request the answer is shaped by.
+#[derive(Debug, Clone)]
+struct TextRequest {
+    rows: usize,
+    top_k: Option<usize>,
+    /// Question answering sent as lists: answer with a list.
+    batch: bool,
+    /// Question answering: the contexts, to cut answers from.
+    contexts: Vec<String>,
+}
+
+/// A request field and the item in it, for error messages.
+struct Field<'a> {
+    name: &'a str,
+    item: Option<usize>,
+}
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.item {
+            Some(i) => write!(f, "field \"{}\": item {i}", self.name),
+            None => write!(f, "field \"{}\"", self.name),
+        }
+    }
 }
 
 impl TextModel {
@@ -64,31 +128,43 @@ impl TextModel {
         let mut tokenizer = Tokenizer::from_bytes(tokenizer_json)
             .map_err(|e| format!("tokenizer.json does not load: {e}"))?;
         // The tokenizer file's own padding (often fixed at 128) would pad every text to the
-        // same length; the pipeline's settings decide instead.
-        let mut padding = tokenizer.get_padding().cloned().unwrap_or_default();
-        padding.strategy = match pipeline.padding {
-            Padding::Longest => PaddingStrategy::BatchLongest,
-            Padding::MaxLength => PaddingStrategy::Fixed(pipeline.max_length),
+        // same length; the pipeline's settings decide instead, in `pad`.
+        let padding = tokenizer.get_padding().cloned().unwrap_or_default();
+        tokenizer.with_padding(None);
+        let truncation = match pipeline.truncation() {
+            Truncation::Off => None,
+            Truncation::LongestFirst => Some(TruncationStrategy::LongestFirst),
+            Truncation::OnlySecond => Some(TruncationStrategy::OnlySecond),
         };
-        tokenizer.with_padding(Some(PaddingParams { ..padding }));
-        let truncation = pipeline.truncation.then(|| TruncationParams {
-            max_length: pipeline.max_length,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            ..Default::default()
-        });
+        let stride = match pipeline.task {
+            TextTask::QuestionAnswering => pipeline.stride(),
+            _ => 0,
+        };
         tokenizer
-            .with_truncation(truncation)
+            .with_truncation(truncation.map(|strategy| TruncationParams {
+                max_length: pipeline.max_length,
+                strategy,
+                stride,
+                ..Default::default()
+            }))
             .map_err(|e| format!("tokenizer truncation settings: {e}"))?;
+        let pair_special_tokens = tokenizer
+            .get_post_processor()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, true));
+        let cls_id = tokenizer
+            .encode(("a", "b"), true)
+            .ok()
+            .filter(|e| e.get_special_tokens_mask().first() == Some(&1))
+            .and_then(|e| e.get_ids().first().copied());
 
         let feeds = entry
             .inputs
             .iter()
             .map(|spec| {
-                let feed = match spec.name.as_str() {
-                    "input_ids" => Feed::Ids,
-                    "attention_mask" => Feed::Mask,
-                    "token_type_ids" => Feed::TypeIds,
+                let source = match spec.name.as_str() {
+                    "input_ids" => FeedSource::Ids,
+                    "attention_mask" => FeedSource::Mask,
+                    "token_type_ids" => FeedSource::TypeIds,
                     other => {
                         return Err(format!(
                             "text pipeline: the model input {other:?} is not one a tokenizer provides (input_ids, attention_mask, token_type_ids)"
@@ -101,144 +177,355 @@ impl TextModel {
                         spec.name, spec.dtype
                     ));
                 }
-                Ok((feed, spec.dtype))
+                Ok(Feed {
+                    source,
+                    dtype: spec.dtype,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if !feeds.iter().any(|(f, _)| matches!(f, Feed::Ids)) {
+        if !feeds.iter().any(|f| matches!(f.source, FeedSource::Ids)) {
             return Err("text pipeline: the model has no input_ids input".into());
         }
-        let output = match &pipeline.output {
-            Some(name) => entry
-                .outputs
-                .iter()
-                .position(|o| &o.name == name)
-                .ok_or_else(|| format!("text pipeline: the model has no output {name:?}"))?,
-            None => entry
-                .outputs
-                .iter()
-                .position(|o| matches!(o.dtype, DType::F32 | DType::F64 | DType::F16))
-                .ok_or("text pipeline: the model has no float output")?,
+        let output = match pipeline.task {
+            TextTask::QuestionAnswering => question_answering::outputs(entry)?,
+            _ => PipelineOutput::One(single_output(entry, &pipeline)?),
         };
-        let rank = entry.outputs[output].shape.len();
-        let fits = match pipeline.task {
-            TextTask::Embedding => rank == 2 || rank == 3,
-            TextTask::Classification => rank == 2,
-        };
-        if !fits {
-            return Err(format!(
-                "text pipeline: output {:?} has rank {rank}, which a {:?} pipeline cannot use",
-                entry.outputs[output].name, pipeline.task
-            ));
-        }
         Ok(TextModel {
             tokenizer,
+            padding,
             pipeline,
             feeds,
             output,
             plans: entry.plans.clone(),
+            pair_special_tokens,
+            cls_id,
         })
     }
 
-    /// With per-length plans, the batch is padded further, to the smallest bucket that holds
-    /// it: the padding is masked like the tokenizer's own, so the answer is the same.
-    fn pad_to_bucket(&self, encodings: &mut [tokenizers::Encoding]) {
-        let longest = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
-        let (Some(target), Some(padding)) = (
-            self.plans.bucket(longest as u64),
-            self.tokenizer.get_padding(),
-        ) else {
-            return;
-        };
-        for enc in encodings {
-            enc.pad(
-                target as usize,
-                padding.pad_id,
-                padding.pad_type_id,
-                &padding.pad_token,
-                padding.direction,
-            );
+    /// Whether this model's task takes `inputs` (and `top_k`): checked before the model is
+    /// loaded, so a wrong request never waits for a load.
+    pub fn accepts(
+        pipeline: &TextPipeline,
+        inputs: &TextInputs,
+        top_k: Option<usize>,
+    ) -> Result<(), RequestError> {
+        let ok = matches!(
+            (pipeline.task, inputs),
+            (TextTask::Embedding, TextInputs::Texts(_))
+                | (
+                    TextTask::Classification,
+                    TextInputs::Texts(_) | TextInputs::Pairs(_)
+                )
+                | (
+                    TextTask::Rerank,
+                    TextInputs::Pairs(_) | TextInputs::QueryDocuments { .. }
+                )
+                | (TextTask::QuestionAnswering, TextInputs::Questions { .. })
+        );
+        if !ok {
+            let wants = match pipeline.task {
+                TextTask::Embedding => "\"text\": a string or an array of strings",
+                TextTask::Classification => {
+                    "\"text\": a string, an array of strings, or an array of [text, text] pairs"
+                }
+                TextTask::Rerank => {
+                    "\"query\" and \"documents\", or \"text\": an array of [query, document] pairs"
+                }
+                TextTask::QuestionAnswering => {
+                    "\"question\" and \"context\" (strings, or arrays of strings for a batch)"
+                }
+            };
+            return Err(RequestError::bad(format!(
+                "this is a {} model; it takes {wants}, not {}",
+                task_name(pipeline.task),
+                inputs.describe()
+            )));
         }
+        if top_k.is_some() && !pipeline.task.takes_pairs() {
+            return Err(RequestError::bad(format!(
+                "field \"top_k\" is for rerank and question-answering models; this is a {} model",
+                task_name(pipeline.task)
+            )));
+        }
+        Ok(())
     }
 
-    /// Tokenizes a batch (padded to the longest text, or to max_length) into model inputs.
-    pub fn encode(&self, texts: &[String]) -> Result<Encoded, RequestError> {
-        if texts.is_empty() {
-            return Err(RequestError::bad("field \"text\": the list is empty"));
-        }
-        if texts.len() > self.pipeline.max_batch {
+    /// Tokenizes a request into model inputs: rows padded to the longest (or to
+    /// max_length), then to the plan's bucket.
+    pub fn encode(
+        &self,
+        inputs: &TextInputs,
+        top_k: Option<usize>,
+    ) -> Result<Encoded, RequestError> {
+        Self::accepts(&self.pipeline, inputs, top_k)?;
+        let mut request = TextRequest {
+            rows: inputs.rows(),
+            top_k,
+            batch: true,
+            contexts: Vec::new(),
+        };
+        let (encodings, window_of) = match inputs {
+            TextInputs::Texts(texts) => (self.encode_texts(texts)?, Vec::new()),
+            TextInputs::Pairs(pairs) => {
+                let pairs: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|TextPair { first, second }| (first.as_str(), second.as_str()))
+                    .collect();
+                let fields = [
+                    Field {
+                        name: "text",
+                        item: None,
+                    },
+                    Field {
+                        name: "text",
+                        item: None,
+                    },
+                ];
+                (self.encode_pairs(&pairs, &fields)?, Vec::new())
+            }
+            TextInputs::QueryDocuments { query, documents } => {
+                let pairs: Vec<(&str, &str)> = documents
+                    .iter()
+                    .map(|d| (query.as_str(), d.as_str()))
+                    .collect();
+                let fields = [
+                    Field {
+                        name: "query",
+                        item: None,
+                    },
+                    Field {
+                        name: "documents",
+                        item: None,
+                    },
+                ];
+                (self.encode_pairs(&pairs, &fields)?, Vec::new())
+            }
+            TextInputs::Questions {
+                questions,
+                contexts,
+                batch,
+            } => {
+                request.batch = *batch;
+                request.contexts = contexts.clone();
+                let windows = self.encode_questions(questions, contexts)?;
+                (windows.encodings, windows.window_of)
+            }
+        };
+        self.to_inputs(encodings, window_of, request)
+    }
+
+    /// The checks every text of a request gets before tokenizing: not empty, and not longer
+    /// than `max_chars` characters (the expensive part is the tokenizer).
+    fn check_texts<'a>(
+        &self,
+        texts: impl IntoIterator<Item = &'a str>,
+        field: &str,
+        max_chars: usize,
+    ) -> Result<(), RequestError> {
+        let list: Vec<&str> = texts.into_iter().collect();
+        let at = |i: usize| Field {
+            name: field,
+            item: (list.len() > 1 || field == "text").then_some(i),
+        };
+        if let Some(i) = list.iter().position(|t| t.trim().is_empty()) {
             return Err(RequestError::bad(format!(
-                "field \"text\": {} texts, more than this model takes in one request ({}, pipeline.max_batch)",
-                texts.len(),
-                self.pipeline.max_batch
+                "{}: the text is empty; there is nothing to read",
+                at(i)
             )));
         }
-        if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
-            return Err(RequestError::bad(format!(
-                "field \"text\": text {i} is empty; there is nothing to embed or classify"
-            )));
-        }
-        // Checked before tokenizing, which is the expensive part: past max_length tokens the
-        // model reads nothing more, and no token spans MAX_CHARS_PER_TOKEN characters.
-        let max_chars = self.pipeline.max_length.saturating_mul(MAX_CHARS_PER_TOKEN);
-        if let Some((i, t)) = texts
+        if let Some((i, t)) = list
             .iter()
             .enumerate()
             .find(|(_, t)| t.len() > max_chars && t.chars().count() > max_chars)
         {
             return Err(RequestError::OverLimit(format!(
-                "field \"text\": text {i} is {} characters; this model reads at most {} tokens (max_length), so it takes at most {max_chars} characters per text: send a shorter text",
+                "{}: {} characters; this model reads at most {} tokens (max_length), so it takes at most {max_chars} characters here: send a shorter text",
+                at(i),
                 t.chars().count(),
                 self.pipeline.max_length
             )));
         }
-        let mut encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| RequestError::Internal(format!("tokenizer: {e}")))?;
-        self.pad_to_bucket(&mut encodings);
-        let mut tokens = Vec::with_capacity(texts.len());
-        let mut truncated = Vec::with_capacity(texts.len());
+        Ok(())
+    }
+
+    /// Past max_length tokens the model reads nothing more, and no token spans
+    /// MAX_CHARS_PER_TOKEN characters.
+    fn max_chars(&self) -> usize {
+        self.pipeline.max_length.saturating_mul(MAX_CHARS_PER_TOKEN)
+    }
+
+    fn check_batch(&self, rows: usize, field: &str) -> Result<(), RequestError> {
+        if rows == 0 {
+            return Err(RequestError::bad(format!(
+                "field \"{field}\": the list is empty"
+            )));
+        }
+        if rows > self.pipeline.max_batch {
+            return Err(RequestError::OverLimit(format!(
+                "field \"{field}\": {rows} items, more than this model takes in one request ({}, pipeline.max_batch)",
+                self.pipeline.max_batch
+            )));
+        }
+        Ok(())
+    }
+
+    fn encode_texts(&self, texts: &[String]) -> Result<Vec<Encoding>, RequestError> {
+        self.check_batch(texts.len(), "text")?;
+        self.check_texts(texts.iter().map(String::as_str), "text", self.max_chars())?;
+        let inputs: Vec<EncodeInput> = texts.iter().map(|t| t.as_str().into()).collect();
+        let encodings = self.tokenize(inputs, |i| {
+            Field {
+                name: "text",
+                item: Some(i),
+            }
+            .to_string()
+        })?;
         for (i, enc) in encodings.iter().enumerate() {
-            let real = enc.get_attention_mask().iter().filter(|m| **m == 1).count();
             // Text the normalizer removes entirely (NUL, zero-width spaces) leaves only the
             // special tokens: an empty text, as far as the model can tell.
-            let content = enc
-                .get_attention_mask()
-                .iter()
-                .zip(enc.get_special_tokens_mask())
-                .filter(|(m, s)| **m == 1 && **s == 0)
-                .count();
-            if content == 0 {
+            if content_tokens(enc, 0) == 0 {
                 return Err(RequestError::bad(format!(
-                    "field \"text\": text {i} has no tokens once normalized (only control or zero-width characters?); there is nothing to embed or classify"
+                    "field \"text\": item {i} has no tokens once normalized (only control or zero-width characters?); there is nothing to read"
                 )));
             }
-            if !self.pipeline.truncation && real > self.pipeline.max_length {
-                return Err(RequestError::bad(format!(
-                    "field \"text\": text {i} is {real} tokens, more than this model's max_length {} (truncation is off)",
-                    self.pipeline.max_length
-                )));
-            }
-            tokens.push(real);
-            truncated.push(!enc.get_overflowing().is_empty());
+            self.check_untruncated(
+                enc,
+                &Field {
+                    name: "text",
+                    item: Some(i),
+                },
+            )?;
         }
-        let seq = encodings.first().map(|e| e.len()).unwrap_or(0);
+        Ok(encodings)
+    }
+
+    /// Pairs tokenized together as the tokenizer's pair template says; `fields` name the
+    /// first and second members in errors.
+    fn encode_pairs(
+        &self,
+        pairs: &[(&str, &str)],
+        fields: &[Field; 2],
+    ) -> Result<Vec<Encoding>, RequestError> {
+        let rows_field = if fields[0].name == fields[1].name {
+            fields[0].name
+        } else {
+            fields[1].name
+        };
+        self.check_batch(pairs.len(), rows_field)?;
+        // A query repeated for every document is checked once.
+        let firsts: Vec<&str> = if fields[0].name == fields[1].name {
+            pairs.iter().map(|p| p.0).collect()
+        } else {
+            pairs.iter().take(1).map(|p| p.0).collect()
+        };
+        self.check_texts(firsts, fields[0].name, self.max_chars())?;
+        self.check_texts(pairs.iter().map(|p| p.1), fields[1].name, self.max_chars())?;
+        let inputs: Vec<EncodeInput> = pairs.iter().map(|&(a, b)| (a, b).into()).collect();
+        let encodings = self.tokenize(inputs, |i| {
+            Field {
+                name: rows_field,
+                item: Some(i),
+            }
+            .to_string()
+        })?;
+        for (i, enc) in encodings.iter().enumerate() {
+            for (seq, field) in fields.iter().enumerate() {
+                if content_tokens(enc, seq) == 0 {
+                    let at = Field {
+                        name: field.name,
+                        item: (fields[0].name == fields[1].name || seq == 1).then_some(i),
+                    };
+                    return Err(RequestError::bad(format!(
+                        "{at}: no tokens once normalized (only control or zero-width characters?); there is nothing to read"
+                    )));
+                }
+            }
+            self.check_untruncated(
+                enc,
+                &Field {
+                    name: rows_field,
+                    item: Some(i),
+                },
+            )?;
+        }
+        Ok(encodings)
+    }
+
+    /// With truncation off, a row over max_length is refused rather than cut.
+    fn check_untruncated(&self, enc: &Encoding, at: &Field) -> Result<(), RequestError> {
+        if self.pipeline.truncation() == Truncation::Off && enc.len() > self.pipeline.max_length {
+            return Err(RequestError::bad(format!(
+                "{at}: {} tokens, more than this model's max_length {} (truncation is off)",
+                enc.len(),
+                self.pipeline.max_length
+            )));
+        }
+        Ok(())
+    }
+
+    /// `tokenizers` on the batch, with character offsets (question answering answers in
+    /// characters). Its errors come from the input (a pair whose first member alone fills
+    /// max_length under `only_second`): the item is found and named.
+    fn tokenize(
+        &self,
+        inputs: Vec<EncodeInput>,
+        field: impl Fn(usize) -> String,
+    ) -> Result<Vec<Encoding>, RequestError> {
+        match self
+            .tokenizer
+            .encode_batch_char_offsets(inputs.clone(), true)
+        {
+            Ok(encodings) => Ok(encodings),
+            Err(e) => {
+                let i = inputs
+                    .into_iter()
+                    .position(|input| self.tokenizer.encode_char_offsets(input, true).is_err())
+                    .unwrap_or(0);
+                let hint = match self.pipeline.truncation() {
+                    Truncation::OnlySecond => {
+                        "; with truncation = \"only_second\" only the second text is cut, so the first must fit in max_length with room to spare"
+                    }
+                    _ => "",
+                };
+                Err(RequestError::bad(format!(
+                    "{}: cannot be tokenized within max_length {} ({e}){hint}",
+                    field(i),
+                    self.pipeline.max_length
+                )))
+            }
+        }
+    }
+
+    /// Rows padded and turned into the model's input tensors.
+    fn to_inputs(
+        &self,
+        mut encodings: Vec<Encoding>,
+        window_of: Vec<usize>,
+        request: TextRequest,
+    ) -> Result<Encoded, RequestError> {
+        let tokens = encodings.iter().map(Encoding::len).collect();
+        let truncated = encodings
+            .iter_mut()
+            .map(|e| !e.take_overflowing().is_empty())
+            .collect();
+        self.pad(&mut encodings)?;
+        let seq = encodings.first().map(Encoding::len).unwrap_or(0);
         let batch = encodings.len();
         let mut inputs = TVec::new();
-        for (feed, dtype) in &self.feeds {
+        for feed in &self.feeds {
             let mut flat = Vec::with_capacity(batch * seq);
             for enc in &encodings {
-                let values = match feed {
-                    Feed::Ids => enc.get_ids(),
-                    Feed::Mask => enc.get_attention_mask(),
-                    Feed::TypeIds => enc.get_type_ids(),
+                let values = match feed.source {
+                    FeedSource::Ids => enc.get_ids(),
+                    FeedSource::Mask => enc.get_attention_mask(),
+                    FeedSource::TypeIds => enc.get_type_ids(),
                 };
                 flat.extend(values.iter().map(|v| *v as i64));
             }
             let tensor = tract_ndarray::Array2::from_shape_vec((batch, seq), flat)
                 .map_err(|e| RequestError::Internal(format!("token tensor: {e}")))?
                 .into_tensor();
-            let tensor = match dtype {
+            let tensor = match feed.dtype {
                 DType::I32 => tensor
                     .cast_to::<i32>()
                     .map_err(|e| RequestError::Internal(format!("token tensor: {e}")))?
@@ -247,16 +534,42 @@ impl TextModel {
             };
             inputs.push(tensor.into());
         }
-        let mask = encodings
-            .iter()
-            .map(|e| e.get_attention_mask().to_vec())
-            .collect();
         Ok(Encoded {
             inputs,
-            mask,
+            encodings,
             tokens,
             truncated,
+            window_of,
+            request,
         })
+    }
+
+    /// Pads every row to the longest (or to max_length), then, with per-length plans, to
+    /// the smallest bucket that holds it: the padding is masked, so the answer is the same.
+    fn pad(&self, encodings: &mut [Encoding]) -> Result<(), RequestError> {
+        let strategy = match self.pipeline.padding {
+            Padding::Longest => PaddingStrategy::BatchLongest,
+            Padding::MaxLength => PaddingStrategy::Fixed(self.pipeline.max_length),
+        };
+        let params = PaddingParams {
+            strategy,
+            ..self.padding.clone()
+        };
+        pad_encodings(encodings, &params)
+            .map_err(|e| RequestError::Internal(format!("padding: {e}")))?;
+        let longest = encodings.iter().map(Encoding::len).max().unwrap_or(0);
+        if let Some(target) = self.plans.bucket(longest as u64) {
+            for enc in encodings {
+                enc.pad(
+                    target as usize,
+                    params.pad_id,
+                    params.pad_type_id,
+                    &params.pad_token,
+                    params.direction,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The pipeline's answer fields from the model outputs.
@@ -266,19 +579,36 @@ impl TextModel {
         outputs: &[TValue],
         labels: &[String],
     ) -> Result<Map<String, Value>, RequestError> {
-        let out = outputs
-            .get(self.output)
-            .ok_or_else(|| RequestError::Internal("the model returned too few outputs".into()))?;
-        let out = out
-            .cast_to::<f32>()
-            .map_err(|e| RequestError::Internal(format!("pipeline output: {e}")))?;
-        let shape = out.shape().to_vec();
-        let values = slice_of::<f32>(&out).map_err(|e| RequestError::Internal(format!("{e}")))?;
+        let output = match self.output {
+            PipelineOutput::Span { start, end } => {
+                let (start, end) = (float_output(outputs, start)?, float_output(outputs, end)?);
+                if start.shape() != end.shape() {
+                    return Err(RequestError::Internal(format!(
+                        "start logits {:?} and end logits {:?} differ in shape",
+                        start.shape(),
+                        end.shape()
+                    )));
+                }
+                let logits = question_answering::Logits {
+                    shape: start.shape(),
+                    start: floats(&start)?,
+                    end: floats(&end)?,
+                };
+                return self.answer_questions(encoded, &logits);
+            }
+            PipelineOutput::One(output) => float_output(outputs, output)?,
+        };
+        let (shape, values) = (output.shape(), floats(&output)?);
         let mut body = Map::new();
         match self.pipeline.task {
             TextTask::Embedding => {
-                let mut embeddings = match shape.as_slice() {
-                    [b, s, h] => pooling::mean_pool(values, *b, *s, *h, &encoded.mask),
+                let mask: Vec<&[u32]> = encoded
+                    .encodings
+                    .iter()
+                    .map(|e| e.get_attention_mask())
+                    .collect();
+                let mut embeddings = match shape {
+                    [b, s, h] => pooling::mean_pool(values, *b, *s, *h, &mask),
                     [b, h] => values.chunks(*h).take(*b).map(|r| r.to_vec()).collect(),
                     _ => {
                         return Err(RequestError::Internal(format!(
@@ -292,7 +622,7 @@ impl TextModel {
                 body.insert("embeddings".into(), json!(embeddings));
             }
             TextTask::Classification => {
-                let [_, n] = shape.as_slice() else {
+                let [_, n] = shape else {
                     return Err(RequestError::Internal(format!(
                         "classification output has shape {shape:?}"
                     )));
@@ -315,9 +645,91 @@ impl TextModel {
                 body.insert("scores".into(), json!(scores));
                 body.insert("probabilities".into(), json!(probabilities));
             }
+            TextTask::Rerank => {
+                let ranked = rerank::rank(shape, values, encoded.request.top_k)?;
+                body.insert("scores".into(), json!(ranked.scores));
+                body.insert("ranking".into(), json!(ranked.ranking));
+            }
+            TextTask::QuestionAnswering => unreachable!("answered from spans above"),
         }
         body.insert("tokens".into(), json!(encoded.tokens));
         body.insert("truncated".into(), json!(encoded.truncated));
         Ok(body)
     }
+}
+
+/// How the manifest spells a task, for messages.
+fn task_name(task: TextTask) -> &'static str {
+    match task {
+        TextTask::Embedding => "embedding",
+        TextTask::Classification => "classification",
+        TextTask::Rerank => "rerank",
+        TextTask::QuestionAnswering => "question-answering",
+    }
+}
+
+/// The output an embedding, classification or rerank pipeline reads: the manifest's, or the
+/// first float output; its rank must suit the task.
+fn single_output(entry: &ModelEntry, pipeline: &TextPipeline) -> Result<usize, String> {
+    let output = match &pipeline.output {
+        Some(name) => entry
+            .outputs
+            .iter()
+            .position(|o| &o.name == name)
+            .ok_or_else(|| format!("text pipeline: the model has no output {name:?}"))?,
+        None => entry
+            .outputs
+            .iter()
+            .position(|o| matches!(o.dtype, DType::F32 | DType::F64 | DType::F16))
+            .ok_or("text pipeline: the model has no float output")?,
+    };
+    let spec = &entry.outputs[output];
+    let rank = spec.shape.len();
+    let fits = match pipeline.task {
+        TextTask::Embedding => rank == 2 || rank == 3,
+        TextTask::Classification => rank == 2,
+        TextTask::Rerank => rerank::fits(&spec.shape),
+        TextTask::QuestionAnswering => false,
+    };
+    if !fits {
+        return Err(format!(
+            "text pipeline: output {:?} has shape [{}], which a {} pipeline cannot use{}",
+            spec.name,
+            spec.shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            task_name(pipeline.task),
+            match pipeline.task {
+                TextTask::Rerank => " (it needs one relevance logit per pair, [batch, 1] or [batch], or two classes, [batch, 2])",
+                _ => "",
+            }
+        ));
+    }
+    Ok(output)
+}
+
+/// An output as f32 (borrowed when it already is).
+fn float_output(outputs: &[TValue], ix: usize) -> Result<Cow<'_, Tensor>, RequestError> {
+    outputs
+        .get(ix)
+        .ok_or_else(|| RequestError::Internal("the model returned too few outputs".into()))?
+        .cast_to::<f32>()
+        .map_err(|e| RequestError::Internal(format!("pipeline output: {e}")))
+}
+
+fn floats(tensor: &Tensor) -> Result<&[f32], RequestError> {
+    slice_of::<f32>(tensor).map_err(|e| RequestError::Internal(format!("{e}")))
+}
+
+/// Tokens of sequence `seq` (0: the text or a pair's first member, 1: the second) that are
+/// not special and not padding.
+fn content_tokens(enc: &Encoding, seq: usize) -> usize {
+    let ids = enc.get_sequence_ids();
+    ids.iter()
+        .zip(enc.get_special_tokens_mask())
+        .zip(enc.get_attention_mask())
+        .filter(|((s, special), mask)| **s == Some(seq) && **special == 0 && **mask == 1)
+        .count()
 }

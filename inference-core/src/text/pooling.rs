@@ -7,7 +7,7 @@ pub fn mean_pool(
     batch: usize,
     seq: usize,
     hidden: usize,
-    mask: &[Vec<u32>],
+    mask: &[&[u32]],
 ) -> Vec<Vec<f32>> {
     (0..batch)
         .map(|b| {
@@ -59,7 +59,7 @@ mod tests {
         let values = [
             1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 10.0, 20.0, 30.0, 40.0, 99.0, 99.0,
         ];
-        let mask = vec![vec![1, 1, 1], vec![1, 1, 0]];
+        let mask: [&[u32]; 2] = [&[1, 1, 1], &[1, 1, 0]];
         let pooled = mean_pool(&values, 2, 3, 2, &mask);
         assert_eq!(pooled, vec![vec![3.0, 4.0], vec![20.0, 30.0]]);
     }
