@@ -338,7 +338,7 @@ fn texts(value: Value) -> Result<TextInputs, RequestError> {
         Value::Array(items) => items,
         other => {
             return Err(RequestError::bad(format!(
-                "field \"text\" must be a string, an array of strings or an array of [text, text] pairs, found {}",
+                "field \"text\" must be a string or an array of strings (or of [text, text] pairs), found {}",
                 kind(&other)
             )))
         }
@@ -361,7 +361,7 @@ fn texts(value: Value) -> Result<TextInputs, RequestError> {
                 })
             }
             other => Err(RequestError::bad(format!(
-                "field \"text\": item {i} must be a pair of strings like item 0, [\"a\", \"b\"]; found {}",
+                "field \"text\": item {i} must be a pair of strings, [\"a\", \"b\"], as item 0 is; found {}",
                 match &other {
                     Value::Array(a) => format!("an array of {} items", a.len()),
                     v => kind(v).to_string(),
@@ -400,7 +400,7 @@ mod tests {
         assert!(err(r#"{}"#).contains("missing field"));
         assert!(err(r#"{"text":"a","features":[1]}"#).contains("not several"));
         assert!(err(r#"{"text":["a",1]}"#).contains("item 1 must be a string"));
-        assert!(err(r#"{"text":{}}"#).contains("a string, an array of strings"));
+        assert!(err(r#"{"text":{}}"#).contains("string or an array of strings"));
         assert!(err(r#"{"text":"a","return":["x"]}"#).contains("\"return\""));
         let r = from_slice(r#"{"text":"héllo"}"#.as_bytes()).unwrap();
         assert_eq!(

@@ -231,43 +231,88 @@ pub fn text_reference(data: &Path) -> Result<PathBuf> {
 
 /// The classical-ML test models: `xtask/tests/ml/train.py` trains them on data sets that
 /// ship with scikit-learn, exports them with skl2onnx/onnxmltools and records onnxruntime's
-/// outputs (`expected.json`), all into `<data>/ml/`. Redone only when the script or its
-/// pinned requirements change; written to a temporary directory and renamed into place.
+/// outputs (`expected.json`), all into `<data>/ml/`.
 pub fn ml_models(data: &Path) -> Result<PathBuf> {
-    let script = workspace::root().join("xtask/tests/ml/train.py");
-    let mut inputs = Vec::new();
-    for path in [&script, &python_env::requirements("ml")] {
+    generated(Generated {
+        data,
+        name: "ml",
+        script: "xtask/tests/ml/train.py",
+        env: "ml",
+        inputs: &[],
+        what: "training and exporting the ML test models",
+    })
+}
+
+/// The text-pair test models (BERT-shaped question-answering, rerank and pair-classification
+/// graphs over the MiniLM tokenizer's vocabulary) and their reference answers, by
+/// `xtask/tests/text/pairs.py`, into `<data>/pairs/` (`reference.json` names the files).
+pub fn pair_models(data: &Path) -> Result<PathBuf> {
+    generated(Generated {
+        data,
+        name: "pairs",
+        script: "xtask/tests/text/pairs.py",
+        env: "text",
+        inputs: &[&data.join(MINILM_TOKENIZER_FILE)],
+        what: "building the text-pair test models and their reference answers",
+    })
+}
+
+/// A directory under test-data/ that a Python script writes.
+struct Generated<'a> {
+    data: &'a Path,
+    /// The directory's name under test-data/.
+    name: &'a str,
+    /// Relative to the workspace root; run as `python SCRIPT [INPUTS…] OUTDIR`.
+    script: &'a str,
+    /// The pinned venv it runs in.
+    env: &'a str,
+    inputs: &'a [&'a Path],
+    what: &'a str,
+}
+
+/// Runs the script into a temporary directory renamed into place; redone only when the
+/// script, its requirements or its inputs change (a stamp of their hashes).
+fn generated(g: Generated) -> Result<PathBuf> {
+    let script = workspace::root().join(g.script);
+    let requirements = python_env::requirements(g.env);
+    let mut hashes = Vec::new();
+    for path in [script.as_path(), requirements.as_path()]
+        .into_iter()
+        .chain(g.inputs.iter().copied())
+    {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        inputs.push(inference_core::sha256_hex(&bytes));
+        hashes.push(inference_core::sha256_hex(&bytes));
     }
-    let stamp_value = inputs.join("\n");
-    let dest = data.join("ml");
+    let stamp_value = hashes.join("\n");
+    let dest = g.data.join(g.name);
     let stamp = dest.join("inputs.sha256");
-    if dest.join("expected.json").exists()
-        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&stamp_value)
-    {
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(&stamp_value) {
         return Ok(dest);
     }
-    let env = python_env::ensure("ml")?;
-    eprintln!(
-        "training and exporting the ML test models with {}",
-        script.display()
-    );
+    let env = python_env::ensure(g.env)?;
+    eprintln!("{} with {}", g.what, script.display());
     let tmp = tempfile::Builder::new()
-        .prefix(".ml-")
-        .tempdir_in(data)
-        .with_context(|| format!("cannot create a temporary directory in {}", data.display()))?;
+        .prefix(&format!(".{}-", g.name))
+        .tempdir_in(g.data)
+        .with_context(|| {
+            format!(
+                "cannot create a temporary directory in {}",
+                g.data.display()
+            )
+        })?;
     let status = Command::new(env.python())
         .arg(&script)
+        .args(g.inputs)
         .arg(tmp.path())
         .status()
         .with_context(|| format!("cannot run {}", script.display()))?;
     if !status.success() {
         bail!("{} failed ({status})", script.display());
     }
+    // The stamp is written last: a directory with it is complete.
     std::fs::write(tmp.path().join("inputs.sha256"), &stamp_value)
-        .context("cannot write the ML models' stamp")?;
+        .with_context(|| format!("cannot write the stamp of {}", g.name))?;
     if dest.exists() {
         std::fs::remove_dir_all(&dest)
             .with_context(|| format!("cannot remove {}", dest.display()))?;

@@ -23,7 +23,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     )?;
     let data = test_data::ensure()?;
     let fallback = fallback_fixture()?;
-    let text = text_fixture(&data)?;
+    let pairs = test_data::pair_models(&data)?;
+    let text = text_fixture(&data, &pairs)?;
     let text_reference = test_data::text_reference(&data)?;
     let ml_data = test_data::ml_models(&data)?;
     let ml = ml_fixture(&ml_data)?;
@@ -44,6 +45,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         .env("TEXT_PACKED", &text.packed)
         .env("TEXT_BOOTSTRAP", &text.bootstrap)
         .env("TEXT_REFERENCE", &text_reference)
+        .env("TEXT_PAIRS_REFERENCE", pairs.join("reference.json"))
         .env("ML_EXPECTED", ml_data.join("expected.json"))
         .env("ML_BOOTSTRAP", &ml.bootstrap)
         .env("ML_PACKED", &ml.packed)
@@ -93,11 +95,14 @@ fn fallback_fixture() -> Result<Fixture> {
 }
 
 /// The text tests' function: MiniLM with its tokenizer twice — int8 weights (always compiled,
-/// bucket plans) and int8-dynamic (int8 products) — and the PP-OCRv4 text detector (a conv net) three times — compiled, compiled with a
-/// batch-1 plan run row by row, and as ONNX — so a test can hold the first two's answers to
-/// the ONNX form's in one process. The manifest is written here because its sources live in
-/// the target directory.
-fn text_fixture(data: &Path) -> Result<Fixture> {
+/// bucket plans) and int8-dynamic (int8 products) —; the PP-OCRv4 text detector (a conv net)
+/// three times — compiled, compiled with a batch-1 plan run row by row, and as ONNX — so a
+/// test can hold the first two's answers to the ONNX form's in one process; and the
+/// text-pair models (`pairs`, from `test_data::pair_models`) with the MiniLM tokenizer:
+/// question answering (also with `handle_impossible_answer`), rerank and pair
+/// classification. The manifest is written here because its sources live in the target
+/// directory.
+fn text_fixture(data: &Path, pairs: &Path) -> Result<Fixture> {
     let dir = workspace::target_dir().join("fixture/text");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let det = data.join(test_data::OCR_DET_FILE);
@@ -107,8 +112,16 @@ fn text_fixture(data: &Path) -> Result<Fixture> {
             det.to_string_lossy()
         )
     };
+    let tokenizer = data.join(test_data::MINILM_TOKENIZER_FILE);
+    let pair = |name: &str, file: &str, extra: &str, pipeline: &str| {
+        format!(
+            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\ntokenizer = {{ sources = [{:?}] }}\n{extra}\n[model.pipeline]\nmax_length = 64\nmax_batch = 16\n{pipeline}\n",
+            pairs.join(file).to_string_lossy(),
+            tokenizer.to_string_lossy(),
+        )
+    };
     let manifest = format!(
-        "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"minilm\"\n\n{}\n{}{}{}{}",
+        "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"minilm\"\n\n{}\n{}{}{}{}{}{}{}{}",
         test_data::MiniLmEntry {
             name: "minilm",
             quantize: "int8",
@@ -128,6 +141,25 @@ fn text_fixture(data: &Path) -> Result<Fixture> {
         conv("ocr-det", "always", "symbolic"),
         conv("ocr-det-rows", "always", "rows"),
         conv("ocr-det-onnx", "never", "symbolic"),
+        pair(
+            "qa",
+            "bert-shaped-qa.onnx",
+            "",
+            "task = \"question-answering\"\nstride = 24\nmax_answer_length = 15",
+        ),
+        pair(
+            "qa-impossible",
+            "bert-shaped-qa.onnx",
+            "compile = \"never\"\nplans = \"symbolic\"",
+            "task = \"question-answering\"\nstride = 24\nhandle_impossible_answer = true",
+        ),
+        pair("rerank", "bert-shaped-rerank.onnx", "", "task = \"rerank\""),
+        pair(
+            "pair-classifier",
+            "bert-shaped-pairs.onnx",
+            "labels = [\"contradiction\", \"neutral\", \"entailment\"]",
+            "task = \"classification\"\ntruncation = \"only_second\"",
+        ),
     );
     let path = dir.join("models.toml");
     crate::files::write_atomic(&path, manifest.as_bytes())?;

@@ -101,17 +101,73 @@ struct TextRequest {
     contexts: Vec<String>,
 }
 
-/// A request field and the item in it, for error messages.
-struct Field<'a> {
-    name: &'a str,
-    item: Option<usize>,
+/// A request field of text, as error messages name it and its items.
+#[derive(Debug, Clone, Copy)]
+struct TextField {
+    name: &'static str,
+    noun: &'static str,
+    plural: &'static str,
+    /// Whether the field holds a list whose items are named by index.
+    indexed: bool,
+    /// Which member of a pair, when it is one.
+    member: &'static str,
 }
 
-impl std::fmt::Display for Field<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.item {
-            Some(i) => write!(f, "field \"{}\": item {i}", self.name),
-            None => write!(f, "field \"{}\"", self.name),
+impl TextField {
+    const TEXT: TextField = TextField::list("text", "text", "texts");
+    const PAIR: TextField = TextField::list("text", "pair", "pairs");
+    const DOCUMENTS: TextField = TextField::list("documents", "document", "documents");
+    const QUERY: TextField = TextField {
+        indexed: false,
+        ..TextField::list("query", "query", "queries")
+    };
+
+    const fn list(name: &'static str, noun: &'static str, plural: &'static str) -> Self {
+        TextField {
+            name,
+            noun,
+            plural,
+            indexed: true,
+            member: "",
+        }
+    }
+
+    /// `field "text": text 3`, or `field "context"` for a field of one string.
+    fn at(self, i: usize) -> String {
+        match self.indexed {
+            true => format!("field \"{}\": {} {i}{}", self.name, self.noun, self.member),
+            false => format!("field \"{}\"", self.name),
+        }
+    }
+}
+
+/// Where a pair request's rows and members come from.
+#[derive(Debug, Clone, Copy)]
+enum PairFields {
+    /// `"text": [[a, b], …]`.
+    Pairs,
+    /// `"query"` with each of `"documents"`.
+    QueryDocuments,
+}
+
+impl PairFields {
+    /// The rows' field, then the first and the second member's.
+    fn fields(self) -> (TextField, TextField, TextField) {
+        match self {
+            PairFields::Pairs => (
+                TextField::PAIR,
+                TextField {
+                    member: " (its first text)",
+                    ..TextField::PAIR
+                },
+                TextField {
+                    member: " (its second text)",
+                    ..TextField::PAIR
+                },
+            ),
+            PairFields::QueryDocuments => {
+                (TextField::DOCUMENTS, TextField::QUERY, TextField::DOCUMENTS)
+            }
         }
     }
 }
@@ -271,34 +327,17 @@ impl TextModel {
                     .iter()
                     .map(|TextPair { first, second }| (first.as_str(), second.as_str()))
                     .collect();
-                let fields = [
-                    Field {
-                        name: "text",
-                        item: None,
-                    },
-                    Field {
-                        name: "text",
-                        item: None,
-                    },
-                ];
-                (self.encode_pairs(&pairs, &fields)?, Vec::new())
+                (self.encode_pairs(&pairs, PairFields::Pairs)?, Vec::new())
             }
             TextInputs::QueryDocuments { query, documents } => {
                 let pairs: Vec<(&str, &str)> = documents
                     .iter()
                     .map(|d| (query.as_str(), d.as_str()))
                     .collect();
-                let fields = [
-                    Field {
-                        name: "query",
-                        item: None,
-                    },
-                    Field {
-                        name: "documents",
-                        item: None,
-                    },
-                ];
-                (self.encode_pairs(&pairs, &fields)?, Vec::new())
+                (
+                    self.encode_pairs(&pairs, PairFields::QueryDocuments)?,
+                    Vec::new(),
+                )
             }
             TextInputs::Questions {
                 questions,
@@ -307,43 +346,37 @@ impl TextModel {
             } => {
                 request.batch = *batch;
                 request.contexts = contexts.clone();
-                let windows = self.encode_questions(questions, contexts)?;
+                let windows = self.encode_questions(questions, contexts, *batch)?;
                 (windows.encodings, windows.window_of)
             }
         };
         self.to_inputs(encodings, window_of, request)
     }
 
-    /// The checks every text of a request gets before tokenizing: not empty, and not longer
-    /// than `max_chars` characters (the expensive part is the tokenizer).
+    /// The checks every text of a request gets before tokenizing (the expensive part): not
+    /// empty, and not longer than `max_chars` characters.
     fn check_texts<'a>(
         &self,
         texts: impl IntoIterator<Item = &'a str>,
-        field: &str,
+        field: TextField,
         max_chars: usize,
     ) -> Result<(), RequestError> {
-        let list: Vec<&str> = texts.into_iter().collect();
-        let at = |i: usize| Field {
-            name: field,
-            item: (list.len() > 1 || field == "text").then_some(i),
-        };
-        if let Some(i) = list.iter().position(|t| t.trim().is_empty()) {
-            return Err(RequestError::bad(format!(
-                "{}: the text is empty; there is nothing to read",
-                at(i)
-            )));
-        }
-        if let Some((i, t)) = list
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.len() > max_chars && t.chars().count() > max_chars)
-        {
-            return Err(RequestError::OverLimit(format!(
-                "{}: {} characters; this model reads at most {} tokens (max_length), so it takes at most {max_chars} characters here: send a shorter text",
-                at(i),
-                t.chars().count(),
-                self.pipeline.max_length
-            )));
+        for (i, t) in texts.into_iter().enumerate() {
+            if t.trim().is_empty() {
+                return Err(RequestError::bad(format!(
+                    "{} is empty; there is nothing to read",
+                    field.at(i)
+                )));
+            }
+            if t.len() > max_chars && t.chars().count() > max_chars {
+                return Err(RequestError::OverLimit(format!(
+                    "{} is {} characters; this model reads at most {} tokens (max_length), so it takes at most {max_chars} characters per {}: send a shorter one",
+                    field.at(i),
+                    t.chars().count(),
+                    self.pipeline.max_length,
+                    field.noun
+                )));
+            }
         }
         Ok(())
     }
@@ -354,108 +387,90 @@ impl TextModel {
         self.pipeline.max_length.saturating_mul(MAX_CHARS_PER_TOKEN)
     }
 
-    fn check_batch(&self, rows: usize, field: &str) -> Result<(), RequestError> {
+    fn check_batch(&self, rows: usize, field: TextField) -> Result<(), RequestError> {
         if rows == 0 {
             return Err(RequestError::bad(format!(
-                "field \"{field}\": the list is empty"
+                "field \"{}\": the list is empty",
+                field.name
             )));
         }
         if rows > self.pipeline.max_batch {
-            return Err(RequestError::OverLimit(format!(
-                "field \"{field}\": {rows} items, more than this model takes in one request ({}, pipeline.max_batch)",
-                self.pipeline.max_batch
+            return Err(RequestError::bad(format!(
+                "field \"{}\": {rows} {}, more than this model takes in one request ({}, pipeline.max_batch)",
+                field.name, field.plural, self.pipeline.max_batch
             )));
         }
         Ok(())
     }
 
     fn encode_texts(&self, texts: &[String]) -> Result<Vec<Encoding>, RequestError> {
-        self.check_batch(texts.len(), "text")?;
-        self.check_texts(texts.iter().map(String::as_str), "text", self.max_chars())?;
+        self.check_batch(texts.len(), TextField::TEXT)?;
+        self.check_texts(
+            texts.iter().map(String::as_str),
+            TextField::TEXT,
+            self.max_chars(),
+        )?;
         let inputs: Vec<EncodeInput> = texts.iter().map(|t| t.as_str().into()).collect();
-        let encodings = self.tokenize(inputs, |i| {
-            Field {
-                name: "text",
-                item: Some(i),
-            }
-            .to_string()
-        })?;
+        let encodings = self.tokenize(inputs, TextField::TEXT)?;
         for (i, enc) in encodings.iter().enumerate() {
             // Text the normalizer removes entirely (NUL, zero-width spaces) leaves only the
             // special tokens: an empty text, as far as the model can tell.
             if content_tokens(enc, 0) == 0 {
                 return Err(RequestError::bad(format!(
-                    "field \"text\": item {i} has no tokens once normalized (only control or zero-width characters?); there is nothing to read"
+                    "{} has no tokens once normalized (only control or zero-width characters?); there is nothing to read",
+                    TextField::TEXT.at(i)
                 )));
             }
-            self.check_untruncated(
-                enc,
-                &Field {
-                    name: "text",
-                    item: Some(i),
-                },
-            )?;
+            self.check_untruncated(enc, TextField::TEXT, i)?;
         }
         Ok(encodings)
     }
 
-    /// Pairs tokenized together as the tokenizer's pair template says; `fields` name the
-    /// first and second members in errors.
+    /// Pairs tokenized together as the tokenizer's pair template says.
     fn encode_pairs(
         &self,
         pairs: &[(&str, &str)],
-        fields: &[Field; 2],
+        fields: PairFields,
     ) -> Result<Vec<Encoding>, RequestError> {
-        let rows_field = if fields[0].name == fields[1].name {
-            fields[0].name
-        } else {
-            fields[1].name
-        };
-        self.check_batch(pairs.len(), rows_field)?;
-        // A query repeated for every document is checked once.
-        let firsts: Vec<&str> = if fields[0].name == fields[1].name {
-            pairs.iter().map(|p| p.0).collect()
-        } else {
-            pairs.iter().take(1).map(|p| p.0).collect()
-        };
-        self.check_texts(firsts, fields[0].name, self.max_chars())?;
-        self.check_texts(pairs.iter().map(|p| p.1), fields[1].name, self.max_chars())?;
-        let inputs: Vec<EncodeInput> = pairs.iter().map(|&(a, b)| (a, b).into()).collect();
-        let encodings = self.tokenize(inputs, |i| {
-            Field {
-                name: rows_field,
-                item: Some(i),
+        let (rows, first, second) = fields.fields();
+        self.check_batch(pairs.len(), rows)?;
+        match fields {
+            // The query is the same in every pair: checked once.
+            PairFields::QueryDocuments => {
+                self.check_texts(pairs.iter().take(1).map(|p| p.0), first, self.max_chars())?
             }
-            .to_string()
-        })?;
+            PairFields::Pairs => {
+                self.check_texts(pairs.iter().map(|p| p.0), first, self.max_chars())?
+            }
+        }
+        self.check_texts(pairs.iter().map(|p| p.1), second, self.max_chars())?;
+        let inputs: Vec<EncodeInput> = pairs.iter().map(|&(a, b)| (a, b).into()).collect();
+        let encodings = self.tokenize(inputs, rows)?;
         for (i, enc) in encodings.iter().enumerate() {
-            for (seq, field) in fields.iter().enumerate() {
+            for (seq, field) in [first, second].into_iter().enumerate() {
                 if content_tokens(enc, seq) == 0 {
-                    let at = Field {
-                        name: field.name,
-                        item: (fields[0].name == fields[1].name || seq == 1).then_some(i),
-                    };
                     return Err(RequestError::bad(format!(
-                        "{at}: no tokens once normalized (only control or zero-width characters?); there is nothing to read"
+                        "{} has no tokens once normalized (only control or zero-width characters?); there is nothing to read",
+                        field.at(i)
                     )));
                 }
             }
-            self.check_untruncated(
-                enc,
-                &Field {
-                    name: rows_field,
-                    item: Some(i),
-                },
-            )?;
+            self.check_untruncated(enc, rows, i)?;
         }
         Ok(encodings)
     }
 
     /// With truncation off, a row over max_length is refused rather than cut.
-    fn check_untruncated(&self, enc: &Encoding, at: &Field) -> Result<(), RequestError> {
+    fn check_untruncated(
+        &self,
+        enc: &Encoding,
+        field: TextField,
+        i: usize,
+    ) -> Result<(), RequestError> {
         if self.pipeline.truncation() == Truncation::Off && enc.len() > self.pipeline.max_length {
             return Err(RequestError::bad(format!(
-                "{at}: {} tokens, more than this model's max_length {} (truncation is off)",
+                "{} is {} tokens, more than this model's max_length {} (truncation is off)",
+                field.at(i),
                 enc.len(),
                 self.pipeline.max_length
             )));
@@ -469,7 +484,7 @@ impl TextModel {
     fn tokenize(
         &self,
         inputs: Vec<EncodeInput>,
-        field: impl Fn(usize) -> String,
+        field: TextField,
     ) -> Result<Vec<Encoding>, RequestError> {
         match self
             .tokenizer
@@ -488,8 +503,8 @@ impl TextModel {
                     _ => "",
                 };
                 Err(RequestError::bad(format!(
-                    "{}: cannot be tokenized within max_length {} ({e}){hint}",
-                    field(i),
+                    "{} cannot be tokenized within max_length {} ({e}){hint}",
+                    field.at(i),
                     self.pipeline.max_length
                 )))
             }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tokenizers::{EncodeInput, Encoding};
 
-use super::{Encoded, Field, PipelineOutput, TextModel, MAX_CHARS_PER_TOKEN};
+use super::{Encoded, PipelineOutput, TextField, TextModel, MAX_CHARS_PER_TOKEN};
 use crate::error::RequestError;
 
 /// The start and end logits of every window, `[windows, sequence]` row-major.
@@ -99,14 +99,23 @@ impl TextModel {
         &self,
         questions: &[String],
         contexts: &[String],
+        batch: bool,
     ) -> Result<Windows, RequestError> {
         debug_assert_eq!(self.pipeline.task, TextTask::QuestionAnswering);
         let p = &self.pipeline;
         let stride = p.stride();
-        self.check_batch(questions.len(), "question")?;
+        let question = TextField {
+            indexed: batch,
+            ..TextField::list("question", "question", "questions")
+        };
+        let context = TextField {
+            indexed: batch,
+            ..TextField::list("context", "context", "contexts")
+        };
+        self.check_batch(questions.len(), question)?;
         self.check_texts(
             questions.iter().map(String::as_str),
-            "question",
+            question,
             self.max_chars(),
         )?;
         // What max_batch windows can hold, whatever the questions' lengths.
@@ -114,7 +123,7 @@ impl TextModel {
             (p.max_batch * (p.max_length - stride) + stride).saturating_mul(MAX_CHARS_PER_TOKEN);
         self.check_texts(
             contexts.iter().map(String::as_str),
-            "context",
+            context,
             max_context_chars,
         )?;
         let total: usize = contexts.iter().map(String::len).sum();
@@ -139,12 +148,9 @@ impl TextModel {
                 // Over max_length: the pair truncation refuses a lone text that long.
                 Err(_) => format!("more than {}", p.max_length),
             };
-            let at = Field {
-                name: "question",
-                item: (questions.len() > 1).then_some(i),
-            };
             return Err(RequestError::bad(format!(
-                "{at}: {tokens} tokens; with max_length {} and stride {stride}, a question may have at most {most} tokens so that every window keeps room for the context: send a shorter question",
+                "{} is {tokens} tokens; with max_length {} and stride {stride}, a question may have at most {most} tokens so that every window keeps room for the context: send a shorter question",
+                question.at(i),
                 p.max_length
             )));
         }
@@ -153,26 +159,17 @@ impl TextModel {
             .zip(contexts)
             .map(|(q, c)| (q.as_str(), c.as_str()).into())
             .collect();
-        let encoded = self.tokenize(inputs, |i| {
-            Field {
-                name: "context",
-                item: (questions.len() > 1).then_some(i),
-            }
-            .to_string()
-        })?;
+        let encoded = self.tokenize(inputs, context)?;
         let mut windows = Windows {
             encodings: Vec::new(),
             window_of: Vec::new(),
         };
         for (i, mut enc) in encoded.into_iter().enumerate() {
-            for (seq, name) in [(0, "question"), (1, "context")] {
+            for (seq, field) in [question, context].into_iter().enumerate() {
                 if super::content_tokens(&enc, seq) == 0 {
-                    let at = Field {
-                        name,
-                        item: (questions.len() > 1).then_some(i),
-                    };
                     return Err(RequestError::bad(format!(
-                        "{at}: no tokens once normalized (only control or zero-width characters?); there is nothing to read"
+                        "{} has no tokens once normalized (only control or zero-width characters?); there is nothing to read",
+                        field.at(i)
                     )));
                 }
             }
