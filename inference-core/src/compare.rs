@@ -53,15 +53,42 @@ pub fn numbers(value: &Value) -> Vec<f64> {
 }
 
 /// The numbers of an answer worth comparing, by name: a raw answer's `outputs`, or a text
-/// pipeline's `embeddings` / `probabilities`.
+/// pipeline's `embeddings` / `probabilities` / rerank `scores` and `ranking`, or question
+/// answering's scores and spans (a different span differs by at least one character).
 pub fn comparable(answer: &Value) -> Map<String, Value> {
     if let Some(Value::Object(outputs)) = answer.get("outputs") {
         return outputs.clone();
     }
-    ["embeddings", "probabilities"]
+    let mut found: Map<String, Value> = ["embeddings", "probabilities", "scores", "ranking"]
         .iter()
         .filter_map(|k| answer.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect()
+        .collect();
+    let (mut scores, mut spans) = (Vec::new(), Vec::new());
+    answer_spans(answer, &mut scores, &mut spans);
+    if !scores.is_empty() {
+        found.insert("answer scores".into(), Value::from(scores));
+        found.insert("answer spans".into(), Value::from(spans));
+    }
+    found
+}
+
+/// Every question-answering answer (`{"answer", "score", "start", "end"}`) in a response,
+/// at the top level or in `answers` lists, in order.
+fn answer_spans(value: &Value, scores: &mut Vec<Value>, spans: &mut Vec<Value>) {
+    match value {
+        Value::Object(o) if o.contains_key("answer") => {
+            scores.push(o.get("score").cloned().unwrap_or(Value::Null));
+            spans.push(o.get("start").cloned().unwrap_or(Value::Null));
+            spans.push(o.get("end").cloned().unwrap_or(Value::Null));
+        }
+        Value::Object(o) => {
+            if let Some(answers) = o.get("answers") {
+                answer_spans(answers, scores, spans);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| answer_spans(i, scores, spans)),
+        _ => {}
+    }
 }
 
 /// How far one answer is from another, over every float in every compared output.
@@ -122,6 +149,22 @@ mod tests {
         assert!((cosine(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-12);
         assert_eq!(max_abs_diff(&[1.0, 2.0], &[1.5, 2.0]), 0.5);
         assert_eq!(max_abs_diff(&[f64::NAN], &[1.0]), f64::INFINITY);
+    }
+
+    #[test]
+    fn rerank_and_question_answers_are_compared() {
+        let qa = json!({"answer": "1886", "score": 0.6, "start": 100, "end": 104});
+        assert_eq!(Drift::between(&qa, &qa).max_abs, 0.0);
+        let other_span = json!({"answer": "1886 is", "score": 0.6, "start": 100, "end": 107});
+        assert_eq!(Drift::between(&qa, &other_span).max_abs, 3.0);
+        let listed = json!({"answers": [[qa.clone(), other_span.clone()], [qa.clone()]]});
+        assert_eq!(
+            comparable(&listed)["answer spans"],
+            json!([100, 104, 100, 107, 100, 104])
+        );
+        let ranked = json!({"scores": [0.2, 0.9], "ranking": [1, 0]});
+        let swapped = json!({"scores": [0.2, 0.9], "ranking": [0, 1]});
+        assert_eq!(Drift::between(&ranked, &swapped).max_abs, 1.0);
     }
 
     #[test]
