@@ -53,40 +53,38 @@ pub fn numbers(value: &Value) -> Vec<f64> {
 }
 
 /// The numbers of an answer worth comparing, by name: a raw answer's `outputs`, or a text
-/// pipeline's `embeddings` / `probabilities` / rerank `scores` and `ranking`, or question
-/// answering's scores and spans (a different span differs by at least one character).
+/// pipeline's `embeddings` / `probabilities` / rerank `scores`, or question answering's
+/// answer scores. Rankings and spans are left out: they follow from the scores, and where
+/// two candidates tie (a repetitive text) rounding may pick either.
 pub fn comparable(answer: &Value) -> Map<String, Value> {
     if let Some(Value::Object(outputs)) = answer.get("outputs") {
         return outputs.clone();
     }
-    let mut found: Map<String, Value> = ["embeddings", "probabilities", "scores", "ranking"]
+    let mut found: Map<String, Value> = ["embeddings", "probabilities", "scores"]
         .iter()
         .filter_map(|k| answer.get(*k).map(|v| (k.to_string(), v.clone())))
         .collect();
-    let (mut scores, mut spans) = (Vec::new(), Vec::new());
-    answer_spans(answer, &mut scores, &mut spans);
+    let mut scores = Vec::new();
+    answer_scores(answer, &mut scores);
     if !scores.is_empty() {
         found.insert("answer scores".into(), Value::from(scores));
-        found.insert("answer spans".into(), Value::from(spans));
     }
     found
 }
 
-/// Every question-answering answer (`{"answer", "score", "start", "end"}`) in a response,
-/// at the top level or in `answers` lists, in order.
-fn answer_spans(value: &Value, scores: &mut Vec<Value>, spans: &mut Vec<Value>) {
+/// The score of every question-answering answer (`{"answer", "score", "start", "end"}`) in
+/// a response, at the top level or in `answers` lists, in order.
+fn answer_scores(value: &Value, scores: &mut Vec<Value>) {
     match value {
         Value::Object(o) if o.contains_key("answer") => {
             scores.push(o.get("score").cloned().unwrap_or(Value::Null));
-            spans.push(o.get("start").cloned().unwrap_or(Value::Null));
-            spans.push(o.get("end").cloned().unwrap_or(Value::Null));
         }
         Value::Object(o) => {
             if let Some(answers) = o.get("answers") {
-                answer_spans(answers, scores, spans);
+                answer_scores(answers, scores);
             }
         }
-        Value::Array(items) => items.iter().for_each(|i| answer_spans(i, scores, spans)),
+        Value::Array(items) => items.iter().for_each(|i| answer_scores(i, scores)),
         _ => {}
     }
 }
