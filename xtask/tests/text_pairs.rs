@@ -147,16 +147,22 @@ async fn a_question_batch_answers_as_its_questions_one_by_one() {
                 single["top_k"] = json!(k);
             }
             let one = test_support::function::invoke(&f, &single).await;
-            let one = match top_k {
-                Some(_) => one["answers"].clone(),
-                None => json!({
-                    "answer": one["answer"],
-                    "score": one["score"],
-                    "start": one["start"],
-                    "end": one["end"],
-                }),
-            };
-            assert_eq!(answer, &one, "{}: top_k {top_k:?}", case["name"]);
+            // Padded to the batch's longest window, the sums run in another order: the
+            // same spans, scores within rounding.
+            let what = format!("{}: top_k {top_k:?}", case["name"]);
+            match top_k {
+                Some(_) => {
+                    let (ours, alone) = (
+                        answer.as_array().unwrap(),
+                        one["answers"].as_array().unwrap(),
+                    );
+                    assert_eq!(ours.len(), alone.len(), "{what}");
+                    for (o, a) in ours.iter().zip(alone) {
+                        assert_same_answer(o, a, &what);
+                    }
+                }
+                None => assert_same_answer(answer, &one, &what),
+            }
         }
     }
 }
