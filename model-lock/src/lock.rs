@@ -657,6 +657,76 @@ mod tests {
     }
 
     #[test]
+    fn pipeline_settings_read_and_checked() {
+        let read = |toml_text: &str| -> Result<TextPipeline, String> {
+            let p: TextPipeline = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+            p.validate().map(|_| p)
+        };
+        // The original bool spelling and the strategy names.
+        let p = read("task = \"classification\"\ntruncation = true").unwrap();
+        assert_eq!(p.truncation(), Truncation::LongestFirst);
+        let p = read("task = \"classification\"\ntruncation = false").unwrap();
+        assert_eq!(p.truncation(), Truncation::Off);
+        let p = read("task = \"rerank\"\ntruncation = \"only_second\"").unwrap();
+        assert_eq!(p.truncation(), Truncation::OnlySecond);
+        assert_eq!(
+            read("task = \"rerank\"").unwrap().truncation(),
+            Truncation::LongestFirst
+        );
+        assert!(read("task = \"rerank\"\ntruncation = \"only_first\"")
+            .unwrap_err()
+            .contains("\"longest_first\" or \"only_second\""));
+        // Question answering windows its context; its defaults are Hugging Face's.
+        let qa = read("task = \"question-answering\"\nmax_length = 384").unwrap();
+        assert_eq!(qa.truncation(), Truncation::OnlySecond);
+        assert_eq!((qa.stride(), qa.max_answer_length), (128, 15));
+        assert_eq!(
+            read("task = \"question-answering\"\nmax_length = 64")
+                .unwrap()
+                .stride(),
+            32
+        );
+        for (bad, says) in [
+            (
+                "task = \"question-answering\"\ntruncation = true",
+                "remove truncation",
+            ),
+            (
+                "task = \"question-answering\"\nmax_length = 64\nstride = 40",
+                "at most half",
+            ),
+            (
+                "task = \"question-answering\"\nmax_answer_length = 0",
+                "max_answer_length",
+            ),
+            (
+                "task = \"question-answering\"\noutput = \"x\"",
+                "finds its outputs",
+            ),
+            (
+                "task = \"rerank\"\nstride = 8",
+                "question-answering settings",
+            ),
+            (
+                "task = \"embedding\"\nhandle_impossible_answer = true",
+                "question-answering settings",
+            ),
+            (
+                "task = \"rerank\"\nnormalize = true",
+                "only task = \"embedding\"",
+            ),
+        ] {
+            let e = read(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // Written back to the lock as read.
+        let p = read("task = \"question-answering\"\nstride = 24\nhandle_impossible_answer = true")
+            .unwrap();
+        let again: TextPipeline = toml::from_str(&toml::to_string(&p).unwrap()).unwrap();
+        assert_eq!(again, p);
+    }
+
+    #[test]
     fn bucket_lengths_must_grow_and_stay_few() {
         let b = |lengths: Vec<u64>| Plans::Buckets { lengths }.validate();
         assert!(b(vec![16, 32, 128]).is_ok());

@@ -46,7 +46,7 @@ pub struct ModelSpec {
     pub max_drift: MaxDrift,
     /// A Hugging Face `tokenizer.json` for a text model, fetched like the model.
     pub tokenizer: Option<TokenizerSpec>,
-    /// What a text model does: `[model.pipeline] task = "embedding" | "classification"`.
+    /// What a text model does: `[model.pipeline] task = "embedding" | "classification" | "rerank" | "question-answering"`.
     pub pipeline: Option<TextPipeline>,
     /// Caps on one request: `[model.limits] max_input_elements = …, max_dims = { batch = … }`.
     /// Where unset, `pack-models` derives `max_input_elements` from the model.
@@ -150,7 +150,7 @@ impl Manifest {
                         .map_err(|e| anyhow::anyhow!("model {:?}: {e}", m.name))?;
                 }
                 (Some(_), None) => bail!(
-                    "model {:?}: a tokenizer without a [model.pipeline] is never used; add task = \"embedding\" or \"classification\"",
+                    "model {:?}: a tokenizer without a [model.pipeline] is never used; add task = \"embedding\", \"classification\", \"rerank\" or \"question-answering\"",
                     m.name
                 ),
                 (None, Some(_)) => bail!(
