@@ -156,3 +156,101 @@ pub(crate) fn two_matmuls(w1: (&[f32], [i64; 2]), w2: (&[f32], [i64; 2])) -> pb:
         ..Default::default()
     }
 }
+
+/// silero VAD's pattern: `x` f32 `[1, sequence]` cut into frames of 256 (`Reshape` to
+/// `[1, sequence / 256, 256]`), the frame axis squeezed (one frame: `sequence` = 256) and
+/// summed, `y` `[1]`. tract cannot type it while `sequence` is symbolic.
+pub(crate) fn frames_squeezed() -> pb::ModelProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let int64s = |name: &str, values: &[i64], dims: Vec<i64>| pb::TensorProto {
+        name: name.into(),
+        dims,
+        data_type: pb::tensor_proto::DataType::Int64 as i32,
+        int64_data: values.to_vec(),
+        ..Default::default()
+    };
+    let node = |op: &str, input: &[&str], output: &str, attribute: Vec<pb::AttributeProto>| {
+        pb::NodeProto {
+            name: output.into(),
+            op_type: op.into(),
+            input: input.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute,
+            ..Default::default()
+        }
+    };
+    let int_attr = |name: &str, i: i64| pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    };
+    let tensor_type = |dims: Vec<Value>| pb::TypeProto {
+        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+            elem_type: pb::tensor_proto::DataType::Float as i32,
+            shape: Some(pb::TensorShapeProto {
+                dim: dims
+                    .into_iter()
+                    .map(|v| Dimension {
+                        value: Some(v),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+        })),
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "g".into(),
+            node: vec![
+                node("Shape", &["x"], "shape", vec![]),
+                node(
+                    "Gather",
+                    &["shape", "one"],
+                    "len",
+                    vec![int_attr("axis", 0)],
+                ),
+                node("Div", &["len", "frame"], "frames", vec![]),
+                node(
+                    "Concat",
+                    &["ones", "frames", "frame"],
+                    "target",
+                    vec![int_attr("axis", 0)],
+                ),
+                node("Reshape", &["x", "target"], "framed", vec![]),
+                node("Squeeze", &["framed", "ones"], "squeezed", vec![]),
+                node(
+                    "ReduceSum",
+                    &["squeezed", "ones"],
+                    "y",
+                    vec![int_attr("keepdims", 0)],
+                ),
+            ],
+            initializer: vec![
+                int64s("one", &[1], vec![]),
+                int64s("ones", &[1], vec![1]),
+                int64s("frame", &[256], vec![1]),
+            ],
+            input: vec![pb::ValueInfoProto {
+                name: "x".into(),
+                r#type: Some(tensor_type(vec![
+                    Value::DimValue(1),
+                    Value::DimParam("sequence".into()),
+                ])),
+                ..Default::default()
+            }],
+            output: vec![pb::ValueInfoProto {
+                name: "y".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

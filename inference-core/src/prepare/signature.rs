@@ -82,7 +82,74 @@ pub(crate) fn signature_of(
     }
     let out_names = output_names(&model);
     apply_signature(&mut model, &inputs)?;
-    let typed = optimize(model)?;
+    let typed = optimize(model).map_err(|e| with_shape_advice(e, &inputs))?;
     let outputs = output_specs(&typed, out_names)?;
     Ok(Signature { inputs, outputs })
+}
+
+/// When tract cannot type a graph whose inputs have symbolic dims (a `Reshape` or `Squeeze`
+/// on a size computed from a sequence length, as in silero VAD), the way out is usually to
+/// fix those dims in the manifest: the error says which, and shows the declared shapes.
+fn with_shape_advice(error: String, inputs: &[TensorSpec]) -> String {
+    let symbolic: Vec<&TensorSpec> = inputs
+        .iter()
+        .filter(|s| s.shape.iter().any(|d| matches!(d, Dim::Symbol(_))))
+        .collect();
+    if symbolic.is_empty() {
+        return error;
+    }
+    let show = |shape: &[Dim]| {
+        shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // The symbols tract names in its message (`Sym(sequence)`) are the ones it could not
+    // resolve; without any, every symbolic dim is a suspect.
+    let named: Vec<String> = error
+        .split("Sym(")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .map(str::to_string)
+        .collect();
+    let suspect = |name: &str| named.is_empty() || named.iter().any(|n| n == name);
+    let declared: Vec<String> = inputs
+        .iter()
+        .map(|s| format!("{}: [{}] {}", s.name, show(&s.shape), s.dtype))
+        .collect();
+    let fixes: Vec<String> = symbolic
+        .iter()
+        .map(|s| {
+            let shape: Vec<String> = s
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Symbol(name) if suspect(name) => format!("<{name}>"),
+                    Dim::Symbol(name) => format!("{name:?}"),
+                    Dim::Fixed(n) => n.to_string(),
+                })
+                .collect();
+            format!(
+                "    [model.inputs.{}]\n    shape = [{}]",
+                s.name,
+                shape.join(", ")
+            )
+        })
+        .collect();
+    let unresolved = match named.is_empty() {
+        true => String::new(),
+        false => {
+            let mut names = named.clone();
+            names.sort();
+            names.dedup();
+            format!(" ({})", names.join(", "))
+        }
+    };
+    format!(
+        "{error}\n\ntract could not type this graph with symbolic input dims{unresolved}; the model declares {}. \
+If it always runs with fixed sizes there, fix them in the manifest (each <dim> a number; a dim left as a string stays symbolic):\n{}",
+        declared.join("; "),
+        fixes.join("\n")
+    )
 }

@@ -90,6 +90,28 @@ fn overrides_fix_dims_and_must_name_an_input() {
 }
 
 #[test]
+fn a_graph_tract_cannot_type_symbolically_gets_shape_advice() {
+    let bytes = prost::Message::encode_to_vec(&crate::test_models::frames_squeezed());
+    let e = prepare(&bytes, Quantize::None, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Reshape"), "tract's own message stays: {e}");
+    assert!(e.contains("symbolic input dims (sequence)"), "{e}");
+    assert!(e.contains("the model declares x: [1, sequence] f32"), "{e}");
+    assert!(
+        e.contains("[model.inputs.x]\n    shape = [1, <sequence>]"),
+        "{e}"
+    );
+    // The advice works: with the dim fixed the graph types.
+    let fixed = [InputOverride {
+        name: "x".into(),
+        shape: vec![Dim::Fixed(1), Dim::Fixed(256)],
+    }];
+    let prepared = prepare(&bytes, Quantize::None, &fixed).unwrap();
+    assert_eq!(prepared.signature.outputs[0].shape, vec![Dim::Fixed(1)]);
+}
+
+#[test]
 fn drift_beyond_the_limit_says_what_to_change() {
     let limit = MaxDrift::default();
     let e = limit
