@@ -15,6 +15,7 @@ pub(crate) fn entry(inputs: Vec<TensorSpec>, outputs: Vec<TensorSpec>) -> ModelE
         source_sha256: None,
         embed: true,
         labels: Vec::new(),
+        class_labels: None,
         inputs,
         outputs,
         tokenizer: None,

@@ -131,6 +131,7 @@ mod tests {
                 source_sha256: None,
                 embed,
                 labels: vec![],
+                class_labels: None,
                 inputs: vec![],
                 outputs: vec![],
                 tokenizer: None,

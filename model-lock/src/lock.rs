@@ -48,6 +48,10 @@ pub struct ModelEntry {
     pub embed: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// A classifier exported with string class labels: packing rewrote them to indices, and
+    /// these outputs are answered as the names again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_labels: Option<ClassLabels>,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     /// The tokenizer packed next to a text model (always embedded: it is small).
@@ -64,6 +68,16 @@ pub struct ModelEntry {
     /// `pack-models` measured faster and proved to answer the same.
     #[serde(default, skip_serializing_if = "Plans::is_symbolic")]
     pub plans: Plans,
+}
+
+/// String class labels a classifier was exported with (scikit-learn trained on
+/// `y = ["setosa", …]`): the plan computes class indices (int64 in the signature), and the
+/// function answers each of `outputs` as `names[index]`, as onnxruntime would.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassLabels {
+    pub outputs: Vec<String>,
+    pub names: Vec<String>,
 }
 
 /// How the function shapes its execution plans. Symbolic dims keep tract off some of its
@@ -622,6 +636,7 @@ mod tests {
                 source_sha256: None,
                 embed: true,
                 labels: vec!["a".into()],
+                class_labels: None,
                 inputs: vec![TensorSpec {
                     name: "x".into(),
                     dtype: DType::F32,

@@ -186,6 +186,12 @@ fn pack_one(
             spec.name
         );
     }
+    if let Some(labels) = &prepared.class_labels {
+        eprintln!(
+            "{}: string class labels {:?} run as their indices; outputs {:?} answer the names",
+            spec.name, labels.names, labels.outputs
+        );
+    }
     let bytes = prepared.packed;
     let entry = ModelEntry {
         name: spec.name.clone(),
@@ -195,7 +201,12 @@ fn pack_one(
         size: bytes.len() as u64,
         source_sha256: Some(source.sha256.clone()),
         embed: spec.embed,
-        labels: spec.labels.clone(),
+        // String class labels name the classes unless the manifest does.
+        labels: match (&spec.labels, &prepared.class_labels) {
+            (given, Some(model)) if given.is_empty() => model.names.clone(),
+            (given, _) => given.clone(),
+        },
+        class_labels: prepared.class_labels.clone(),
         inputs: prepared.signature.inputs,
         outputs: prepared.signature.outputs,
         tokenizer: tokenizer.as_ref().map(|t| TokenizerEntry {

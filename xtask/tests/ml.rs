@@ -41,6 +41,13 @@ fn compare(what: &str, want: &Value, got: &Value, worst: &mut f64) -> Vec<String
     }
     let mut problems = Vec::new();
     for (i, (w, g)) in a.iter().zip(&b).enumerate() {
+        // String class labels: exactly the names onnxruntime answers.
+        if let Some(name) = w.as_str() {
+            if g.as_str() != Some(name) {
+                problems.push(format!("{what}[{i}]: label {w}, got {g}"));
+            }
+            continue;
+        }
         match (w.as_i64(), w.as_f64(), g.as_f64()) {
             // Labels: exact.
             (Some(wi), _, _) if w.is_i64() || w.is_u64() => {
@@ -112,6 +119,53 @@ async fn every_model_matches_onnxruntime_single_rows_and_batches() {
         problems.len(),
         problems.join("\n")
     );
+    f.kill().await;
+}
+
+/// Classifiers trained on species names: the lock keeps the names (the model's labels, the
+/// manifest being silent) and which output answers them, and the function's `labels` and
+/// label output are the names onnxruntime gives.
+#[tokio::test]
+async fn string_class_labels_are_answered_as_names() {
+    test_support::require_fixtures!("ML_EXPECTED", "ML_BOOTSTRAP", "ML_PACKED");
+    let lock =
+        LockFile::read(&test_support::fixture_path("ML_PACKED").join("models.lock")).unwrap();
+    let expected = expected();
+    let f = Function::start(FunctionConfig::new(test_support::fixture_path(
+        "ML_BOOTSTRAP",
+    )))
+    .await
+    .expect("bootstrap starts");
+    let mut named = 0;
+    for m in expected["models"].as_array().unwrap() {
+        let Some(classes) = m["classes"].as_array() else {
+            continue;
+        };
+        named += 1;
+        let name = m["name"].as_str().unwrap();
+        let entry = lock.models.iter().find(|e| e.name == name).unwrap();
+        let classes: Vec<String> = classes
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(entry.labels, classes, "{name}");
+        let class_labels = entry.class_labels.as_ref().expect("class labels recorded");
+        assert_eq!(class_labels.names, classes, "{name}");
+        let case = &m["cases"][3];
+        let answer = test_support::function::invoke(
+            &f,
+            &json!({"model": name, "inputs": {"input": case["rows"]}}),
+        )
+        .await;
+        for output in &class_labels.outputs {
+            assert_eq!(answer["outputs"][output], case["outputs"][output], "{name}");
+            assert_eq!(
+                answer["labels"], case["outputs"][output],
+                "{name}: {answer}"
+            );
+        }
+    }
+    assert!(named >= 5, "train.py exported the species models");
     f.kill().await;
 }
 

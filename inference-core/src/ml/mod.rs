@@ -11,6 +11,7 @@ mod nnef;
 mod op;
 mod preprocess;
 mod select;
+mod string_labels;
 mod svm;
 mod transform;
 mod tree;
@@ -20,6 +21,7 @@ mod zipmap;
 mod tests;
 
 pub(crate) use nnef::register as register_nnef;
+pub use string_labels::string_labels_to_indices;
 pub use zipmap::strip_zipmap;
 
 use tract_onnx::model::ParsingContext;

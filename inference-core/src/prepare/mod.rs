@@ -178,11 +178,14 @@ pub struct Prepared {
     /// Outputs whose trailing ZipMap was removed: they serve class probabilities as a
     /// `[rows, classes]` tensor, columns in class-label order.
     pub zipmaps_removed: Vec<String>,
+    /// String class labels rewritten to indices, and the outputs to answer with the names.
+    pub class_labels: Option<model_lock::ClassLabels>,
     pub signature: Signature,
 }
 
 /// Decodes `source` once, strips a trailing ZipMap (lists of dictionaries cannot be served
-/// as a tensor), quantizes when asked and reads the signature of the packed model.
+/// as a tensor), rewrites string class labels to indices, quantizes when asked and reads the
+/// signature of the packed model.
 pub fn prepare(
     source: &[u8],
     quantize: Quantize,
@@ -190,7 +193,9 @@ pub fn prepare(
 ) -> Result<Prepared, PrepareError> {
     let mut proto = ModelProto::decode(source).map_err(|e| PrepareError::Decode(e.to_string()))?;
     let zipmaps_removed = crate::ml::strip_zipmap(&mut proto);
-    let original = if zipmaps_removed.is_empty() {
+    let class_labels =
+        crate::ml::string_labels_to_indices(&mut proto).map_err(PrepareError::Signature)?;
+    let original = if zipmaps_removed.is_empty() && class_labels.is_none() {
         source.to_vec()
     } else {
         proto.encode_to_vec()
@@ -210,6 +215,7 @@ pub fn prepare(
         packed,
         original,
         zipmaps_removed,
+        class_labels,
         signature,
     })
 }

@@ -15,6 +15,7 @@ fn entry(prepared: &Prepared) -> ModelEntry {
         source_sha256: None,
         embed: true,
         labels: vec![],
+        class_labels: None,
         inputs: prepared.signature.inputs.clone(),
         outputs: prepared.signature.outputs.clone(),
         tokenizer: None,

@@ -79,8 +79,15 @@ impl Registry {
                     continue;
                 }
             }
-            let json = tensor_to_json(value)
+            let mut json = tensor_to_json(value)
                 .map_err(|e| RequestError::Internal(format!("output {:?}: {e}", spec.name)))?;
+            if let Some(class) = entry
+                .class_labels
+                .as_ref()
+                .filter(|c| c.outputs.contains(&spec.name))
+            {
+                class_names(&mut json, &class.names);
+            }
             encoded.push((spec.name.clone(), json));
         }
         Ok(InferenceResponse {
@@ -241,6 +248,21 @@ fn build_inputs(entry: &ModelEntry, inputs: &RequestInputs) -> Result<TVec<TValu
             }
             Ok(out)
         }
+    }
+}
+
+/// A label output of a model exported with string class labels, answered with the names
+/// (an index outside them, which the rewritten classifier cannot produce, is null).
+fn class_names(value: &mut Value, names: &[String]) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|v| class_names(v, names)),
+        Value::Number(n) => {
+            *value = n
+                .as_u64()
+                .and_then(|i| names.get(i as usize))
+                .map_or(Value::Null, |name| Value::String(name.clone()));
+        }
+        _ => {}
     }
 }
 

@@ -20,6 +20,7 @@ fn entry(name: &str, bytes: &[u8]) -> ModelEntry {
         source_sha256: None,
         embed: true,
         labels: vec!["malignant".into(), "benign".into()],
+        class_labels: None,
         inputs: signature.inputs,
         outputs: signature.outputs,
         tokenizer: None,

@@ -39,6 +39,7 @@ fn registry() -> Registry {
         source_sha256: None,
         embed: true,
         labels: vec!["malignant".into(), "benign".into()],
+        class_labels: None,
         inputs: prepared.signature.inputs,
         outputs: prepared.signature.outputs,
         tokenizer: None,

@@ -21,6 +21,7 @@ from sklearn.ensemble import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
+    RandomForestClassifier,
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression
@@ -84,9 +85,17 @@ update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor", _regressor_s
 
 
 def data(name):
-    loader = {"breast_cancer": load_breast_cancer, "iris": load_iris, "diabetes": load_diabetes}[name]
+    loader = {
+        "breast_cancer": load_breast_cancer,
+        "iris": load_iris,
+        "iris_species": load_iris,
+        "diabetes": load_diabetes,
+    }[name]
     x, y = loader(return_X_y=True)
     x = x.astype(np.float32)
+    if name == "iris_species":
+        # Trained on the species names, as people usually train: string class labels.
+        y = np.array(["setosa", "versicolor", "virginica"])[y]
     return train_test_split(x, y, test_size=0.3, random_state=SEED)
 
 
@@ -107,6 +116,11 @@ MODELS = [
     ("xgb-regressor", "diabetes", lambda: XGBRegressor(n_estimators=20, max_depth=3, random_state=SEED), False, False),
     ("lgbm-binary", "breast_cancer", lambda: LGBMClassifier(n_estimators=20, max_depth=4, random_state=SEED, verbose=-1), True, False),
     ("lgbm-regressor", "diabetes", lambda: LGBMRegressor(n_estimators=20, max_depth=4, random_state=SEED, verbose=-1), False, False),
+    ("species-logreg", "iris_species", lambda: LogisticRegression(max_iter=1000), True, False),
+    ("species-rf", "iris_species", lambda: RandomForestClassifier(n_estimators=10, max_depth=4, random_state=SEED), True, True),
+    ("species-svc", "iris_species", lambda: SVC(kernel="rbf", random_state=SEED), True, False),
+    ("species-gb", "iris_species", lambda: GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=SEED), True, False),
+    ("species-scaler-logreg", "iris_species", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), True, True),
 ]
 
 
@@ -116,6 +130,8 @@ def as_list(value):
         keys = sorted(value[0])
         return [[float(np.float32(row[k])) for k in keys] for row in value]
     array = np.asarray(value)
+    if array.dtype.kind in "OUS":
+        return [str(v) for v in array.tolist()]
     if array.dtype.kind in "iu":
         return array.astype(np.int64).tolist()
     return array.astype(np.float64).tolist()
@@ -155,6 +171,7 @@ def main(out_dir):
             "name": name,
             "file": path.name,
             "task": "classifier" if classifier else "regressor",
+            "classes": [str(c) for c in model.classes_] if dataset == "iris_species" else None,
             "zipmap": any(n.op_type == "ZipMap" for n in onx.graph.node),
             "ops": ops,
             "cases": cases,
