@@ -47,10 +47,20 @@ struct Packed {
 /// Packs `manifest` into `out` as `cargo xtask pack-models` does by default (locked hashes
 /// kept, the default download cache): what `local`, `test` and `bench` run before a build.
 pub fn pack_into(manifest: PathBuf, out: PathBuf) -> Result<()> {
+    pack_with(manifest, out, false)
+}
+
+/// Packs models the test setup generates (trained, built): a regenerated source is the
+/// point, so its new hash is pinned instead of refused (`--update`).
+pub fn pack_generated(manifest: PathBuf, out: PathBuf) -> Result<()> {
+    pack_with(manifest, out, true)
+}
+
+fn pack_with(manifest: PathBuf, out: PathBuf, update: bool) -> Result<()> {
     run(&PackArgs {
         manifest,
         out,
-        update: false,
+        update,
         cache_dir: None,
         max_download_mb: fetch::DEFAULT_MAX_DOWNLOAD_MB,
     })

@@ -72,13 +72,14 @@ struct Fixture {
     bootstrap: PathBuf,
 }
 
-/// Packs `manifest` into `target/fixture/<name>/packed` and builds a dev `bootstrap`
+/// Packs `manifest` (its generated sources re-pinned when they change) into
+/// `target/fixture/<name>/packed` and builds a dev `bootstrap`
 /// embedding it (`target/fixture/<name>/bootstrap`). Built once here rather than per test;
 /// the suite's own build then relinks with the default models.
 fn fixture(name: &str, manifest: PathBuf) -> Result<Fixture> {
     let dir = workspace::target_dir().join("fixture").join(name);
     let packed = dir.join("packed");
-    pack::pack_into(manifest, packed.clone())?;
+    pack::pack_generated(manifest, packed.clone())?;
     let built = bootstrap_build::build_dev_with_models(&packed)?;
     let bootstrap = dir.join("bootstrap");
     std::fs::copy(&built, &bootstrap)
