@@ -13,6 +13,7 @@ pub(crate) fn entry(inputs: Vec<TensorSpec>, outputs: Vec<TensorSpec>) -> ModelE
         sha256: String::new(),
         size: 0,
         source_sha256: None,
+        external_data_sha256: Default::default(),
         embed: true,
         labels: Vec::new(),
         class_labels: None,

@@ -129,6 +129,7 @@ mod tests {
                 sha256,
                 size,
                 source_sha256: None,
+                external_data_sha256: Default::default(),
                 embed,
                 labels: vec![],
                 class_labels: None,

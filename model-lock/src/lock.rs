@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -44,6 +45,10 @@ pub struct ModelEntry {
     /// SHA-256 of the source as fetched (trust-on-first-use pin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_sha256: Option<String>,
+    /// SHA-256 of each ONNX external data file as fetched, by its `location` (pins, like
+    /// `source_sha256`); packing inlined them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_data_sha256: BTreeMap<String, String>,
     #[serde(default = "default_true")]
     pub embed: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -188,8 +193,8 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_input_elements: Option<u64>,
     /// Largest value of each symbolic dim, by name (`batch = 64`, `sequence = 512`).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub max_dims: std::collections::BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_dims: BTreeMap<String, u64>,
 }
 
 impl Limits {
@@ -634,6 +639,7 @@ mod tests {
                 sha256: "ab".repeat(32),
                 size: 3,
                 source_sha256: None,
+                external_data_sha256: Default::default(),
                 embed: true,
                 labels: vec!["a".into()],
                 class_labels: None,

@@ -46,6 +46,10 @@ pub struct ModelSpec {
     pub max_drift: MaxDrift,
     /// A Hugging Face `tokenizer.json` for a text model, fetched like the model.
     pub tokenizer: Option<TokenizerSpec>,
+    /// The side files of an ONNX export with external data (`model.onnx_data`), each by the
+    /// `location` its tensors name, fetched like the model and inlined when packing.
+    #[serde(default)]
+    pub external_data: Vec<ExternalDataSpec>,
     /// What a text model does: `[model.pipeline] task = "embedding" | "classification" | "rerank" | "question-answering"`.
     pub pipeline: Option<TextPipeline>,
     /// Caps on one request: `[model.limits] max_input_elements = …, max_dims = { batch = … }`.
@@ -91,6 +95,18 @@ pub enum Compile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizerSpec {
+    /// Where to get it, tried in order (same forms as model sources).
+    pub sources: Vec<String>,
+    /// Pinned SHA-256 of the file.
+    pub sha256: Option<String>,
+}
+
+/// `external_data = [{ location = "model.onnx_data", sources = [...] }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalDataSpec {
+    /// The file name the model's tensors give as their `location`.
+    pub location: String,
     /// Where to get it, tried in order (same forms as model sources).
     pub sources: Vec<String>,
     /// Pinned SHA-256 of the file.

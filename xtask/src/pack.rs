@@ -1,5 +1,6 @@
 //! `cargo xtask pack-models`: manifest in, verified packed files and a lock out.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -145,6 +146,67 @@ fn fetch_source(
     bail!("no source could be fetched:\n{}", failures.join("\n"))
 }
 
+/// An ONNX model's external data files, by `location`, and their hashes (for the lock).
+struct ExternalData {
+    files: BTreeMap<String, Vec<u8>>,
+    sha256: BTreeMap<String, String>,
+}
+
+/// The external data files the model's tensors point at, fetched (and pinned) as the
+/// manifest's `external_data` says; a file the model needs and the manifest does not name
+/// (or the other way round) is an error that shows what to write.
+fn fetch_external_data(
+    manifest: &Manifest,
+    spec: &ModelSpec,
+    model: &[u8],
+    old: Option<&ModelEntry>,
+    args: &PackArgs,
+    cache: &Cache,
+) -> Result<ExternalData> {
+    let needed = prepare::external_data_locations(model)?;
+    if let Some(missing) = needed
+        .iter()
+        .find(|l| !spec.external_data.iter().any(|e| &e.location == *l))
+    {
+        bail!(
+            "the model keeps weights in external data {missing:?} (it references {needed:?}); name each file in the manifest:\n  external_data = [{}]",
+            needed
+                .iter()
+                .map(|l| format!("{{ location = {l:?}, sources = [\"…/{l}\"] }}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut fetched = ExternalData {
+        files: BTreeMap::new(),
+        sha256: BTreeMap::new(),
+    };
+    for e in &spec.external_data {
+        if !needed.contains(&e.location) {
+            bail!(
+                "external_data names {:?}, which the model does not reference (it references {needed:?})",
+                e.location
+            );
+        }
+        let recorded = old
+            .and_then(|o| o.external_data_sha256.get(&e.location))
+            .map(String::as_str)
+            .filter(|_| !args.update);
+        let label = format!("{} external data {}", spec.name, e.location);
+        let file = fetch_source(
+            manifest,
+            &label,
+            &e.sources,
+            e.sha256.as_deref().or(recorded),
+            cache,
+            fetch::Cap::mb(args.max_download_mb),
+        )?;
+        fetched.files.insert(e.location.clone(), file.bytes);
+        fetched.sha256.insert(e.location.clone(), file.sha256);
+    }
+    Ok(fetched)
+}
+
 fn pack_one(
     manifest: &Manifest,
     spec: &ModelSpec,
@@ -181,6 +243,8 @@ fn pack_one(
         }
     };
 
+    let external = fetch_external_data(manifest, spec, &source.bytes, old, args, cache)?;
+
     let overrides: Vec<InputOverride> = spec
         .inputs
         .iter()
@@ -189,7 +253,13 @@ fn pack_one(
             shape: i.shape.clone(),
         })
         .collect();
-    let prepared = prepare::prepare(&source.bytes, spec.quantize, &overrides)?;
+    let prepared = prepare::prepare_with_external_data(
+        &source.bytes,
+        &external.files,
+        spec.quantize,
+        &overrides,
+    )?;
+    drop(external.files);
     for output in &prepared.zipmaps_removed {
         eprintln!(
             "{}: ZipMap removed: output {output:?} serves the class probabilities as a [rows, classes] tensor, columns in class-label order",
@@ -210,6 +280,7 @@ fn pack_one(
         sha256: inference_core::sha256_hex(&bytes),
         size: bytes.len() as u64,
         source_sha256: Some(source.sha256.clone()),
+        external_data_sha256: external.sha256,
         embed: spec.embed,
         // String class labels name the classes unless the manifest does.
         labels: match (&spec.labels, &prepared.class_labels) {

@@ -168,7 +168,8 @@ fn text_fixture(data: &Path, pairs: &Path) -> Result<Fixture> {
 }
 
 /// The classical-ML tests' function: every model `xtask/tests/ml/train.py` exported, packed
-/// as they come (ZipMaps included, which packing strips), in the compiled form.
+/// as they come (ZipMaps included, which packing strips; string class labels; external
+/// data, named in the manifest), in the compiled form.
 fn ml_fixture(data: &Path) -> Result<Fixture> {
     let expected = data.join("expected.json");
     let text = std::fs::read_to_string(&expected)
@@ -186,6 +187,22 @@ fn ml_fixture(data: &Path) -> Result<Fixture> {
             "\n[[model]]\nname = {name:?}\nsources = [{:?}]\ncompile = \"always\"\n",
             data.join(file).to_string_lossy()
         ));
+        // An export with external data names its side files.
+        let external: Vec<String> = m["external_data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str())
+            .map(|l| {
+                format!(
+                    "{{ location = {l:?}, sources = [{:?}] }}",
+                    data.join(l).to_string_lossy()
+                )
+            })
+            .collect();
+        if !external.is_empty() {
+            manifest.push_str(&format!("external_data = [{}]\n", external.join(", ")));
+        }
     }
     let dir = workspace::target_dir().join("fixture/ml");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

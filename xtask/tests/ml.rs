@@ -169,6 +169,43 @@ async fn string_class_labels_are_answered_as_names() {
     f.kill().await;
 }
 
+/// An export with its tensors in a side file: packing fetched, pinned and inlined it.
+#[test]
+fn external_data_is_pinned_and_inlined() {
+    test_support::require_fixtures!("ML_EXPECTED", "ML_BOOTSTRAP", "ML_PACKED");
+    let packed = test_support::fixture_path("ML_PACKED");
+    let lock = LockFile::read(&packed.join("models.lock")).unwrap();
+    let expected = expected();
+    let mut external = 0;
+    for m in expected["models"].as_array().unwrap() {
+        let Some(files) = m["external_data"].as_array().filter(|f| !f.is_empty()) else {
+            continue;
+        };
+        external += 1;
+        let name = m["name"].as_str().unwrap();
+        let entry = lock.models.iter().find(|e| e.name == name).unwrap();
+        let pinned: Vec<&str> = entry
+            .external_data_sha256
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let wanted: Vec<&str> = files.iter().map(|f| f.as_str().unwrap()).collect();
+        assert_eq!(pinned, wanted, "{name}");
+        // One packed file, at least as large as the side file it absorbed.
+        let data_file = test_support::fixture_path("ML_EXPECTED").with_file_name(wanted[0]);
+        let data = std::fs::metadata(data_file).unwrap().len();
+        assert!(
+            entry.size >= data,
+            "{name}: packed {} < data {data}",
+            entry.size
+        );
+    }
+    assert!(
+        external >= 1,
+        "train.py exported a model with external data"
+    );
+}
+
 /// Packing served what onnxruntime calls `output_probability` as a tensor (the ZipMap is
 /// gone) and gave skl2onnx's unnamed batch dimension a symbol.
 #[test]

@@ -10,12 +10,15 @@
 
 mod check;
 mod compile;
+mod external_data;
 mod int8_dynamic;
 mod plans;
 mod signature;
 
 #[cfg(test)]
 mod tests;
+
+use std::collections::BTreeMap;
 
 use prost::Message as _;
 use serde::Deserialize;
@@ -24,6 +27,7 @@ use tract_onnx::pb::ModelProto;
 pub use crate::compare::Drift;
 pub use check::{check, sample_requests, Checked, LAMBDA_MAX_MEMORY_BYTES};
 pub use compile::{compile, compiled_entry, load_time};
+pub use external_data::MAX_INLINED_BYTES;
 pub use int8_dynamic::{int8_dynamic, DynamicInt8};
 pub use plans::{candidates, default_buckets, fastest, time_plans, timing_requests, PlanTiming};
 pub use signature::{inspect, InputOverride, Signature};
@@ -83,6 +87,8 @@ impl MaxDrift {
 pub enum PrepareError {
     #[error("cannot decode ONNX: {0}")]
     Decode(String),
+    #[error("{0}")]
+    ExternalData(String),
     #[error("{0}")]
     Quantize(String),
     #[error("{0}")]
@@ -183,19 +189,53 @@ pub struct Prepared {
     pub signature: Signature,
 }
 
-/// Decodes `source` once, strips a trailing ZipMap (lists of dictionaries cannot be served
-/// as a tensor), rewrites string class labels to indices, quantizes when asked and reads the
-/// signature of the packed model.
+/// The external data files (`location`s) an ONNX model's tensors point at; empty for a
+/// self-contained model.
+pub fn external_data_locations(source: &[u8]) -> Result<Vec<String>, PrepareError> {
+    let proto = ModelProto::decode(source).map_err(|e| PrepareError::Decode(e.to_string()))?;
+    Ok(external_data::external_data_locations(&proto))
+}
+
+/// [`prepare_with_external_data`] for a self-contained model.
 pub fn prepare(
     source: &[u8],
     quantize: Quantize,
     overrides: &[InputOverride],
 ) -> Result<Prepared, PrepareError> {
+    prepare_with_external_data(source, &BTreeMap::new(), quantize, overrides)
+}
+
+/// Decodes `source` once, inlines its external data (`external`: each side file by its
+/// `location`), strips a trailing ZipMap (lists of dictionaries cannot be served as a
+/// tensor), rewrites string class labels to indices, quantizes when asked and reads the
+/// signature of the packed model.
+pub fn prepare_with_external_data(
+    source: &[u8],
+    external: &BTreeMap<String, Vec<u8>>,
+    quantize: Quantize,
+    overrides: &[InputOverride],
+) -> Result<Prepared, PrepareError> {
+    let inlined = external
+        .values()
+        .fold(source.len() as u64, |n, f| n.saturating_add(f.len() as u64));
+    if inlined > MAX_INLINED_BYTES {
+        return Err(PrepareError::ExternalData(external_data::too_big(inlined)));
+    }
     let mut proto = ModelProto::decode(source).map_err(|e| PrepareError::Decode(e.to_string()))?;
+    let locations = external_data::external_data_locations(&proto);
+    if let Some(unused) = external.keys().find(|k| !locations.contains(k)) {
+        return Err(PrepareError::ExternalData(format!(
+            "external data {unused:?} is not referenced by the model (it references {locations:?})"
+        )));
+    }
+    if !locations.is_empty() {
+        external_data::inline_external_data(&mut proto, external)
+            .map_err(PrepareError::ExternalData)?;
+    }
     let zipmaps_removed = crate::ml::strip_zipmap(&mut proto);
     let class_labels =
         crate::ml::string_labels_to_indices(&mut proto).map_err(PrepareError::Signature)?;
-    let original = if zipmaps_removed.is_empty() && class_labels.is_none() {
+    let original = if zipmaps_removed.is_empty() && class_labels.is_none() && locations.is_empty() {
         source.to_vec()
     } else {
         proto.encode_to_vec()

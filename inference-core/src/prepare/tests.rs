@@ -13,6 +13,7 @@ fn entry(prepared: &Prepared) -> ModelEntry {
         sha256: crate::sha256_hex(&prepared.packed),
         size: prepared.packed.len() as u64,
         source_sha256: None,
+        external_data_sha256: Default::default(),
         embed: true,
         labels: vec![],
         class_labels: None,

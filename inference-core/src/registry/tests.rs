@@ -18,6 +18,7 @@ fn entry(name: &str, bytes: &[u8]) -> ModelEntry {
         sha256: crate::sha256_hex(bytes),
         size: bytes.len() as u64,
         source_sha256: None,
+        external_data_sha256: Default::default(),
         embed: true,
         labels: vec!["malignant".into(), "benign".into()],
         class_labels: None,

@@ -37,6 +37,7 @@ fn registry() -> Registry {
         sha256: inference_core::sha256_hex(&prepared.packed),
         size: prepared.packed.len() as u64,
         source_sha256: None,
+        external_data_sha256: Default::default(),
         embed: true,
         labels: vec!["malignant".into(), "benign".into()],
         class_labels: None,

@@ -25,6 +25,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -121,7 +122,12 @@ MODELS = [
     ("species-svc", "iris_species", lambda: SVC(kernel="rbf", random_state=SEED), True, False),
     ("species-gb", "iris_species", lambda: GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=SEED), True, False),
     ("species-scaler-logreg", "iris_species", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), True, True),
+    ("mlp-external", "breast_cancer", lambda: make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), max_iter=500, random_state=SEED)), True, False),
 ]
+
+# Saved as large exports are: every tensor in one side file (`<name>.onnx_data`), which the
+# manifest must name and packing inlines.
+EXTERNAL_DATA = {"mlp-external"}
 
 
 def as_list(value):
@@ -155,7 +161,14 @@ def main(out_dir):
             options=options,
         )
         path = out / f"{name}.onnx"
-        path.write_bytes(onx.SerializeToString())
+        external = []
+        if name in EXTERNAL_DATA:
+            external = [f"{name}.onnx_data"]
+            onnx.save_model(onx, str(path), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=external[0], size_threshold=0)
+            assert (out / external[0]).stat().st_size > 0
+        else:
+            path.write_bytes(onx.SerializeToString())
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         output_names = [o.name for o in session.get_outputs()]
         cases = []
@@ -172,6 +185,7 @@ def main(out_dir):
             "file": path.name,
             "task": "classifier" if classifier else "regressor",
             "classes": [str(c) for c in model.classes_] if dataset == "iris_species" else None,
+            "external_data": external,
             "zipmap": any(n.op_type == "ZipMap" for n in onx.graph.node),
             "ops": ops,
             "cases": cases,
