@@ -164,8 +164,12 @@ def main(out_dir):
         external = []
         if name in EXTERNAL_DATA:
             external = [f"{name}.onnx_data"]
+            # onnx moves only raw_data tensors out; skl2onnx writes float_data.
+            for i, t in enumerate(onx.graph.initializer):
+                onx.graph.initializer[i].CopyFrom(
+                    onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(t), t.name))
             onnx.save_model(onx, str(path), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location=external[0], size_threshold=0)
+                            all_tensors_to_one_file=True, location=external[0], size_threshold=1024)
             assert (out / external[0]).stat().st_size > 0
         else:
             path.write_bytes(onx.SerializeToString())
