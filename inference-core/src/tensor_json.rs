@@ -11,6 +11,10 @@ use crate::error::RequestError;
 /// Symbol values seen so far in one request (`batch` must agree across inputs).
 pub type SymbolValues = HashMap<String, usize>;
 
+/// The longest string a string input takes (a category, a word): longer is refused before
+/// the model sees it.
+pub const MAX_STRING_CHARS: usize = 1024;
+
 /// Depth of the leading chain of arrays: `[[1, 2]]` is 2, `3` is 0.
 pub fn nesting_depth(value: &Value) -> usize {
     let mut depth = 0;
@@ -275,7 +279,30 @@ pub fn json_to_tensor(
             }
             Tensor::from_shape(&shape, &data)
         }
-        DType::Tdim | DType::String => {
+        DType::String => {
+            let mut data = Vec::with_capacity(leaves.len());
+            for (i, v) in leaves.iter().enumerate() {
+                let Value::String(text) = v else {
+                    return Err(RequestError::bad(format!(
+                        "{}: expected a string (the model takes strings: categories, words), found {}",
+                        index_path(field, &shape, i),
+                        describe(v)
+                    )));
+                };
+                if text.len() > MAX_STRING_CHARS && text.chars().count() > MAX_STRING_CHARS {
+                    return Err(RequestError::OverLimit(format!(
+                        "{}: a string of {} characters; string inputs take at most {MAX_STRING_CHARS}",
+                        index_path(field, &shape, i),
+                        text.chars().count()
+                    )));
+                }
+                data.push(text.clone());
+            }
+            tract_ndarray::ArrayD::from_shape_vec(shape.clone(), data)
+                .map(|a| a.into_tensor())
+                .map_err(|e| e.into())
+        }
+        DType::Tdim => {
             return Err(RequestError::bad(format!(
                 "{field}: inputs of type {dt} are not supported"
             )))
@@ -415,6 +442,41 @@ mod tests {
         let h = spec(DType::F16, vec![Dim::Fixed(1)]);
         assert!(err(json!([70000]), &h).contains("out of range"));
         assert!(err(json!([[]]), &s).contains("empty") || err(json!([]), &s).contains("empty"));
+    }
+
+    #[test]
+    fn string_inputs_take_strings_up_to_the_cap() {
+        let spec = spec(
+            DType::String,
+            vec![Dim::Symbol("batch".into()), Dim::Fixed(1)],
+        );
+        let t = json_to_tensor(
+            "city",
+            &json!([["Paris"], ["Saint-Étienne"]]),
+            &spec,
+            &mut SymbolValues::new(),
+        )
+        .unwrap();
+        assert_eq!(t.shape(), &[2, 1]);
+        assert_eq!(slice_of::<String>(&t).unwrap()[1], "Saint-Étienne");
+        assert_eq!(
+            tensor_to_json(&t).unwrap(),
+            json!([["Paris"], ["Saint-Étienne"]])
+        );
+        let e = json_to_tensor("city", &json!([[1]]), &spec, &mut SymbolValues::new()).unwrap_err();
+        assert!(
+            e.to_string().contains("city[0][0]: expected a string"),
+            "{e}"
+        );
+        let long = "é".repeat(MAX_STRING_CHARS + 1);
+        let e =
+            json_to_tensor("city", &json!([[long]]), &spec, &mut SymbolValues::new()).unwrap_err();
+        assert_eq!(e.status(), 413, "{e}");
+        // At the cap, counted in characters, not bytes.
+        let at_cap = "é".repeat(MAX_STRING_CHARS);
+        assert!(
+            json_to_tensor("city", &json!([[at_cap]]), &spec, &mut SymbolValues::new()).is_ok()
+        );
     }
 
     #[test]

@@ -273,6 +273,7 @@ fn pack_one(
         );
     }
     let bytes = prepared.packed;
+    let string_examples = prepared.string_examples;
     let entry = ModelEntry {
         name: spec.name.clone(),
         file: format!("{}.onnx", spec.name),
@@ -312,7 +313,7 @@ fn pack_one(
         }
         None => None,
     };
-    let samples = prepare::sample_requests(&entry, sample);
+    let samples = prepare::sample_requests_with(&entry, sample, &string_examples);
     let tok = tokenizer.as_deref();
     let checked = prepare::check(&entry, &bytes, tok, &samples)?;
     let mut entry = entry;

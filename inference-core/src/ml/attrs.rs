@@ -52,12 +52,13 @@ pub fn floats_or_tensor(node: &NodeProto, name: &str) -> TractResult<(Vec<f64>, 
     ))
 }
 
-/// String labels, keys or categories are out of scope: say which operator and attribute.
+/// String class labels are rewritten to indices when a model is packed
+/// (`string_labels.rs`); a classifier that still has them was not packed by pack-models.
 pub fn no_strings(node: &NodeProto, op: &str, names: &[&str]) -> TractResult<()> {
     for name in names {
         if !strings(node, name)?.is_empty() {
             bail!(
-                "{op} uses string values ({name}); string inputs and outputs are not supported: export with integer labels or categories"
+                "{op} has string class labels ({name}), which packing rewrites to indices: pack the model with `cargo xtask pack-models`"
             );
         }
     }

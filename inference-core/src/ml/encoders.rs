@@ -1,27 +1,71 @@
-//! `OneHotEncoder` (integer categories) and `LabelEncoder` (integer and float maps,
-//! ai.onnx.ml 2-4). String categories and maps are out of scope and fail at load, named.
+//! `OneHotEncoder` (integer or string categories) and `LabelEncoder` (integer, float and
+//! string keys and values, ai.onnx.ml 2-3), as onnxruntime computes them. An unknown category
+//! where the export says it is an error (`handle_unknown = "error"`, `zeros = 0`) is the
+//! caller's mistake: [`UnknownCategory`], answered 400.
 
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use super::attrs::{floats, floats_or_tensor, ints, no_strings};
+use super::attrs::{floats, floats_or_tensor, ints, strings};
 use super::op::{Kernel, Out, Shape};
+use crate::tensor_json::slice_of;
+
+/// A value not among an encoder's categories, where the model says that is an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{encoder}: {value} is not one of the {count} categories the model was trained on, and it was exported to refuse unknown ones")]
+pub struct UnknownCategory {
+    encoder: &'static str,
+    /// Quoted and bounded: it comes from the request.
+    value: String,
+    count: usize,
+}
+
+/// An encoder's input values: strings, or numbers (read as f64, as onnxruntime compares).
+enum Values<'a> {
+    Strings(&'a [String]),
+    Numbers(Vec<f64>),
+}
+
+fn values(input: &Tensor) -> TractResult<Values<'_>> {
+    if input.datum_type() == String::datum_type() {
+        return Ok(Values::Strings(slice_of::<String>(input)?));
+    }
+    let numbers = input.cast_to::<f64>()?;
+    Ok(Values::Numbers(slice_of::<f64>(&numbers)?.to_vec()))
+}
+
+#[derive(Debug)]
+enum Cats {
+    Ints(Vec<i64>),
+    Strings(Vec<String>),
+}
 
 #[derive(Debug)]
 struct OneHot {
-    cats: Vec<i64>,
+    cats: Cats,
     /// Unknown categories give all zeros (else they are an error).
     zeros: bool,
 }
 
 pub fn one_hot_encoder(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
-    no_strings(node, "OneHotEncoder", &["cats_strings"])?;
-    let cats = ints(node, "cats_int64s")?;
-    if cats.is_empty() {
-        bail!("OneHotEncoder: no cats_int64s");
-    }
+    let ints = ints(node, "cats_int64s")?;
+    let strings = strings(node, "cats_strings")?;
+    let cats = match (ints.is_empty(), strings.is_empty()) {
+        (false, true) => Cats::Ints(ints),
+        (true, false) => Cats::Strings(strings),
+        _ => bail!("OneHotEncoder: exactly one of cats_int64s and cats_strings is needed"),
+    };
     let zeros = node.get_attr_opt::<i64>("zeros")?.unwrap_or(1) != 0;
     Ok(Arc::new(OneHot { cats, zeros }))
+}
+
+impl OneHot {
+    fn len(&self) -> usize {
+        match &self.cats {
+            Cats::Ints(c) => c.len(),
+            Cats::Strings(c) => c.len(),
+        }
+    }
 }
 
 impl Kernel for OneHot {
@@ -32,21 +76,37 @@ impl Kernel for OneHot {
     fn outputs(&self) -> Vec<Out> {
         vec![Out {
             dt: f32::datum_type(),
-            shape: Shape::InputPlus(self.cats.len()),
+            shape: Shape::InputPlus(self.len()),
         }]
     }
 
     fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>> {
-        let values = input.cast_to::<f64>()?;
-        let values = values.to_plain_array_view::<f64>()?;
-        let n = self.cats.len();
-        let mut out = vec![0.0f32; values.len() * n];
-        for (i, &v) in values.iter().enumerate() {
+        let n = self.len();
+        let found: Vec<(Option<usize>, String)> = match (values(input)?, &self.cats) {
+            (Values::Strings(v), Cats::Strings(cats)) => v
+                .iter()
+                .map(|s| (cats.iter().position(|c| c == s), crate::error::quote(s)))
+                .collect(),
             // Float inputs are truncated to integers, as onnxruntime does.
-            match self.cats.iter().position(|&c| c == v as i64) {
+            (Values::Numbers(v), Cats::Ints(cats)) => v
+                .iter()
+                .map(|&x| (cats.iter().position(|&c| c == x as i64), x.to_string()))
+                .collect(),
+            _ => bail!("OneHotEncoder: the input's type does not match the categories' (strings or integers)"),
+        };
+        let mut out = vec![0.0f32; found.len() * n];
+        for (i, (hit, shown)) in found.into_iter().enumerate() {
+            match hit {
                 Some(k) => out[i * n + k] = 1.0,
                 None if self.zeros => {}
-                None => bail!("OneHotEncoder: {v} is not one of the categories and zeros = 0"),
+                None => {
+                    return Err(UnknownCategory {
+                        encoder: "OneHotEncoder",
+                        value: shown,
+                        count: n,
+                    }
+                    .into())
+                }
             }
         }
         let mut shape = input.shape().to_vec();
@@ -55,29 +115,29 @@ impl Kernel for OneHot {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Key {
-    Int,
-    Float,
+/// A `LabelEncoder`'s keys.
+#[derive(Debug)]
+enum Keys {
+    Ints(Vec<i64>),
+    Floats(Vec<f64>),
+    Strings(Vec<String>),
+}
+
+/// A `LabelEncoder`'s values, with the default for a key not found.
+#[derive(Debug)]
+enum Mapped {
+    Ints(Vec<i64>, i64),
+    Floats(Vec<f32>, f32),
+    Strings(Vec<String>, String),
 }
 
 #[derive(Debug)]
 struct LabelEncoder {
-    key: Key,
-    int_keys: Vec<i64>,
-    float_keys: Vec<f64>,
-    int_values: Option<Vec<i64>>,
-    float_values: Vec<f32>,
-    default_int: i64,
-    default_float: f32,
+    keys: Keys,
+    values: Mapped,
 }
 
 pub fn label_encoder(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
-    no_strings(
-        node,
-        "LabelEncoder",
-        &["keys_strings", "values_strings", "classes_strings"],
-    )?;
     if node
         .get_attr_opt::<&tract_onnx::pb::TensorProto>("keys_tensor")?
         .is_some()
@@ -85,52 +145,62 @@ pub fn label_encoder(node: &NodeProto) -> TractResult<Arc<dyn Kernel>> {
             .get_attr_opt::<&tract_onnx::pb::TensorProto>("values_tensor")?
             .is_some()
     {
-        bail!("LabelEncoder: keys_tensor/values_tensor (ai.onnx.ml 4) are not supported; use keys_int64s/keys_floats");
+        bail!("LabelEncoder: keys_tensor/values_tensor (ai.onnx.ml 4) are not supported; use keys_int64s/keys_floats/keys_strings");
     }
     let int_keys = ints(node, "keys_int64s")?;
     let (float_keys, _) = floats_or_tensor(node, "keys_floats")?;
+    let string_keys = strings(node, "keys_strings")?;
+    let keys = match (
+        int_keys.is_empty(),
+        float_keys.is_empty(),
+        string_keys.is_empty(),
+    ) {
+        (false, true, true) => Keys::Ints(int_keys),
+        (true, false, true) => Keys::Floats(float_keys),
+        (true, true, false) => Keys::Strings(string_keys),
+        _ => bail!(
+            "LabelEncoder: exactly one of keys_int64s, keys_floats and keys_strings is needed"
+        ),
+    };
     let int_values = ints(node, "values_int64s")?;
     let float_values = floats(node, "values_floats")?;
-    let key = match (int_keys.is_empty(), float_keys.is_empty()) {
-        (false, true) => Key::Int,
-        (true, false) => Key::Float,
-        _ => bail!("LabelEncoder: exactly one of keys_int64s and keys_floats is needed"),
+    let string_values = strings(node, "values_strings")?;
+    let values = match (
+        int_values.is_empty(),
+        float_values.is_empty(),
+        string_values.is_empty(),
+    ) {
+        (false, true, true) => Mapped::Ints(
+            int_values,
+            node.get_attr_opt::<i64>("default_int64")?.unwrap_or(-1),
+        ),
+        (true, false, true) => Mapped::Floats(
+            float_values,
+            node.get_attr_opt::<f32>("default_float")?.unwrap_or(-0.0),
+        ),
+        (true, true, false) => Mapped::Strings(
+            string_values,
+            node.get_attr_opt::<String>("default_string")?
+                .unwrap_or_else(|| "_Unused".into()),
+        ),
+        _ => bail!(
+            "LabelEncoder: exactly one of values_int64s, values_floats and values_strings is needed"
+        ),
     };
-    let keys = int_keys.len().max(float_keys.len());
-    let int_values = match (int_values.is_empty(), float_values.is_empty()) {
-        (false, true) => Some(int_values),
-        (true, false) => None,
-        _ => bail!("LabelEncoder: exactly one of values_int64s and values_floats is needed"),
+    let key_count = match &keys {
+        Keys::Ints(k) => k.len(),
+        Keys::Floats(k) => k.len(),
+        Keys::Strings(k) => k.len(),
     };
-    let values = int_values
-        .as_ref()
-        .map(Vec::len)
-        .unwrap_or(float_values.len());
-    if values != keys {
-        bail!("LabelEncoder: {keys} keys but {values} values");
+    let value_count = match &values {
+        Mapped::Ints(v, _) => v.len(),
+        Mapped::Floats(v, _) => v.len(),
+        Mapped::Strings(v, _) => v.len(),
+    };
+    if key_count != value_count {
+        bail!("LabelEncoder: {key_count} keys but {value_count} values");
     }
-    Ok(Arc::new(LabelEncoder {
-        key,
-        int_keys,
-        float_keys,
-        int_values,
-        float_values,
-        default_int: node.get_attr_opt::<i64>("default_int64")?.unwrap_or(-1),
-        default_float: node.get_attr_opt::<f32>("default_float")?.unwrap_or(-0.0),
-    }))
-}
-
-impl LabelEncoder {
-    fn find(&self, v: f64) -> Option<usize> {
-        match self.key {
-            Key::Int => self.int_keys.iter().position(|&k| k == v as i64),
-            // NaN keys match NaN inputs.
-            Key::Float => self
-                .float_keys
-                .iter()
-                .position(|&k| k == v || (k.is_nan() && v.is_nan())),
-        }
-    }
+    Ok(Arc::new(LabelEncoder { keys, values }))
 }
 
 impl Kernel for LabelEncoder {
@@ -139,10 +209,10 @@ impl Kernel for LabelEncoder {
     }
 
     fn outputs(&self) -> Vec<Out> {
-        let dt = if self.int_values.is_some() {
-            i64::datum_type()
-        } else {
-            f32::datum_type()
+        let dt = match self.values {
+            Mapped::Ints(..) => i64::datum_type(),
+            Mapped::Floats(..) => f32::datum_type(),
+            Mapped::Strings(..) => String::datum_type(),
         };
         vec![Out {
             dt,
@@ -151,27 +221,48 @@ impl Kernel for LabelEncoder {
     }
 
     fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>> {
-        let values = input.cast_to::<f64>()?;
-        let values = values.to_plain_array_view::<f64>()?;
+        let hits: Vec<Option<usize>> = match (values(input)?, &self.keys) {
+            (Values::Strings(v), Keys::Strings(keys)) => {
+                v.iter().map(|s| keys.iter().position(|k| k == s)).collect()
+            }
+            (Values::Numbers(v), Keys::Ints(keys)) => v
+                .iter()
+                .map(|&x| keys.iter().position(|&k| k == x as i64))
+                .collect(),
+            // NaN keys match NaN inputs.
+            (Values::Numbers(v), Keys::Floats(keys)) => v
+                .iter()
+                .map(|&x| {
+                    keys.iter()
+                        .position(|&k| k == x || (k.is_nan() && x.is_nan()))
+                })
+                .collect(),
+            _ => bail!(
+                "LabelEncoder: the input's type does not match the keys' (strings or numbers)"
+            ),
+        };
         let shape = input.shape().to_vec();
-        let hits: Vec<Option<usize>> = values.iter().map(|&v| self.find(v)).collect();
-        let out = match &self.int_values {
-            Some(map) => {
+        let out = match &self.values {
+            Mapped::Ints(map, default) => {
                 let v: Vec<i64> = hits
                     .iter()
-                    .map(|h| h.map(|i| map[i]).unwrap_or(self.default_int))
+                    .map(|h| h.map_or(*default, |i| map[i]))
                     .collect();
                 Tensor::from_shape(&shape, &v)?
             }
-            None => {
+            Mapped::Floats(map, default) => {
                 let v: Vec<f32> = hits
                     .iter()
-                    .map(|h| {
-                        h.map(|i| self.float_values[i])
-                            .unwrap_or(self.default_float)
-                    })
+                    .map(|h| h.map_or(*default, |i| map[i]))
                     .collect();
                 Tensor::from_shape(&shape, &v)?
+            }
+            Mapped::Strings(map, default) => {
+                let v: Vec<String> = hits
+                    .iter()
+                    .map(|h| h.map_or_else(|| default.clone(), |i| map[i].clone()))
+                    .collect();
+                tract_ndarray::ArrayD::from_shape_vec(shape, v)?.into_tensor()
             }
         };
         Ok(tvec![out])

@@ -3,6 +3,7 @@
 //! reference implementation the exporters (skl2onnx, onnxmltools) are tested against,
 //! including its float32 arithmetic, tie-breaking and binary-classifier conventions.
 //! `ArrayFeatureExtractor` is replaced because tract drops the axis for a scalar index.
+//! String inputs (categories) flow as tract's `String` tensors into `encoders.rs`.
 //! tract's own `Normalizer`, `LinearRegressor`, `LinearClassifier` and `CategoryMapper` stay.
 
 mod attrs;
@@ -20,6 +21,7 @@ mod zipmap;
 #[cfg(test)]
 mod tests;
 
+pub use encoders::UnknownCategory;
 pub(crate) use nnef::register as register_nnef;
 pub use string_labels::string_labels_to_indices;
 pub use zipmap::strip_zipmap;

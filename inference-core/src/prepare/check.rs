@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use model_lock::{Dim, ModelEntry, TensorSpec, TextPipeline, TextTask};
+use std::collections::BTreeMap;
+
+use model_lock::{DType, Dim, ModelEntry, TensorSpec, TextPipeline, TextTask};
 use serde_json::{json, Value};
 
 use crate::registry::{PackedModel, Registry};
@@ -65,13 +67,23 @@ pub fn check(
 /// from the signature), and for a text model a text request of its task too, since a tensor
 /// sample does not exercise the tokenizer and pipeline.
 pub fn sample_requests(entry: &ModelEntry, sample: Option<Value>) -> Vec<Value> {
+    sample_requests_with(entry, sample, &BTreeMap::new())
+}
+
+/// [`sample_requests`], a generated request giving each string input the value in
+/// `strings` (a category the model knows, from [`super::Prepared::string_examples`]).
+pub fn sample_requests_with(
+    entry: &ModelEntry,
+    sample: Option<Value>,
+    strings: &BTreeMap<String, String>,
+) -> Vec<Value> {
     match (sample, &entry.pipeline) {
         (Some(sample), Some(pipeline)) if !is_text_request(&sample) => {
             vec![sample, text_check_request(pipeline)]
         }
         (Some(sample), _) => vec![sample],
         (None, Some(pipeline)) => vec![text_check_request(pipeline)],
-        (None, None) => vec![generated_request(&entry.inputs)],
+        (None, None) => vec![generated_request(&entry.inputs, strings)],
     }
 }
 
@@ -99,23 +111,30 @@ fn text_check_request(pipeline: &TextPipeline) -> Value {
     }
 }
 
-/// A request of zeros, one per input, symbolic dims set to 1.
-fn generated_request(inputs: &[TensorSpec]) -> Value {
-    fn zeros(shape: &[Dim]) -> Value {
+/// A request of zeros (strings: the example given, else ""), one per input, symbolic dims
+/// set to 1.
+fn generated_request(inputs: &[TensorSpec], strings: &BTreeMap<String, String>) -> Value {
+    fn fill(shape: &[Dim], leaf: &Value) -> Value {
         match shape.split_first() {
-            None => json!(0),
+            None => leaf.clone(),
             Some((d, rest)) => {
                 let n = match d {
                     Dim::Fixed(n) => *n as usize,
                     Dim::Symbol(_) => 1,
                 };
-                Value::Array((0..n).map(|_| zeros(rest)).collect())
+                Value::Array((0..n).map(|_| fill(rest, leaf)).collect())
             }
         }
     }
     let inputs: serde_json::Map<String, Value> = inputs
         .iter()
-        .map(|s| (s.name.clone(), zeros(&s.shape)))
+        .map(|s| {
+            let leaf = match s.dtype {
+                DType::String => json!(strings.get(&s.name).cloned().unwrap_or_default()),
+                _ => json!(0),
+            };
+            (s.name.clone(), fill(&s.shape, &leaf))
+        })
         .collect();
     json!({ "inputs": inputs })
 }

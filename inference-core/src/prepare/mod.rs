@@ -25,7 +25,7 @@ use serde::Deserialize;
 use tract_onnx::pb::ModelProto;
 
 pub use crate::compare::Drift;
-pub use check::{check, sample_requests, Checked, LAMBDA_MAX_MEMORY_BYTES};
+pub use check::{check, sample_requests, sample_requests_with, Checked, LAMBDA_MAX_MEMORY_BYTES};
 pub use compile::{compile, compiled_entry, load_time};
 pub use external_data::MAX_INLINED_BYTES;
 pub use int8_dynamic::{int8_dynamic, DynamicInt8};
@@ -186,6 +186,9 @@ pub struct Prepared {
     pub zipmaps_removed: Vec<String>,
     /// String class labels rewritten to indices, and the outputs to answer with the names.
     pub class_labels: Option<model_lock::ClassLabels>,
+    /// For each string input, a category the model knows (the first of the encoder it
+    /// reaches): what a generated sample request sends.
+    pub string_examples: BTreeMap<String, String>,
     pub signature: Signature,
 }
 
@@ -232,6 +235,7 @@ pub fn prepare_with_external_data(
         external_data::inline_external_data(&mut proto, external)
             .map_err(PrepareError::ExternalData)?;
     }
+    let string_examples = string_examples(&proto);
     let zipmaps_removed = crate::ml::strip_zipmap(&mut proto);
     let class_labels =
         crate::ml::string_labels_to_indices(&mut proto).map_err(PrepareError::Signature)?;
@@ -256,6 +260,57 @@ pub fn prepare_with_external_data(
         original,
         zipmaps_removed,
         class_labels,
+        string_examples,
         signature,
     })
+}
+
+/// For each string input, the first category of the first encoder it reaches (through
+/// column selection, reshapes and concatenations), so a generated request is one the model
+/// accepts even when it refuses unknown categories.
+fn string_examples(model: &ModelProto) -> BTreeMap<String, String> {
+    let Some(graph) = model.graph.as_ref() else {
+        return BTreeMap::new();
+    };
+    let string = tract_onnx::pb::tensor_proto::DataType::String as i32;
+    let mut examples = BTreeMap::new();
+    for input in &graph.input {
+        let is_string = matches!(
+            input.r#type.as_ref().and_then(|t| t.value.as_ref()),
+            Some(tract_onnx::pb::type_proto::Value::TensorType(t)) if t.elem_type == string
+        );
+        if !is_string {
+            continue;
+        }
+        let mut reached = vec![input.name.clone()];
+        let mut found = None;
+        // Breadth first, a few steps: the encoder is near the input in every export.
+        for _ in 0..8 {
+            let mut next = Vec::new();
+            for node in graph
+                .node
+                .iter()
+                .filter(|n| n.input.iter().any(|i| reached.contains(i)))
+            {
+                let first = node
+                    .attribute
+                    .iter()
+                    .find(|a| matches!(a.name.as_str(), "cats_strings" | "keys_strings"))
+                    .and_then(|a| a.strings.first());
+                if let Some(first) = first {
+                    found = Some(String::from_utf8_lossy(first).into_owned());
+                    break;
+                }
+                next.extend(node.output.iter().cloned());
+            }
+            if found.is_some() || next.is_empty() {
+                break;
+            }
+            reached = next;
+        }
+        if let Some(found) = found {
+            examples.insert(input.name.clone(), found);
+        }
+    }
+    examples
 }

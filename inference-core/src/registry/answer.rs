@@ -69,7 +69,16 @@ impl Registry {
             self.memory_limit,
             &entry.name,
         )?;
-        let outputs = runner.run(inputs).map_err(|e| internal(format!("{e:#}")))?;
+        let outputs = runner.run(inputs).map_err(|e| {
+            // An unknown category the model refuses is the request's fault.
+            match e
+                .chain()
+                .find_map(|c| c.downcast_ref::<crate::ml::UnknownCategory>())
+            {
+                Some(unknown) => RequestError::bad(unknown.to_string()),
+                None => internal(format!("{e:#}")),
+            }
+        })?;
 
         let labels = predicted_labels(entry, &outputs);
         let mut encoded = Vec::with_capacity(outputs.len());

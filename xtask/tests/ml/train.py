@@ -143,6 +143,96 @@ def as_list(value):
     return array.astype(np.float64).tolist()
 
 
+def string_models(out):
+    """Pipelines on string columns, as people build them from DataFrames: a ColumnTransformer
+    one-hot encoding a string column beside scaled numeric ones (separate inputs), unknown
+    categories ignored or refused, and a LabelEncoder on strings. Cases are named inputs; a
+    category onnxruntime refuses is recorded as an error."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import LabelEncoder, OneHotEncoder
+    from sklearn.pipeline import Pipeline
+    from skl2onnx.common.data_types import StringTensorType
+
+    rng = np.random.RandomState(SEED)
+    n = 300
+    cities = ["Paris", "Lyon", "Nice", "Lille", "Saint-Étienne"]
+    frame = pd.DataFrame({
+        "city": rng.choice(cities, n),
+        "rooms": rng.randint(1, 6, n).astype(np.float32),
+        "area": rng.normal(60, 20, n).astype(np.float32),
+    })
+    y = ((frame.city == "Paris") | (frame.area > 75)).astype(int)
+    types = [
+        ("city", StringTensorType([None, 1])),
+        ("rooms", FloatTensorType([None, 1])),
+        ("area", FloatTensorType([None, 1])),
+    ]
+
+    def rows(cities, rooms, area):
+        return {
+            "city": np.array([[c] for c in cities], dtype=object),
+            "rooms": np.array([[r] for r in rooms], dtype=np.float32),
+            "area": np.array([[a] for a in area], dtype=np.float32),
+        }
+
+    feeds = [
+        rows(["Paris"], [2], [40.0]),
+        rows(["Saint-Étienne"], [4], [90.0]),
+        rows(cities + ["Lyon", "Nice", "Paris"], [1, 2, 3, 4, 5, 1, 2, 3], [30, 45, 60, 75, 90, 105, 20, 50]),
+        rows(["Rome", "Paris"], [3, 3], [70.0, 70.0]),  # Rome: never seen
+    ]
+    models = []
+    for name, handle_unknown in [("city-columns", "ignore"), ("city-columns-strict", "error")]:
+        columns = ColumnTransformer([
+            ("city", OneHotEncoder(handle_unknown=handle_unknown), ["city"]),
+            ("numbers", StandardScaler(), ["rooms", "area"]),
+        ])
+        pipe = Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=1000))])
+        pipe.fit(frame, y)
+        onx = convert_sklearn(pipe, initial_types=types, target_opset=TARGET_OPSET,
+                              options={id(pipe.steps[-1][1]): {"zipmap": False}})
+        models.append((name, onx, feeds))
+    encoder = LabelEncoder().fit(cities)
+    onx = convert_sklearn(encoder, initial_types=[("city", StringTensorType([None]))],
+                          target_opset=TARGET_OPSET)
+    models.append(("city-label-encoder", onx, [
+        {"city": np.array(["Nice"], dtype=object)},
+        {"city": np.array(["Lille", "Rome", "Saint-Étienne"], dtype=object)},
+    ]))
+    exported = []
+    for name, onx, feeds in models:
+        path = out / f"{name}.onnx"
+        path.write_bytes(onx.SerializeToString())
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        output_names = [o.name for o in session.get_outputs()]
+        cases = []
+        for feed in feeds:
+            inputs = {k: v.tolist() for k, v in feed.items()}
+            try:
+                results = session.run(None, feed)
+            except Exception as e:  # onnxruntime refuses an unknown category
+                cases.append({"inputs": inputs, "error": str(e)})
+                continue
+            cases.append({
+                "inputs": inputs,
+                "outputs": {n: as_list(r) for n, r in zip(output_names, results)},
+            })
+        ops = sorted({f"{n.domain or 'ai.onnx'}:{n.op_type}" for n in onx.graph.node})
+        exported.append({
+            "name": name,
+            "file": path.name,
+            "task": "classifier",
+            "zipmap": False,
+            "classes": None,
+            "external_data": [],
+            "ops": ops,
+            "cases": cases,
+        })
+        print(f"{name}: {', '.join(ops)}; outputs {output_names}")
+    return exported
+
+
 def main(out_dir):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,6 +285,7 @@ def main(out_dir):
             "cases": cases,
         })
         print(f"{name}: {', '.join(ops)}; outputs {output_names}")
+    models.extend(string_models(out))
     (out / "expected.json").write_text(json.dumps({"models": models}, indent=1))
 
 
