@@ -100,22 +100,7 @@ pub(crate) const DEFAULT_MODEL: &[u8] =
 /// `y = (x · w1) · w2` with `x` f32 `[batch, k]` and constant `w1` `[k, m]`, `w2` `[m, n]`:
 /// two matrix products with constant weights, nodes named `first` and `second`.
 pub(crate) fn two_matmuls(w1: (&[f32], [i64; 2]), w2: (&[f32], [i64; 2])) -> pb::ModelProto {
-    use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let f32_type = |dims: [Value; 2]| pb::TypeProto {
-        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-            elem_type: pb::tensor_proto::DataType::Float as i32,
-            shape: Some(pb::TensorShapeProto {
-                dim: dims
-                    .into_iter()
-                    .map(|v| Dimension {
-                        value: Some(v),
-                        ..Default::default()
-                    })
-                    .collect(),
-            }),
-        })),
-        ..Default::default()
-    };
+    use pb::tensor_shape_proto::dimension::Value;
     let io = |name: &str, width: i64| pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(f32_type([
@@ -138,32 +123,24 @@ pub(crate) fn two_matmuls(w1: (&[f32], [i64; 2]), w2: (&[f32], [i64; 2])) -> pb:
         output: vec![output.into()],
         ..Default::default()
     };
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        graph: Some(pb::GraphProto {
-            name: "g".into(),
-            node: vec![
-                matmul("first", ["x", "w1"], "h"),
-                matmul("second", ["h", "w2"], "y"),
-            ],
-            initializer: vec![weight("w1", w1), weight("w2", w2)],
-            input: vec![io("x", w1.1[0])],
-            output: vec![io("y", w2.1[1])],
-            ..Default::default()
-        }),
+    opset_17(pb::GraphProto {
+        name: "g".into(),
+        node: vec![
+            matmul("first", ["x", "w1"], "h"),
+            matmul("second", ["h", "w2"], "y"),
+        ],
+        initializer: vec![weight("w1", w1), weight("w2", w2)],
+        input: vec![io("x", w1.1[0])],
+        output: vec![io("y", w2.1[1])],
         ..Default::default()
-    }
+    })
 }
 
 /// silero VAD's pattern: `x` f32 `[1, sequence]` cut into frames of 256 (`Reshape` to
 /// `[1, sequence / 256, 256]`), the frame axis squeezed (one frame: `sequence` = 256) and
 /// summed, `y` `[1]`. tract cannot type it while `sequence` is symbolic.
 pub(crate) fn frames_squeezed() -> pb::ModelProto {
-    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    use pb::tensor_shape_proto::dimension::Value;
     let int64s = |name: &str, values: &[i64], dims: Vec<i64>| pb::TensorProto {
         name: name.into(),
         dims,
@@ -187,13 +164,64 @@ pub(crate) fn frames_squeezed() -> pb::ModelProto {
         i,
         ..Default::default()
     };
-    let tensor_type = |dims: Vec<Value>| pb::TypeProto {
+    opset_17(pb::GraphProto {
+        name: "g".into(),
+        node: vec![
+            node("Shape", &["x"], "shape", vec![]),
+            node(
+                "Gather",
+                &["shape", "one"],
+                "len",
+                vec![int_attr("axis", 0)],
+            ),
+            node("Div", &["len", "frame"], "frames", vec![]),
+            node(
+                "Concat",
+                &["ones", "frames", "frame"],
+                "target",
+                vec![int_attr("axis", 0)],
+            ),
+            node("Reshape", &["x", "target"], "framed", vec![]),
+            node("Squeeze", &["framed", "ones"], "squeezed", vec![]),
+            node(
+                "ReduceSum",
+                &["squeezed", "ones"],
+                "y",
+                vec![int_attr("keepdims", 0)],
+            ),
+        ],
+        initializer: vec![
+            int64s("one", &[1], vec![]),
+            int64s("ones", &[1], vec![1]),
+            int64s("frame", &[256], vec![1]),
+        ],
+        input: vec![pb::ValueInfoProto {
+            name: "x".into(),
+            r#type: Some(f32_type([
+                Value::DimValue(1),
+                Value::DimParam("sequence".into()),
+            ])),
+            ..Default::default()
+        }],
+        output: vec![pb::ValueInfoProto {
+            name: "y".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+}
+
+/// A `[dims]` f32 tensor type (fixed or named dims).
+fn f32_type(
+    dims: impl IntoIterator<Item = pb::tensor_shape_proto::dimension::Value>,
+) -> pb::TypeProto {
+    pb::TypeProto {
         value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
             elem_type: pb::tensor_proto::DataType::Float as i32,
             shape: Some(pb::TensorShapeProto {
                 dim: dims
                     .into_iter()
-                    .map(|v| Dimension {
+                    .map(|v| pb::tensor_shape_proto::Dimension {
                         value: Some(v),
                         ..Default::default()
                     })
@@ -201,58 +229,18 @@ pub(crate) fn frames_squeezed() -> pb::ModelProto {
             }),
         })),
         ..Default::default()
-    };
+    }
+}
+
+/// `graph` as a model of the default domain's opset 17.
+fn opset_17(graph: pb::GraphProto) -> pb::ModelProto {
     pb::ModelProto {
         ir_version: 8,
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
             version: 17,
         }],
-        graph: Some(pb::GraphProto {
-            name: "g".into(),
-            node: vec![
-                node("Shape", &["x"], "shape", vec![]),
-                node(
-                    "Gather",
-                    &["shape", "one"],
-                    "len",
-                    vec![int_attr("axis", 0)],
-                ),
-                node("Div", &["len", "frame"], "frames", vec![]),
-                node(
-                    "Concat",
-                    &["ones", "frames", "frame"],
-                    "target",
-                    vec![int_attr("axis", 0)],
-                ),
-                node("Reshape", &["x", "target"], "framed", vec![]),
-                node("Squeeze", &["framed", "ones"], "squeezed", vec![]),
-                node(
-                    "ReduceSum",
-                    &["squeezed", "ones"],
-                    "y",
-                    vec![int_attr("keepdims", 0)],
-                ),
-            ],
-            initializer: vec![
-                int64s("one", &[1], vec![]),
-                int64s("ones", &[1], vec![1]),
-                int64s("frame", &[256], vec![1]),
-            ],
-            input: vec![pb::ValueInfoProto {
-                name: "x".into(),
-                r#type: Some(tensor_type(vec![
-                    Value::DimValue(1),
-                    Value::DimParam("sequence".into()),
-                ])),
-                ..Default::default()
-            }],
-            output: vec![pb::ValueInfoProto {
-                name: "y".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
+        graph: Some(graph),
         ..Default::default()
     }
 }

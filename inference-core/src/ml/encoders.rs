@@ -12,7 +12,7 @@ use crate::tensor_json::slice_of;
 
 /// A value not among an encoder's categories, where the model says that is an error.
 #[derive(Debug, thiserror::Error)]
-#[error("{encoder}: {value} is not one of the {count} categories the model was trained on, and it was exported to refuse unknown ones")]
+#[error("{encoder}: {value} is not one of the categories the model was trained on ({count}), and it was exported to refuse unknown ones")]
 pub struct UnknownCategory {
     encoder: &'static str,
     /// Quoted and bounded: it comes from the request.

@@ -145,12 +145,12 @@ fn unsupported_operators_fail_at_pack_time() {
         (
             "LabelEncoder",
             Some(pb::AttributeProto {
-                name: "keys_strings".into(),
-                r#type: pb::attribute_proto::AttributeType::Strings as i32,
-                strings: vec![b"a".to_vec()],
+                name: "keys_tensor".into(),
+                r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+                t: Some(pb::TensorProto::default()),
                 ..Default::default()
             }),
-            "LabelEncoder uses string values (keys_strings)",
+            "keys_tensor/values_tensor (ai.onnx.ml 4) are not supported",
         ),
     ] {
         let model = one_node_ml(
