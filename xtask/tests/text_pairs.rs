@@ -305,7 +305,7 @@ async fn hostile_pair_and_question_requests_get_their_documented_answers() {
             "more than 64 tokens",
         ),
         Case::json(
-            "a context of 17 windows",
+            "a context needing more than 16 windows",
             &json!({"model": "qa", "question": "when?", "context": words(700)}),
             413,
             "windows",
