@@ -349,24 +349,22 @@ fn texts(value: Value) -> Result<TextInputs, RequestError> {
     items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| match item {
-            Value::Array(pair) if pair.len() == 2 && pair.iter().all(Value::is_string) => {
-                let mut pair = pair.into_iter().map(|v| match v {
-                    Value::String(s) => s,
-                    _ => unreachable!("checked to be strings"),
-                });
-                Ok(TextPair {
-                    first: pair.next().unwrap_or_default(),
-                    second: pair.next().unwrap_or_default(),
-                })
-            }
-            other => Err(RequestError::bad(format!(
-                "field \"text\": item {i} must be a pair of strings, [\"a\", \"b\"], as item 0 is; found {}",
-                match &other {
-                    Value::Array(a) => format!("an array of {} items", a.len()),
-                    v => kind(v).to_string(),
+        .map(|(i, item)| {
+            let found = match &item {
+                Value::Array(a) if a.len() != 2 => format!("an array of {} items", a.len()),
+                Value::Array(_) => "a pair that is not two strings".to_string(),
+                v => kind(v).to_string(),
+            };
+            if let Value::Array(pair) = item {
+                if let Ok([Value::String(first), Value::String(second)]) =
+                    <[Value; 2]>::try_from(pair)
+                {
+                    return Ok(TextPair { first, second });
                 }
-            ))),
+            }
+            Err(RequestError::bad(format!(
+                "field \"text\": item {i} must be a pair of strings, [\"a\", \"b\"], as item 0 is; found {found}"
+            )))
         })
         .collect::<Result<Vec<_>, _>>()
         .map(TextInputs::Pairs)
