@@ -11,6 +11,8 @@ use crate::fallback::FallbackConfig;
 
 pub const MODEL_LOAD: &str = "MODEL_LOAD";
 pub const MODEL_EFS_DIR: &str = "MODEL_EFS_DIR";
+/// Set by a container image's config (`cargo xtask build --image`): where its models are.
+pub const MODEL_IMAGE_DIR: &str = "MODEL_IMAGE_DIR";
 pub const MODEL_S3_BUCKET: &str = "MODEL_S3_BUCKET";
 pub const MODEL_S3_PREFIX: &str = "MODEL_S3_PREFIX";
 pub const MODEL_TMP_DIR: &str = "MODEL_TMP_DIR";
@@ -44,10 +46,14 @@ pub struct Variable {
 }
 
 /// Every variable [`Settings::from_vars`] reads that a user sets.
-pub const VARIABLES: [Variable; 11] = [
+pub const VARIABLES: [Variable; 12] = [
     Variable {
         name: MODEL_LOAD,
         default: "`eager`",
+    },
+    Variable {
+        name: MODEL_IMAGE_DIR,
+        default: "unset (the image sets `/opt/models`)",
     },
     Variable {
         name: MODEL_EFS_DIR,
@@ -233,7 +239,12 @@ impl Settings {
                 _ => return Err(SettingsError::new(MODEL_LOAD, &v, "\"eager\" or \"lazy\"")),
             },
         };
-        let mut fallback = FallbackConfig::default();
+        let mut fallback = FallbackConfig {
+            image_dir: var(MODEL_IMAGE_DIR)
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| PathBuf::from(d.trim())),
+            ..Default::default()
+        };
         if let Some(dir) = var(MODEL_EFS_DIR) {
             // Empty turns EFS off.
             fallback.efs_dir = (!dir.trim().is_empty()).then(|| PathBuf::from(dir.trim()));

@@ -14,6 +14,7 @@ pub(crate) fn entry(inputs: Vec<TensorSpec>, outputs: Vec<TensorSpec>) -> ModelE
         size: 0,
         source_sha256: None,
         external_data_sha256: Default::default(),
+        artifact: Default::default(),
         embed: true,
         labels: Vec::new(),
         class_labels: None,

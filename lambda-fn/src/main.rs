@@ -80,6 +80,7 @@ fn init() -> Result<State, String> {
         models = ?registry.model_names(),
         default_model = registry.default_model(),
         load_mode = ?settings.load,
+        image_dir = ?settings.fallback.image_dir,
         efs_dir = ?settings.fallback.efs_dir,
         s3 = ?settings.fallback.s3,
         max_loaded = settings.max_loaded,

@@ -42,7 +42,7 @@ pub fn generate(dir: &Path) -> Result<Generated, String> {
     writeln!(code, "    default_model: {:?},", lock.default).unwrap();
     code.push_str("    models: &[\n");
     for model in &lock.models {
-        let bytes = if model.embed {
+        let bytes = if model.embedded() {
             let abs = checked_path(dir, &model.file, &model.name, &model.sha256, model.size)?;
             watched.push(abs.clone().into());
             format!("Some(include_bytes_aligned::include_bytes_aligned!(64, {abs:?}))")
@@ -130,6 +130,7 @@ mod tests {
                 size,
                 source_sha256: None,
                 external_data_sha256: Default::default(),
+                artifact: Default::default(),
                 embed,
                 labels: vec![],
                 class_labels: None,

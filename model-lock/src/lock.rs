@@ -51,6 +51,10 @@ pub struct ModelEntry {
     pub external_data_sha256: BTreeMap<String, String>,
     #[serde(default = "default_true")]
     pub embed: bool,
+    /// Which artifact carries the model: the zip (embedded in `bootstrap`, the default) or a
+    /// container image (a file beside `bootstrap`, for models a zip cannot hold).
+    #[serde(default, skip_serializing_if = "Artifact::is_zip")]
+    pub artifact: Artifact,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
     /// A classifier exported with string class labels: packing rewrote them to indices, and
@@ -146,6 +150,33 @@ impl fmt::Display for Plans {
                 write!(f, "buckets {}", l.join("/"))
             }
         }
+    }
+}
+
+/// Where a model ships. Lambda caps a zip at 250 MB unzipped and an image at 10 GB.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Artifact {
+    /// Embedded in `bootstrap` (unless `embed = false`): in the zip or the image alike.
+    #[default]
+    Zip,
+    /// A packed file in the container image (`/opt/models/<name>/<sha256>.<ext>`), read and
+    /// checked against the hash compiled into `bootstrap` like a fallback store's copy.
+    Image,
+}
+
+impl Artifact {
+    pub fn is_zip(&self) -> bool {
+        *self == Artifact::Zip
+    }
+}
+
+impl fmt::Display for Artifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Artifact::Zip => "zip",
+            Artifact::Image => "image",
+        })
     }
 }
 
@@ -590,6 +621,12 @@ impl Default for LockFile {
 pub const VERSION_DIGITS: usize = 12;
 
 impl ModelEntry {
+    /// Whether `bootstrap` carries the model's bytes: `embed` and the zip artifact (an image
+    /// model is a file beside the binary, never in it).
+    pub fn embedded(&self) -> bool {
+        self.embed && self.artifact.is_zip()
+    }
+
     /// The model's version as responses, `GET` and deploy summaries show it: the first
     /// [`VERSION_DIGITS`] hex digits of the packed file's SHA-256.
     pub fn version(&self) -> String {
@@ -640,6 +677,7 @@ mod tests {
                 size: 3,
                 source_sha256: None,
                 external_data_sha256: Default::default(),
+                artifact: Default::default(),
                 embed: true,
                 labels: vec!["a".into()],
                 class_labels: None,

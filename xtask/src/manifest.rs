@@ -29,6 +29,10 @@ pub struct ModelSpec {
     pub sha256: Option<String>,
     #[serde(default = "yes")]
     pub embed: bool,
+    /// `"zip"` (default): embedded in `bootstrap`; `"image"`: a file in the container image
+    /// (`cargo xtask build --image`), for a model a zip's 250 MB cannot hold.
+    #[serde(default)]
+    pub artifact: model_lock::Artifact,
     #[serde(default)]
     pub labels: Vec<String>,
     /// Per-input shape overrides: `[model.inputs.input_ids] shape = ["batch", 128]`.
@@ -156,6 +160,12 @@ impl Manifest {
                         m.name
                     );
                 }
+            }
+            if !m.embed && m.artifact == model_lock::Artifact::Image {
+                bail!(
+                    "model {:?}: embed = false and artifact = \"image\" contradict each other: an image model is a file in the image, never in bootstrap; keep one (embed = false: EFS/S3 only)",
+                    m.name
+                );
             }
             match (&m.tokenizer, &m.pipeline) {
                 (Some(t), Some(p)) => {

@@ -283,6 +283,7 @@ fn pack_one(
         source_sha256: Some(source.sha256.clone()),
         external_data_sha256: external.sha256,
         embed: spec.embed,
+        artifact: spec.artifact,
         // String class labels name the classes unless the manifest does.
         labels: match (&spec.labels, &prepared.class_labels) {
             (given, Some(model)) if given.is_empty() => model.names.clone(),

@@ -1,14 +1,16 @@
 //! Where a model comes from when the binary cannot vouch for it: its embedded copy failed
-//! the hash compiled into the binary, or it was packed with `embed = false`. EFS first (a
-//! mounted directory, no network round trip per byte), then S3. Every copy is checked
-//! against the build's hash; the stores are never trusted to say what the right bytes are.
+//! the hash compiled into the binary, it was packed with `embed = false`, or it ships in the
+//! container image beside the binary (`artifact = "image"`). The image's own directory first
+//! (the function's read-only file system), then EFS (a mounted directory, no network round
+//! trip per byte), then S3. Every copy is checked against the build's hash; the stores are
+//! never trusted to say what the right bytes are.
 //!
-//! Layout, the same in both stores (what `cargo xtask publish-models` writes):
-//! `<root>/<model name>/<sha256>.onnx`, where root is `MODEL_EFS_DIR` or
-//! `s3://MODEL_S3_BUCKET/MODEL_S3_PREFIX`. The hash in the path lets two builds with
+//! Layout, the same in every store (what `cargo xtask publish-models` and `build --image`
+//! write): `<root>/<model name>/<sha256>.onnx`, where root is `MODEL_IMAGE_DIR`,
+//! `MODEL_EFS_DIR` or `s3://MODEL_S3_BUCKET/MODEL_S3_PREFIX`. The hash in the path lets two builds with
 //! different versions of a model share a store without overwriting each other.
 
-mod efs;
+mod directory;
 pub mod s3;
 
 use std::path::PathBuf;
@@ -22,6 +24,8 @@ use crate::settings;
 /// the environment by [`crate::Settings`].
 #[derive(Debug, Clone)]
 pub struct FallbackConfig {
+    /// `MODEL_IMAGE_DIR`: the models a container image carries (set by the image's config).
+    pub image_dir: Option<PathBuf>,
     /// `MODEL_EFS_DIR`: the EFS mount.
     pub efs_dir: Option<PathBuf>,
     /// `MODEL_S3_BUCKET` + `MODEL_S3_PREFIX`.
@@ -37,6 +41,7 @@ pub struct FallbackConfig {
 impl Default for FallbackConfig {
     fn default() -> Self {
         FallbackConfig {
+            image_dir: None,
             efs_dir: Some(PathBuf::from(settings::DEFAULT_EFS_DIR)),
             s3: None,
             tmp_dir: PathBuf::from(settings::DEFAULT_TMP_DIR),
@@ -49,6 +54,7 @@ impl FallbackConfig {
     /// No store at all: a model that is not embedded intact cannot be served.
     pub fn disabled() -> Self {
         FallbackConfig {
+            image_dir: None,
             efs_dir: None,
             s3: None,
             ..Default::default()
@@ -56,7 +62,7 @@ impl FallbackConfig {
     }
 
     pub fn is_disabled(&self) -> bool {
-        self.efs_dir.is_none() && self.s3.is_none()
+        self.image_dir.is_none() && self.efs_dir.is_none() && self.s3.is_none()
     }
 }
 
@@ -64,7 +70,7 @@ impl FallbackConfig {
 #[derive(Debug)]
 pub(crate) struct Fetched {
     pub bytes: Vec<u8>,
-    /// `"efs"` or `"s3"`.
+    /// `"image"`, `"efs"` or `"s3"`.
     pub source: &'static str,
 }
 
@@ -83,16 +89,34 @@ pub(crate) struct Expected<'a> {
     pub format: ModelFormat,
 }
 
-/// Tries EFS, then S3, for the expected model, all within the budget.
+/// Tries the image's directory, then EFS, then S3, for the expected model; EFS and S3
+/// within the budget.
 pub(crate) fn fetch(config: &FallbackConfig, expected: Expected) -> Result<Fetched, Exhausted> {
     let name = expected.name;
+    let mut tried = Vec::new();
+    // The image's own file system: local and read-only, it cannot hang as a network mount
+    // can, so it is read in place, outside the budget (a multi-GB model takes what reading
+    // and hashing it takes; the budget is for stores that may never answer).
+    if let Some(dir) = &config.image_dir {
+        let rel = relative_path(expected.name, expected.sha256, expected.format);
+        match directory::read(dir, &rel, expected.sha256, expected.size) {
+            Ok(bytes) => {
+                return Ok(Fetched {
+                    bytes,
+                    source: "image",
+                })
+            }
+            Err(why) => {
+                tracing::warn!(model = name, source = "image", error = %why, "image copy failed");
+                tried.push(format!("image: {why}"));
+            }
+        }
+    }
     if config.budget.is_zero() {
-        return Err(Exhausted {
-            tried: vec!["no time left in the fallback budget; no store was tried".into()],
-        });
+        tried.push("no time left in the fallback budget; EFS and S3 were not tried".into());
+        return Err(Exhausted { tried });
     }
     let started = Instant::now();
-    let mut tried = Vec::new();
     match &config.efs_dir {
         Some(dir) => match read_efs_within(dir, expected, config.budget) {
             Ok(bytes) => {
@@ -143,7 +167,7 @@ fn read_efs_within(
     std::thread::Builder::new()
         .name("efs-read".into())
         .spawn(move || {
-            let _ = tx.send(efs::read(&dir, &rel, &sha256, size));
+            let _ = tx.send(directory::read(&dir, &rel, &sha256, size));
         })
         .map_err(|e| format!("cannot start the EFS read: {e}"))?;
     rx.recv_timeout(budget).unwrap_or_else(|_| {

@@ -14,6 +14,7 @@ fn entry(prepared: &Prepared) -> ModelEntry {
         size: prepared.packed.len() as u64,
         source_sha256: None,
         external_data_sha256: Default::default(),
+        artifact: Default::default(),
         embed: true,
         labels: vec![],
         class_labels: None,

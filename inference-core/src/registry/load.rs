@@ -46,7 +46,15 @@ pub(super) fn load_model(
                     model: name.clone(),
                 });
             }
-            "embedded: not embedded in this binary (embed = false)".to_string()
+            match model.entry.artifact {
+                model_lock::Artifact::Image => {
+                    "embedded: an image model (artifact = \"image\"), never in the binary"
+                        .to_string()
+                }
+                model_lock::Artifact::Zip => {
+                    "embedded: not embedded in this binary (embed = false)".to_string()
+                }
+            }
         }
     };
     let started = Instant::now();

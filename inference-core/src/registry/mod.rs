@@ -117,9 +117,10 @@ impl Registry {
         Self::new(models, packed.default_model, settings)
     }
 
-    /// Builds the registry. In eager mode every model with bytes is verified and loaded here
-    /// (through the fallback stores if its copy is corrupt), and any failure is an init
-    /// error. Models without bytes (`embed = false`) are always loaded on first use.
+    /// Builds the registry. In eager mode every model with bytes, and every image model when
+    /// the image's directory is set, is verified and loaded here (through the fallback stores
+    /// if its copy is corrupt or missing), and any failure is an init error. Models without
+    /// bytes (`embed = false`) are always loaded on first use.
     pub fn new(
         models: Vec<PackedModel>,
         default_model: Option<&str>,
@@ -146,7 +147,11 @@ impl Registry {
         };
         let mut loads = Vec::new();
         if settings.load == LoadMode::Eager {
-            for slot in slots.iter_mut().filter(|s| s.model.bytes.is_some()) {
+            let image = settings.fallback.image_dir.is_some();
+            let at_init = |m: &PackedModel| {
+                m.bytes.is_some() || (image && m.entry.artifact == model_lock::Artifact::Image)
+            };
+            for slot in slots.iter_mut().filter(|s| at_init(&s.model)) {
                 let TimedLoad { model, load } = timed_load(&slot.model, &settings.fallback)?;
                 slot.loaded = Mutex::new(Some(Arc::new(model)));
                 slot.pinned = true;

@@ -19,6 +19,7 @@ fn entry(name: &str, bytes: &[u8]) -> ModelEntry {
         size: bytes.len() as u64,
         source_sha256: None,
         external_data_sha256: Default::default(),
+        artifact: Default::default(),
         embed: true,
         labels: vec!["malignant".into(), "benign".into()],
         class_labels: None,
@@ -280,4 +281,47 @@ fn a_first_use_load_gets_only_the_invocations_remaining_time() {
         .result
         .unwrap();
     assert_eq!(answer["source"], "efs");
+}
+
+#[test]
+fn an_image_model_loads_at_init_from_the_image_before_the_other_stores() {
+    let image = tempfile::tempdir().unwrap();
+    let efs = tempfile::tempdir().unwrap();
+    let rel = crate::fallback::relative_path(
+        "m",
+        &crate::sha256_hex(DEFAULT_MODEL),
+        model_lock::ModelFormat::Onnx,
+    );
+    for dir in [image.path(), efs.path()] {
+        std::fs::create_dir_all(dir.join(&rel).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(&rel), DEFAULT_MODEL).unwrap();
+    }
+    let image_model = || {
+        let mut m = model("m");
+        m.bytes = None;
+        m.entry.artifact = model_lock::Artifact::Image;
+        m
+    };
+    let mut s = settings(LoadMode::Eager, 8);
+    s.fallback.image_dir = Some(image.path().to_path_buf());
+    s.fallback.efs_dir = Some(efs.path().to_path_buf());
+    let registry = Registry::new(vec![image_model()], None, &s).unwrap();
+    let loads = registry.take_loads();
+    assert_eq!(loads.len(), 1, "loaded at init, not on first use");
+    let answer = registry.handle_value(request("m")).unwrap();
+    assert_eq!(answer["source"], "image");
+
+    // A corrupt image copy fails its hash and the next store serves.
+    let mut bad = DEFAULT_MODEL.to_vec();
+    bad[100] ^= 1;
+    std::fs::write(image.path().join(&rel), &bad).unwrap();
+    let registry = Registry::new(vec![image_model()], None, &s).unwrap();
+    let answer = registry.handle_value(request("m")).unwrap();
+    assert_eq!(answer["source"], "efs");
+
+    // Without the image's directory (the binary run outside its image) it waits for a
+    // request, like an `embed = false` model.
+    s.fallback.image_dir = None;
+    let registry = Registry::new(vec![image_model()], None, &s).unwrap();
+    assert!(registry.take_loads().is_empty());
 }

@@ -38,6 +38,7 @@ fn registry() -> Registry {
         size: prepared.packed.len() as u64,
         source_sha256: None,
         external_data_sha256: Default::default(),
+        artifact: Default::default(),
         embed: true,
         labels: vec!["malignant".into(), "benign".into()],
         class_labels: None,
