@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::cgroup::{Cgroup, Limits};
+use crate::sandbox::Sandbox;
 use crate::{EmulatorError, Outcome, RuntimeApi};
 
 /// How to start the function process.
@@ -28,6 +29,20 @@ pub struct FunctionConfig {
     /// Pin the process to these CPUs (`taskset -c`, e.g. `"0"`): a Lambda function below
     /// 1,769 MB has one vCPU, and a second core hides work done on side threads.
     pub cpus: Option<String>,
+    /// Run from an unpacked container image (`bootstrap` is then the entrypoint's path
+    /// inside it): see [`crate::image`].
+    pub image: Option<ImageRoot>,
+}
+
+/// An unpacked image the function runs in, as [`FunctionConfig::from_image`] reads it.
+#[derive(Debug, Clone)]
+pub struct ImageRoot {
+    pub root: PathBuf,
+    pub working_dir: String,
+    /// The image config's `Env`, under the variables Lambda sets and the function's own.
+    pub env: Vec<(String, String)>,
+    /// `/tmp` size (Lambda's ephemeral storage: 512 MB unless configured up to 10,240).
+    pub tmp_mb: u32,
 }
 
 impl FunctionConfig {
@@ -40,7 +55,43 @@ impl FunctionConfig {
             memory_mb: 1024,
             lambda_limits: true,
             cpus: None,
+            image: None,
         }
+    }
+
+    /// The function of the image unpacked at `root` (see [`crate::image::unpack`]): its
+    /// entrypoint and command, working directory and environment as its config says.
+    pub fn from_image(
+        root: impl AsRef<Path>,
+        config: &crate::image::spec::ImageConfig,
+    ) -> Result<Self, crate::image::ImageError> {
+        let run = &config.config;
+        let mut argv = run.entrypoint.iter().chain(&run.cmd);
+        let program = argv.next().filter(|p| p.starts_with('/')).ok_or_else(|| {
+            crate::image::ImageError::Invalid(
+                "the image config has no absolute Entrypoint (Lambda starts ENTRYPOINT, then CMD)"
+                    .into(),
+            )
+        })?;
+        let env = run
+            .env
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => Err(crate::image::ImageError::Invalid(format!(
+                    "image Env entry {kv:?} is not KEY=VALUE"
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        let mut f = FunctionConfig::new(program);
+        f.args = argv.cloned().collect();
+        f.image = Some(ImageRoot {
+            root: root.as_ref().to_path_buf(),
+            working_dir: run.working_dir.clone(),
+            env,
+            tmp_mb: 512,
+        });
+        Ok(f)
     }
 
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
@@ -265,7 +316,18 @@ fn spawn(
     api: &RuntimeApi,
     logs: &Arc<Mutex<Vec<String>>>,
 ) -> Result<Process, EmulatorError> {
+    // An image's process pins itself (in the sandbox: taskset is not inside the image).
+    let sandbox = match &config.image {
+        Some(image) => Some(Sandbox::new(
+            &image.root,
+            &image.working_dir,
+            image.tmp_mb,
+            config.cpus.as_deref(),
+        )?),
+        None => None,
+    };
     let mut cmd = match &config.cpus {
+        _ if sandbox.is_some() => Command::new(&config.bootstrap),
         // taskset execs the program: the child's pid stays the function's.
         Some(cpus) => {
             let mut cmd = Command::new("taskset");
@@ -274,6 +336,13 @@ fn spawn(
         }
         None => Command::new(&config.bootstrap),
     };
+    if let Some(image) = &config.image {
+        // Lambda's environment is the image's and its own: nothing from this machine.
+        cmd.env_clear();
+        for (k, v) in &image.env {
+            cmd.env(k, v);
+        }
+    }
     cmd.args(&config.args)
         .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
         .env("AWS_LAMBDA_FUNCTION_NAME", "local")
@@ -301,8 +370,9 @@ fn spawn(
         None => Vec::new(),
     };
     let fds: Vec<RawFd> = join.iter().map(|f| f.as_raw_fd()).collect();
-    // SAFETY: the hook only calls write(2), which is async-signal-safe, on descriptors
-    // that stay open until spawn returns; it allocates nothing.
+    // SAFETY: the hook only makes async-signal-safe system calls — write(2) on descriptors
+    // that stay open until spawn returns, and the sandbox's, on strings made before the
+    // fork —; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             for fd in &fds {
@@ -310,6 +380,9 @@ fn spawn(
                 if libc::write(*fd, b"0".as_ptr().cast(), 1) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            if let Some(sandbox) = &sandbox {
+                sandbox.enter()?;
             }
             Ok(())
         });

@@ -7,6 +7,8 @@
 //!   Lambda sets, under the CPU share and memory limit Lambda gives its memory size (a
 //!   cgroup), its log lines captured; out-of-memory kills, crashes and timeouts answered as
 //!   Lambda answers them, the next invocation re-initialising.
+//! - [`image`]: a container image (OCI layout) checked and unpacked, so [`Function`] runs its
+//!   entrypoint from that root, in a private mount namespace, as Lambda would.
 //! - [`front_door`]: an HTTP server that turns each request into an API Gateway v2 event.
 //! - [`events`]: builders for the event shapes a function receives.
 //!
@@ -17,10 +19,12 @@ pub mod events;
 pub mod front_door;
 mod function;
 pub mod http_util;
+pub mod image;
 mod runtime_api;
+mod sandbox;
 
 pub use cgroup::{Limits, Unavailable};
-pub use function::{Function, FunctionConfig, MAX_PAYLOAD_BYTES};
+pub use function::{Function, FunctionConfig, ImageRoot, MAX_PAYLOAD_BYTES};
 pub use runtime_api::{Outcome, RuntimeApi};
 
 #[derive(Debug, thiserror::Error)]

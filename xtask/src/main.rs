@@ -7,6 +7,7 @@ mod cache;
 mod deploy;
 mod fetch;
 mod files;
+mod image;
 mod latency;
 mod local;
 mod manifest;
@@ -37,10 +38,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Build the release `bootstrap` and package it: target/lambda/bootstrap.zip, checked
-    /// against Lambda's glibc and size limits (the one place that builds it for shipping).
+    /// against Lambda's glibc and size limits, or with --image a container image
+    /// (target/lambda/image/, an OCI layout) for models a zip cannot hold.
     Build(deploy::BuildArgs),
-    /// Build and ship to Lambda: create/update the function, publish a version, point an
-    /// alias (optionally as a canary; `--promote` finishes it).
+    /// Build and ship to Lambda (the zip, or with --image --repository the image pushed to
+    /// ECR): create/update the function, publish a version, point an alias (optionally as a
+    /// canary; `--promote` finishes it).
     Deploy(Box<deploy::DeployArgs>),
     /// Pack the models in the manifest into models/packed/ and write the lock.
     PackModels(pack::PackArgs),

@@ -9,17 +9,19 @@ use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     AliasRoutingConfiguration, Architecture, Environment, FileSystemConfig, FunctionCode,
-    LastUpdateStatus, Runtime, State, TracingConfig, TracingMode, VpcConfig,
+    LastUpdateStatus, PackageType, Runtime, State, TracingConfig, TracingMode, VpcConfig,
 };
 use aws_sdk_lambda::Client;
 
 use super::config::{Settings, Tracing};
-use super::package::{Arch, Package};
+use super::package::Arch;
 
-/// Where the code comes from: the zip itself, or an object already uploaded to S3.
+/// Where the code comes from: the zip itself, an object already uploaded to S3, or an
+/// image already pushed to ECR (`<repository uri>@sha256:<digest>`).
 pub enum Code {
     Zip(Vec<u8>),
     S3 { bucket: String, key: String },
+    Image { uri: String },
 }
 
 pub async fn client() -> Client {
@@ -125,22 +127,32 @@ fn tracing(s: &Settings) -> Option<TracingConfig> {
     })
 }
 
-pub async fn create(client: &Client, s: &Settings, code: Code) -> Result<()> {
+/// Creates the function; the CodeSha256 Lambda computed for its code.
+pub async fn create(client: &Client, s: &Settings, code: Code) -> Result<String> {
     let role = s.role.as_deref().context(
         "the function does not exist yet: creating it needs an execution role (--role ARN or role in deploy.toml)",
     )?;
-    let code = match code {
-        Code::Zip(bytes) => FunctionCode::builder().zip_file(Blob::new(bytes)).build(),
-        Code::S3 { bucket, key } => FunctionCode::builder()
-            .s3_bucket(bucket)
-            .s3_key(key)
-            .build(),
+    let call = client.create_function();
+    let (call, code) = match code {
+        Code::Zip(bytes) => (
+            call.runtime(Runtime::Providedal2023).handler("bootstrap"),
+            FunctionCode::builder().zip_file(Blob::new(bytes)).build(),
+        ),
+        Code::S3 { bucket, key } => (
+            call.runtime(Runtime::Providedal2023).handler("bootstrap"),
+            FunctionCode::builder()
+                .s3_bucket(bucket)
+                .s3_key(key)
+                .build(),
+        ),
+        // The image's config says what to run: no runtime or handler.
+        Code::Image { uri } => (
+            call.package_type(PackageType::Image),
+            FunctionCode::builder().image_uri(uri).build(),
+        ),
     };
-    client
-        .create_function()
+    let out = call
         .function_name(&s.function)
-        .runtime(Runtime::Providedal2023)
-        .handler("bootstrap")
         .role(role)
         .architectures(architecture(s.arch))
         .memory_size(s.memory)
@@ -153,10 +165,13 @@ pub async fn create(client: &Client, s: &Settings, code: Code) -> Result<()> {
         .send()
         .await
         .map_err(|e| api("CreateFunction", e))?;
-    wait_settled(client, &s.function).await
+    wait_settled(client, &s.function).await?;
+    out.code_sha256
+        .context("CreateFunction returned no CodeSha256")
 }
 
-pub async fn update(client: &Client, s: &Settings, code: Code) -> Result<()> {
+/// Updates the function's code and configuration; the CodeSha256 Lambda computed.
+pub async fn update(client: &Client, s: &Settings, code: Code) -> Result<String> {
     let call = client
         .update_function_code()
         .function_name(&s.function)
@@ -164,10 +179,15 @@ pub async fn update(client: &Client, s: &Settings, code: Code) -> Result<()> {
     let call = match code {
         Code::Zip(bytes) => call.zip_file(Blob::new(bytes)),
         Code::S3 { bucket, key } => call.s3_bucket(bucket).s3_key(key),
+        Code::Image { uri } => call.image_uri(uri),
     };
-    call.send()
+    let out = call
+        .send()
         .await
         .map_err(|e| api("UpdateFunctionCode", e))?;
+    let code_sha256 = out
+        .code_sha256
+        .context("UpdateFunctionCode returned no CodeSha256")?;
     // A configuration update while the code update runs is rejected (ResourceConflict).
     wait_settled(client, &s.function).await?;
     client
@@ -183,12 +203,14 @@ pub async fn update(client: &Client, s: &Settings, code: Code) -> Result<()> {
         .send()
         .await
         .map_err(|e| api("UpdateFunctionConfiguration", e))?;
-    wait_settled(client, &s.function).await
+    wait_settled(client, &s.function).await?;
+    Ok(code_sha256)
 }
 
-/// Polls until the function is Active and its last update is no longer in progress.
+/// Polls until the function is Active and its last update is no longer in progress (an
+/// image is optimised by Lambda first: minutes for big ones).
 async fn wait_settled(client: &Client, name: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let c = client
             .get_function_configuration()
@@ -204,19 +226,25 @@ async fn wait_settled(client: &Client, name: &str) -> Result<()> {
             _ => return Ok(()),
         }
         if Instant::now() > deadline {
-            bail!("the function did not settle within 5 minutes");
+            bail!("the function did not settle within 15 minutes; see its state with `aws lambda get-function-configuration --function-name {name}`");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
-/// Publishes the current code as a version; fails if Lambda holds other code than ours.
-pub async fn publish(client: &Client, name: &str, package: &Package) -> Result<(String, String)> {
+/// Publishes the current code as a version; fails if Lambda holds other code than
+/// `code_sha256` (someone deployed in between).
+pub async fn publish(
+    client: &Client,
+    name: &str,
+    code_sha256: &str,
+    description: &str,
+) -> Result<(String, String)> {
     let out = client
         .publish_version()
         .function_name(name)
-        .code_sha256(&package.code_sha256)
-        .description(format!("bootstrap.zip sha256 {}", package.sha256_hex))
+        .code_sha256(code_sha256)
+        .description(description)
         .send()
         .await
         .map_err(|e| api("PublishVersion", e))?;

@@ -1,11 +1,12 @@
-//! `cargo xtask build` (the zip) and `cargo xtask deploy` (the zip to a published, aliased
-//! Lambda version).
+//! `cargo xtask build` (the zip, or with `--image` the container image) and
+//! `cargo xtask deploy` (either to a published, aliased Lambda version).
 
 mod concurrency;
 mod config;
 pub mod glibc;
 mod lambda;
 pub mod package;
+mod push;
 mod sam;
 mod url;
 
@@ -14,9 +15,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use model_lock::{LockFile, LOCK_FILE_NAME};
+use model_lock::{Artifact, LockFile, ModelEntry, LOCK_FILE_NAME};
 
-use crate::{bootstrap_build, workspace};
+use crate::image::choice::{self, Needed};
+use crate::image::Image;
+use crate::{bootstrap_build, image, workspace};
 use config::Settings;
 use package::{mb, Arch, Package, MAX_DIRECT_ZIP};
 
@@ -35,12 +38,26 @@ pub struct BuildArgs {
     /// Where the zip goes.
     #[arg(long, default_value_os_t = workspace::target_dir().join("lambda/bootstrap.zip"))]
     pub out: PathBuf,
+    /// Build a container image (an OCI image layout, no Docker needed) instead of the zip:
+    /// up to 10 GB, for models a zip's 250 MB cannot hold (`artifact = "image"`).
+    #[arg(long)]
+    pub image: bool,
+    /// Where the image layout goes.
+    #[arg(long, default_value_os_t = image::default_dir())]
+    pub image_out: PathBuf,
 }
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
     #[command(flatten)]
     pub build: BuildArgs,
+    /// With --image: the ECR repository to push to (created when missing).
+    #[arg(long, requires = "image")]
+    pub repository: Option<String>,
+    /// With --repository: send the image to this registry (`host[:port]` or URL) instead of
+    /// the account's ECR endpoint; the credentials still come from ECR.
+    #[arg(long, requires = "repository")]
+    pub registry: Option<String>,
     /// Settings file (default: deploy.toml in the workspace root, if present).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -122,15 +139,32 @@ pub struct DeployArgs {
     pub tracing: Option<config::Tracing>,
 }
 
-/// `cargo xtask build`: the release binary (or `--bootstrap`), checked and zipped.
-pub fn build(args: &BuildArgs) -> Result<Package> {
-    let binary = match &args.bootstrap {
-        Some(path) => path.clone(),
-        None => {
-            check_target_installed(args.arch)?;
-            bootstrap_build::build_release_for(args.arch.rust_target())?
-        }
-    };
+/// What `build` made.
+pub enum Built {
+    Zip(Package),
+    // Boxed: the layout's parsed documents make it several times a Package's size.
+    Image(Box<Image>),
+}
+
+impl Built {
+    /// The models the function serves from its own artifact (embedded, or image files).
+    pub fn models(&self, lock: Option<&LockFile>) -> Vec<ModelEntry> {
+        let ships = |m: &&ModelEntry| match self {
+            Built::Zip(_) => m.embedded(),
+            Built::Image(_) => m.embedded() || m.artifact == Artifact::Image,
+        };
+        lock.into_iter()
+            .flat_map(|l| &l.models)
+            .filter(ships)
+            .cloned()
+            .collect()
+    }
+}
+
+/// `cargo xtask build`: the release binary (or `--bootstrap`), checked, and zipped — or
+/// with `--image`, an image layout. Says which artifact the manifest needs, and refuses a
+/// zip that could not serve it.
+pub fn build(args: &BuildArgs) -> Result<(Built, Option<LockFile>)> {
     let lock_path = args.packed.join(LOCK_FILE_NAME);
     let lock = if lock_path.exists() {
         Some(LockFile::read(&lock_path)?)
@@ -141,6 +175,45 @@ pub fn build(args: &BuildArgs) -> Result<Package> {
         );
         None
     };
+    let binary = match &args.bootstrap {
+        Some(path) => path.clone(),
+        None => {
+            check_target_installed(args.arch)?;
+            bootstrap_build::build_release_for(args.arch.rust_target())?
+        }
+    };
+    let binary_size = std::fs::metadata(&binary)
+        .with_context(|| format!("cannot read {}", binary.display()))?
+        .len();
+    let choice = choice::explain(binary_size, 0, lock.as_ref());
+    if args.image {
+        let image = image::build(
+            &binary,
+            args.arch,
+            lock.as_ref(),
+            &args.packed,
+            &args.image_out,
+        )?;
+        println!(
+            "{}: image {} ({} uncompressed, {} compressed in {} layers)",
+            args.image_out.display(),
+            image.digest(),
+            mb(image.uncompressed),
+            mb(image.compressed),
+            image.layout.manifest.layers.len()
+        );
+        println!("{}", choice.table);
+        if choice.needed == Needed::Zip {
+            println!("(a zip would do for this manifest: `cargo xtask build` without --image)");
+        }
+        return Ok((Built::Image(Box::new(image)), lock));
+    }
+    if let Needed::Image(why) = &choice.needed {
+        bail!(
+            "this manifest needs the container image, not the zip ({why}):\n{}\nBuild it with `cargo xtask build --image` (deploy with `--image --repository NAME`), or serve the big models from EFS/S3 (embed = false).",
+            choice.table
+        );
+    }
     let package = package::package(&binary, args.arch, lock.as_ref(), &args.out)?;
     println!(
         "{}: {} zipped ({} unzipped), sha256 {} (CodeSha256 {})",
@@ -151,7 +224,7 @@ pub fn build(args: &BuildArgs) -> Result<Package> {
         package.code_sha256
     );
     println!("{}", package::breakdown(package.unzipped, &package.models));
-    Ok(package)
+    Ok((Built::Zip(package), lock))
 }
 
 /// Cross builds need the target's standard library; say how to get it rather than
@@ -305,9 +378,12 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
         return Ok(());
     }
 
-    let package = build(&args.build)?;
+    let (built, lock) = build(&args.build)?;
+    let models = built.models(lock.as_ref());
+    if let (Built::Image(_), None) = (&built, &args.repository) {
+        bail!("deploying an image needs the ECR repository to push it to: add --repository NAME");
+    }
     if let Some(path) = &args.emit_sam {
-        let code_uri = pathdiff(&package.zip, path);
         let endpoint = match (&s.url, args.http_api) {
             (Some(_), true) => {
                 bail!("--http-api and --url each put an endpoint in front of the function: choose one")
@@ -316,7 +392,17 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
             (Some(u), false) => sam::Endpoint::Url(u.clone()),
             (None, false) => sam::Endpoint::None,
         };
-        let template = sam::template(&s, &code_uri, args.canary_weight, &endpoint)?;
+        let code = match &built {
+            Built::Zip(package) => sam::Code::Zip(pathdiff(&package.zip, path)),
+            // The template names the image by digest: it must be in ECR first.
+            Built::Image(image) => {
+                let repository = args.repository.as_deref().unwrap_or_default();
+                let pushed = push::push(&rt, repository, args.registry.as_deref(), image)?;
+                println!("pushed {}", pushed.uri);
+                sam::Code::Image(pushed.uri)
+            }
+        };
+        let template = sam::template(&s, &code, args.canary_weight, &endpoint)?;
         crate::files::write_atomic(path, template.as_bytes())?;
         println!(
             "wrote {} (deploy it with `sam deploy --guided`)",
@@ -324,24 +410,44 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
         );
         return Ok(());
     }
-    if package.needs_s3() && s.s3_bucket.is_none() {
-        bail!(
-            "the zip is {}, over Lambda's {} limit for direct upload: pass --s3-bucket BUCKET (or s3_bucket in deploy.toml) to upload it through S3",
-            mb(package.zip_size),
-            mb(MAX_DIRECT_ZIP)
-        );
+    if let Built::Zip(package) = &built {
+        if package.needs_s3() && s.s3_bucket.is_none() {
+            bail!(
+                "the zip is {}, over Lambda's {} limit for direct upload: pass --s3-bucket BUCKET (or s3_bucket in deploy.toml) to upload it through S3",
+                mb(package.zip_size),
+                mb(MAX_DIRECT_ZIP)
+            );
+        }
     }
     let client = rt.block_on(lambda::client());
     let existing = rt.block_on(lambda::current(&client, &s.function))?;
-    let s3_key = s.s3_bucket.as_ref().map(|_| {
-        let prefix = s.s3_prefix.trim_matches('/');
-        let key = format!("{}/{}.zip", s.function, package.sha256_hex);
-        if prefix.is_empty() {
-            key
-        } else {
-            format!("{prefix}/{key}")
+    // Lambda cannot change a function's package type.
+    let want = match &built {
+        Built::Zip(_) => aws_sdk_lambda::types::PackageType::Zip,
+        Built::Image(_) => aws_sdk_lambda::types::PackageType::Image,
+    };
+    if let Some(have) = existing.as_ref().and_then(|c| c.package_type.clone()) {
+        if have != want {
+            bail!(
+                "{} is a {} function and this deploy is a {}: Lambda cannot change a function's package type. Deploy under another --function name, or delete the function first.",
+                s.function,
+                have.as_str(),
+                want.as_str()
+            );
         }
-    });
+    }
+    let s3_key = match (&built, &s.s3_bucket) {
+        (Built::Zip(package), Some(_)) => {
+            let prefix = s.s3_prefix.trim_matches('/');
+            let key = format!("{}/{}.zip", s.function, package.sha256_hex);
+            Some(if prefix.is_empty() {
+                key
+            } else {
+                format!("{prefix}/{key}")
+            })
+        }
+        _ => None,
+    };
 
     if args.dry_run {
         let verb = if existing.is_some() {
@@ -350,11 +456,26 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
             "create"
         };
         println!("dry run: nothing was changed. A deploy would:");
-        if let (Some(b), Some(k)) = (&s.s3_bucket, &s3_key) {
-            println!("  upload {} to s3://{b}/{k}", mb(package.zip_size));
-        }
+        let kind = match &built {
+            Built::Zip(package) => {
+                if let (Some(b), Some(k)) = (&s.s3_bucket, &s3_key) {
+                    println!("  upload {} to s3://{b}/{k}", mb(package.zip_size));
+                }
+                "provided.al2023"
+            }
+            Built::Image(image) => {
+                println!(
+                    "  push image {} ({} compressed) to ECR repository {} (tag {}), skipping the layers it has",
+                    image.digest(),
+                    mb(image.compressed),
+                    args.repository.as_deref().unwrap_or_default(),
+                    push::tag(image)
+                );
+                "image"
+            }
+        };
         println!(
-            "  {verb} function {} (provided.al2023, {}, {} MB, {} s)",
+            "  {verb} function {} ({kind}, {}, {} MB, {} s)",
             s.function,
             s.arch.lambda_name(),
             s.memory,
@@ -363,10 +484,13 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
         if existing.is_some() && s.role.is_none() {
             println!("  keep its execution role");
         }
-        println!(
-            "  publish a version with CodeSha256 {}",
-            package.code_sha256
-        );
+        match &built {
+            Built::Zip(package) => println!(
+                "  publish a version with CodeSha256 {}",
+                package.code_sha256
+            ),
+            Built::Image(_) => println!("  publish a version of the pushed image"),
+        }
         match args.canary_weight {
             Some(w) => println!("  route {w} of alias {} to it", s.alias),
             None => println!("  point alias {} at it", s.alias),
@@ -393,8 +517,9 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
         return Ok(());
     }
 
-    let code = match (&s.s3_bucket, &s3_key) {
-        (Some(bucket), Some(key)) => {
+    let mut pushed = None;
+    let code = match (&built, &s.s3_bucket, &s3_key) {
+        (Built::Zip(package), Some(bucket), Some(key)) => {
             let bytes = std::fs::read(&package.zip)?;
             rt.block_on(upload(bucket, key, bytes))?;
             lambda::Code::S3 {
@@ -402,16 +527,35 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
                 key: key.clone(),
             }
         }
-        _ => lambda::Code::Zip(std::fs::read(&package.zip)?),
+        (Built::Zip(package), _, _) => lambda::Code::Zip(std::fs::read(&package.zip)?),
+        (Built::Image(image), _, _) => {
+            let repository = args.repository.as_deref().unwrap_or_default();
+            let p = push::push(&rt, repository, args.registry.as_deref(), image)?;
+            let uri = p.uri.clone();
+            pushed = Some(p);
+            lambda::Code::Image { uri }
+        }
     };
-    let action = if existing.is_some() {
-        rt.block_on(lambda::update(&client, &s, code))?;
-        "updated"
+    let (action, code_sha256) = if existing.is_some() {
+        ("updated", rt.block_on(lambda::update(&client, &s, code))?)
     } else {
-        rt.block_on(lambda::create(&client, &s, code))?;
-        "created"
+        ("created", rt.block_on(lambda::create(&client, &s, code))?)
     };
-    let (version, arn) = rt.block_on(lambda::publish(&client, &s.function, &package))?;
+    // A zip's hash is known here: the version must be of exactly that zip. An image's is
+    // Lambda's to compute: the version is of what the update installed.
+    let (code_sha256, description) = match &built {
+        Built::Zip(package) => (
+            package.code_sha256.clone(),
+            format!("bootstrap.zip sha256 {}", package.sha256_hex),
+        ),
+        Built::Image(image) => (code_sha256, format!("image {}", image.digest())),
+    };
+    let (version, arn) = rt.block_on(lambda::publish(
+        &client,
+        &s.function,
+        &code_sha256,
+        &description,
+    ))?;
     let primary = rt.block_on(lambda::point_alias(
         &client,
         &s.function,
@@ -442,14 +586,41 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
             args.canary_weight.unwrap_or_default()
         );
     }
-    println!("  CodeSha256    {}", package.code_sha256);
-    println!("  zip           {}", mb(package.zip_size));
-    for m in &package.models {
+    println!("  CodeSha256    {code_sha256}");
+    match (&built, &pushed) {
+        (Built::Image(image), Some(p)) => {
+            println!("  image         {}", p.uri);
+            println!(
+                "  pushed        {} blobs ({}), {} already there{}",
+                p.uploaded,
+                mb(p.bytes),
+                p.skipped,
+                if p.repository_created {
+                    "; repository created"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  size          {} uncompressed, {} compressed",
+                mb(image.uncompressed),
+                mb(image.compressed)
+            );
+        }
+        (Built::Zip(package), _) => println!("  zip           {}", mb(package.zip_size)),
+        (Built::Image(_), None) => {}
+    }
+    for m in &models {
         println!(
-            "  model         {} {} ({})",
+            "  model         {} {} ({}{})",
             m.name,
             m.version(),
-            mb(m.size)
+            mb(m.size),
+            if m.artifact == Artifact::Image {
+                ", in the image"
+            } else {
+                ""
+            }
         );
     }
     if let Some(t) = s.tracing {
@@ -465,7 +636,7 @@ pub fn deploy(args: &DeployArgs) -> Result<()> {
         );
     }
     if let (Some(address), Some(u)) = (&function_url, &s.url) {
-        print_url(&client, address, u, &package)?;
+        print_url(&client, address, u, &models)?;
     }
     Ok(())
 }
@@ -476,7 +647,7 @@ fn print_url(
     client: &aws_sdk_lambda::Client,
     address: &str,
     u: &config::UrlSettings,
-    package: &Package,
+    models: &[ModelEntry],
 ) -> Result<()> {
     let auth = if u.public { "NONE" } else { "AWS_IAM" };
     println!("  url           {address} (auth {auth})");
@@ -484,7 +655,7 @@ fn print_url(
         eprintln!("warning: the URL is public: anyone who finds it can call the function, and every call is billed; cap the cost with --reserved-concurrency");
     }
     let example = crate::manifest::default_example_request()
-        .filter(|e| package.models.iter().any(|m| m.name == e.model))
+        .filter(|e| models.iter().any(|m| m.name == e.model))
         .map(|e| e.request);
     println!("call it:");
     println!(

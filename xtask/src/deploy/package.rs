@@ -43,7 +43,7 @@ impl Arch {
     }
 
     /// ELF `e_machine`.
-    fn elf_machine(self) -> u16 {
+    pub fn elf_machine(self) -> u16 {
         match self {
             Arch::X86_64 => 62,
             Arch::Arm64 => 183,

@@ -23,9 +23,18 @@ pub enum Endpoint {
     HttpApi,
 }
 
+/// Where the template's code is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Code {
+    /// The zip's path, relative to the template when below it.
+    Zip(String),
+    /// A pushed image: `<repository uri>@sha256:<digest>`.
+    Image(String),
+}
+
 pub fn template(
     s: &Settings,
-    code_uri: &str,
+    code: &Code,
     canary: Option<f64>,
     endpoint: &Endpoint,
 ) -> Result<String> {
@@ -34,9 +43,18 @@ pub fn template(
         props.insert(k.into(), v);
     };
     put("FunctionName", json!(s.function));
-    put("CodeUri", json!(code_uri));
-    put("Runtime", json!("provided.al2023"));
-    put("Handler", json!("bootstrap"));
+    match code {
+        Code::Zip(path) => {
+            put("CodeUri", json!(path));
+            put("Runtime", json!("provided.al2023"));
+            put("Handler", json!("bootstrap"));
+        }
+        // The image's config says what to run: no runtime, handler or CodeUri.
+        Code::Image(uri) => {
+            put("PackageType", json!("Image"));
+            put("ImageUri", json!(uri));
+        }
+    }
     put("Architectures", json!([s.arch.lambda_name()]));
     put("MemorySize", json!(s.memory));
     put("Timeout", json!(s.timeout));

@@ -3,7 +3,7 @@
 //! place); `file://` and plain paths (relative to the manifest) are read where they are.
 
 pub mod http;
-mod progress;
+pub mod progress;
 mod retry;
 pub mod s3;
 
