@@ -2,7 +2,7 @@
 //! emulator on 127.0.0.1.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,10 @@ use clap::Args;
 use runtime_emulator::{front_door, Function, FunctionConfig, Outcome};
 use serde_json::Value;
 
-use crate::{bootstrap_build, pack, workspace};
+use model_lock::{LockFile, LOCK_FILE_NAME};
+
+use crate::deploy::package::Arch;
+use crate::{bootstrap_build, image, pack, workspace};
 
 #[derive(Args, Debug)]
 pub struct LocalArgs {
@@ -46,6 +49,13 @@ pub struct FunctionArgs {
     /// Extra environment for the function, KEY=VALUE (e.g. MODEL_LOAD=lazy).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Run the function as its container image, as Lambda would: the layout's layers
+    /// unpacked into an empty root and the entrypoint started there (a private mount
+    /// namespace, read-only root, tmpfs /tmp, Lambda's unprivileged user; needs root).
+    /// Alone, the image is built first (as `build --image`); with a directory, that image
+    /// layout is run as it is.
+    #[arg(long, value_name = "LAYOUT", num_args = 0..=1)]
+    pub image: Option<Option<PathBuf>>,
 }
 
 #[derive(Args, Debug)]
@@ -61,30 +71,104 @@ pub struct RunArgs {
     pub memory: u32,
 }
 
-/// The function to run: `--bootstrap`, or the default models packed and the binary built.
-pub fn prepare(args: &FunctionArgs) -> Result<FunctionConfig> {
-    let bootstrap = match &args.bootstrap {
-        Some(p) => p.clone(),
-        None => {
-            pack::pack_into(
-                workspace::default_manifest(),
-                workspace::default_packed_dir(),
-            )?;
-            if args.dev {
-                bootstrap_build::build_dev()?
-            } else {
-                bootstrap_build::build_release()?
+/// A function ready to start; for an image, the root it runs in, removed on drop (keep
+/// this alive while the function runs).
+pub struct Prepared {
+    pub config: FunctionConfig,
+    _root: Option<tempfile::TempDir>,
+}
+
+/// The function to run: `--bootstrap`, or the default models packed and the binary built;
+/// with `--image`, that binary's image (or the layout given), unpacked.
+pub fn prepare(args: &FunctionArgs) -> Result<Prepared> {
+    let layout = match &args.image {
+        Some(Some(dir)) => {
+            if args.bootstrap.is_some() || args.dev {
+                bail!(
+                    "--image {} runs that layout as built: --bootstrap and --dev do not apply",
+                    dir.display()
+                );
             }
+            Some(dir.clone())
         }
+        Some(None) => {
+            let packed = workspace::default_packed_dir();
+            let bootstrap = bootstrap(args)?;
+            let lock = LockFile::read(&packed.join(LOCK_FILE_NAME))?;
+            let out = image::default_dir();
+            image::build(&bootstrap, Arch::X86_64, Some(&lock), &packed, &out)?;
+            Some(out)
+        }
+        None => None,
     };
-    let mut config = FunctionConfig::new(bootstrap);
+    let (mut config, root) = match layout {
+        Some(dir) => {
+            let unpacked = unpack(&dir)?;
+            (unpacked.config, Some(unpacked.root))
+        }
+        None => (FunctionConfig::new(bootstrap(args)?), None),
+    };
     for kv in &args.env {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--env takes KEY=VALUE, got {kv:?}");
         };
         config = config.env(k, v);
     }
-    Ok(config)
+    Ok(Prepared {
+        config,
+        _root: root,
+    })
+}
+
+/// `--bootstrap`, or the default models packed and the binary built.
+fn bootstrap(args: &FunctionArgs) -> Result<PathBuf> {
+    if let Some(p) = &args.bootstrap {
+        return Ok(p.clone());
+    }
+    pack::pack_into(
+        workspace::default_manifest(),
+        workspace::default_packed_dir(),
+    )?;
+    if args.dev {
+        bootstrap_build::build_dev()
+    } else {
+        bootstrap_build::build_release()
+    }
+}
+
+struct Unpacked {
+    config: FunctionConfig,
+    root: tempfile::TempDir,
+}
+
+/// The layout at `dir`, checked and unpacked into a fresh root under
+/// `target/lambda/image-roots/`.
+fn unpack(dir: &Path) -> Result<Unpacked> {
+    let layout = runtime_emulator::image::Layout::open(dir).with_context(|| {
+        format!(
+            "{} is not a usable image layout (build one with `cargo xtask build --image`)",
+            dir.display()
+        )
+    })?;
+    let arch = &layout.config.architecture;
+    if arch != "amd64" {
+        bail!("the image is for {arch}: this machine runs amd64 (x86_64) images only; test an arm64 image on an arm64 host");
+    }
+    let parent = workspace::target_dir().join("lambda/image-roots");
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let root = tempfile::Builder::new()
+        .prefix("root-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a directory in {}", parent.display()))?;
+    eprintln!(
+        "unpacking image {} into {}",
+        layout.manifest_digest,
+        root.path().display()
+    );
+    runtime_emulator::image::unpack(&layout, root.path())?;
+    let config = FunctionConfig::from_image(root.path(), &layout.config)?;
+    Ok(Unpacked { config, root })
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -96,7 +180,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn local(args: LocalArgs) -> Result<()> {
-    let mut config = prepare(&args.run.function)?.memory_mb(args.run.memory);
+    let prepared = prepare(&args.run.function)?;
+    let mut config = prepared.config.clone().memory_mb(args.run.memory);
     config.echo_logs = true;
     let timeout = Duration::from_secs(args.run.timeout);
     let memory_mb = args.run.memory;
@@ -156,7 +241,8 @@ pub fn request(text: &str, model: Option<&str>) -> Result<Value> {
 }
 
 pub fn invoke(args: InvokeArgs) -> Result<()> {
-    let config = prepare(&args.run.function)?.memory_mb(args.run.memory);
+    let prepared = prepare(&args.run.function)?;
+    let config = prepared.config.clone().memory_mb(args.run.memory);
     let request = request(&data_text(&args.data)?, args.model.as_deref())?;
     let timeout = Duration::from_secs(args.run.timeout);
     runtime()?.block_on(async move {

@@ -4,6 +4,7 @@ mod aws_error;
 mod bench;
 mod bootstrap_build;
 mod cache;
+mod debian_package;
 mod deploy;
 mod fetch;
 mod files;
@@ -50,9 +51,11 @@ enum Task {
     /// Publish the packed models to S3 and/or an EFS directory for the function's fallback.
     PublishModels(publish::PublishArgs),
     /// Pack, build and serve the function locally: a Lambda Runtime API emulator plus an
-    /// HTTP front door that turns requests into API Gateway v2 events.
+    /// HTTP front door that turns requests into API Gateway v2 events. With --image, the
+    /// container image, unpacked and run as Lambda runs it.
     Local(local::LocalArgs),
-    /// One direct invocation of the function through the Runtime API emulator.
+    /// One direct invocation of the function through the Runtime API emulator (of its
+    /// image with --image).
     Invoke(local::InvokeArgs),
     /// Benchmark the function against Python + onnxruntime on the same models: cold start,
     /// warm latency, peak RSS, deployment size (target/bench/results.{json,md}).

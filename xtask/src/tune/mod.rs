@@ -132,7 +132,8 @@ pub struct Report {
 
 pub fn run(args: &TuneArgs) -> Result<()> {
     let (model, request) = request(args)?;
-    let config = local::prepare(&args.function)?;
+    let prepared = local::prepare(&args.function)?;
+    let config = &prepared.config;
     let timeout = Duration::from_secs(args.timeout);
     let prices = Prices::new(args.arch, args.gb_second_price, args.request_price);
     let mut sizes = Vec::new();
