@@ -76,7 +76,7 @@ pub fn explain(binary: u64, support: u64, lock: Option<&LockFile>) -> Choice {
         ))
     } else if binary > MAX_UNZIPPED {
         Needed::Image(format!(
-            "bootstrap is {}, over a zip's {}",
+            "bootstrap is {}, over Lambda's {} limit for a zip",
             mb(binary),
             mb(MAX_UNZIPPED)
         ))
@@ -132,7 +132,7 @@ mod tests {
 
         let c = explain(260 << 20, 0, None);
         assert!(
-            matches!(c.needed, Needed::Image(ref why) if why.contains("over a zip's 250.0 MB"))
+            matches!(c.needed, Needed::Image(ref why) if why.contains("over Lambda's 250.0 MB limit"))
         );
     }
 }
