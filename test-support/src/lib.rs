@@ -7,7 +7,8 @@
 //! - Real servers on 127.0.0.1, started per test and killed on drop: [`MotoServer`] (moto's
 //!   server mode: the S3, Lambda and IAM APIs) and [`HttpServer`] (`python3 -m http.server`
 //!   over a directory, standing in for a model hub), and [`LambdaProxy`] in front of moto for
-//!   the Lambda APIs moto lacks (provisioned concurrency).
+//!   the Lambda APIs moto lacks (provisioned concurrency), and [`RegistryServer`] (Debian's
+//!   `docker-registry`, the reference OCI registry, with htpasswd auth).
 //! - [`workspace_root`], [`default_samples`] and [`output_text`].
 
 pub mod function;
@@ -15,12 +16,14 @@ pub mod hostile;
 mod http;
 mod lambda_proxy;
 mod moto;
+mod registry;
 
 use std::path::{Path, PathBuf};
 
 pub use http::HttpServer;
 pub use lambda_proxy::{LambdaProxy, Recorded};
 pub use moto::MotoServer;
+pub use registry::RegistryServer;
 
 /// Set by `cargo xtask test`: a missing fixture is then a failure, not a skip.
 pub const FIXTURES_REQUIRED: &str = "ONNX_LAMBDA_FIXTURES_REQUIRED";

@@ -4,6 +4,7 @@ mod aws_error;
 mod bench;
 mod bootstrap_build;
 mod cache;
+mod debian_package;
 mod deploy;
 mod fetch;
 mod files;

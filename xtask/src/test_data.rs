@@ -257,6 +257,20 @@ pub fn pair_models(data: &Path) -> Result<PathBuf> {
     })
 }
 
+/// A model over the zip's 250 MB (an embedding table of seeded noise behind a Gather), its
+/// sample request and onnxruntime's answer, by `xtask/tests/image/big_model.py`, into
+/// `<data>/big/`: the container-image tests' `artifact = "image"` model.
+pub fn big_model(data: &Path) -> Result<PathBuf> {
+    generated(Generated {
+        data,
+        name: "big",
+        script: "xtask/tests/image/big_model.py",
+        env: "ml",
+        inputs: &[],
+        what: "generating the big test model",
+    })
+}
+
 /// A directory under test-data/ that a Python script writes.
 struct Generated<'a> {
     data: &'a Path,

@@ -6,7 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::{bootstrap_build, pack, python_env, test_data, workspace};
+use crate::{bootstrap_build, debian_package, pack, python_env, test_data, workspace};
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -28,6 +28,10 @@ pub fn run(args: TestArgs) -> Result<()> {
     let text_reference = test_data::text_reference(&data)?;
     let ml_data = test_data::ml_models(&data)?;
     let ml = ml_fixture(&ml_data)?;
+    let big = test_data::big_model(&data)?;
+    let image = image_fixture(&big)?;
+    // The reference OCI registry (distribution), for the image push tests.
+    let registry = debian_package::ensure("docker-registry", "usr/bin/docker-registry")?;
     // moto's server mode: the real S3 (and Lambda, IAM) APIs on loopback, for the tests.
     let moto = python_env::ensure("moto")?;
     // The benchmark's Python side (onnxruntime, awslambdaric), for xtask/tests/bench.rs.
@@ -49,6 +53,10 @@ pub fn run(args: TestArgs) -> Result<()> {
         .env("ML_EXPECTED", ml_data.join("expected.json"))
         .env("ML_BOOTSTRAP", &ml.bootstrap)
         .env("ML_PACKED", &ml.packed)
+        .env("IMAGE_BOOTSTRAP", &image.bootstrap)
+        .env("IMAGE_PACKED", &image.packed)
+        .env("BIG_MODEL", &big)
+        .env("DOCKER_REGISTRY", &registry)
         .env_remove("MODEL_PACK_DIR")
         // Every fixture is built above: a test that finds one missing fails, never skips.
         .env(FIXTURES_REQUIRED, "1")
@@ -209,6 +217,24 @@ fn ml_fixture(data: &Path) -> Result<Fixture> {
     let path = dir.join("models.toml");
     crate::files::write_atomic(&path, manifest.as_bytes())?;
     fixture("ml", path)
+}
+
+/// The image tests' function: the default model embedded as in the zip, and `big` (over the
+/// zip's 250 MB, from `test_data::big_model`) as `artifact = "image"`, kept as ONNX (its
+/// compiled form would only copy the same weights again).
+fn image_fixture(big: &Path) -> Result<Fixture> {
+    let root = workspace::root();
+    let manifest = format!(
+        "# Written by `cargo xtask test` (xtask/src/testing.rs).\ndefault = \"breast-cancer\"\n\n[[model]]\nname = \"breast-cancer\"\nsources = [{:?}]\nsha256 = \"73abab9c7df8f19026f52b2f20d1912924bfbdb5f47da0be9dbad79f69586110\"\nlabels = [\"malignant\", \"benign\"]\n\n[[model]]\nname = \"big\"\nsources = [{:?}]\nartifact = \"image\"\ncompile = \"never\"\nsample_request = {:?}\n",
+        root.join("models/default/breast_cancer_lr.onnx").to_string_lossy(),
+        big.join("big.onnx").to_string_lossy(),
+        big.join("sample.json").to_string_lossy(),
+    );
+    let dir = workspace::target_dir().join("fixture/image");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("models.toml");
+    crate::files::write_atomic(&path, manifest.as_bytes())?;
+    fixture("image", path)
 }
 
 #[cfg(test)]

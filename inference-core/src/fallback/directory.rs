@@ -1,6 +1,7 @@
 //! A directory store — the EFS mount, or the models directory of a container image — laid
-//! out as `<dir>/<name>/<sha256>.<onnx|nnef.tar>`. The store is not trusted for anything: only a regular file inside the store's directory, of the size
-//! the lock recorded, is read, and its hash must be the build's.
+//! out as `<dir>/<name>/<sha256>.<onnx|nnef.tar>`. The store is not trusted for anything:
+//! only a regular file inside the store's directory, of the size the lock recorded, is
+//! read, and its hash must be the build's.
 
 use std::io::Read as _;
 use std::path::Path;
