@@ -95,6 +95,26 @@ pub fn output_text(out: &std::process::Output) -> String {
     )
 }
 
+/// The text of a command that must have succeeded (else the test fails showing it all).
+pub fn succeeded(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "the command failed:\n{}",
+        output_text(&out)
+    );
+    output_text(&out)
+}
+
+/// The text of a command that must have failed.
+pub fn failed(out: std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "the command should have failed:\n{}",
+        output_text(&out)
+    );
+    output_text(&out)
+}
+
 /// A free loopback port (the OS picks it; closed again before the server binds it).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use test_support::output_text;
+use test_support::{failed, output_text, succeeded};
 
 use base64::Engine as _;
 use sha2::Digest as _;
@@ -34,20 +34,6 @@ fn xtask_with(moto: Option<&MotoServer>, env: &[(&str, &str)], args: &[&str]) ->
     }
     cmd.envs(env.iter().copied());
     cmd.output().expect("xtask runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "xtask failed:\n{}", output_text(&out));
-    output_text(&out)
-}
-
-fn failed(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "xtask should have failed:\n{}",
-        output_text(&out)
-    );
-    output_text(&out)
 }
 
 /// A copy of the bootstrap with `extra` bytes appended: a different zip, still a valid ELF.
@@ -104,7 +90,7 @@ fn create_update_canary_promote() {
         xtask(Some(&moto), &args)
     };
 
-    let out = ok(deploy(ours().to_str().unwrap(), &[]));
+    let out = succeeded(deploy(ours().to_str().unwrap(), &[]));
     assert!(out.contains("created onnx"), "{out}");
     // The version deploy prints is the packed file's, from the lock it was given.
     let lock = model_lock::LockFile::read(
@@ -133,7 +119,7 @@ fn create_update_canary_promote() {
 
     // New code: updated, version 2, alias moved.
     let second = variant(work.path(), "second", b"2");
-    let out = ok(deploy(&second, &["--memory", "2048"]));
+    let out = succeeded(deploy(&second, &["--memory", "2048"]));
     assert!(out.contains("updated onnx"), "{out}");
     assert!(out.contains("version       2"), "{out}");
     assert_eq!(alias(&moto)["FunctionVersion"], "2");
@@ -142,14 +128,14 @@ fn create_update_canary_promote() {
 
     // Canary: the alias stays on 2 and routes 10% to 3; promote moves it fully.
     let third = variant(work.path(), "third", b"3");
-    ok(deploy(&third, &["--canary-weight", "0.1"]));
+    succeeded(deploy(&third, &["--canary-weight", "0.1"]));
     let a = alias(&moto);
     assert_eq!(a["FunctionVersion"], "2", "{a}");
     assert_eq!(
         a["RoutingConfig"]["AdditionalVersionWeights"]["3"], 0.1,
         "{a}"
     );
-    let out = ok(xtask(
+    let out = succeeded(xtask(
         Some(&moto),
         &["deploy", "--function", "onnx", "--promote"],
     ));
@@ -204,7 +190,7 @@ fn a_zip_over_50_mb_goes_through_s3_and_dry_run_writes_nothing() {
     let before = resources(&moto);
     let mut args = base.to_vec();
     args.extend(["--s3-bucket", "artifacts", "--dry-run"]);
-    let out = ok(xtask(Some(&moto), &args));
+    let out = succeeded(xtask(Some(&moto), &args));
     assert!(out.contains("dry run: nothing was changed"), "{out}");
     assert!(out.contains("create function big"), "{out}");
     assert_eq!(resources(&moto), before, "dry run changed the server");
@@ -219,7 +205,7 @@ fn a_zip_over_50_mb_goes_through_s3_and_dry_run_writes_nothing() {
 
     let mut args = base.to_vec();
     args.extend(["--s3-bucket", "artifacts", "--s3-prefix", "lambda"]);
-    let out = ok(xtask(Some(&moto), &args));
+    let out = succeeded(xtask(Some(&moto), &args));
     assert!(out.contains("created big"), "{out}");
     let zip_bytes = std::fs::read(&zip).unwrap();
     assert!(zip_bytes.len() > 50 * 1024 * 1024);
@@ -270,7 +256,7 @@ fn the_zip_is_reproducible_and_lambda_shaped() {
     let work = tempfile::tempdir().unwrap();
     let (a, b) = (work.path().join("a.zip"), work.path().join("b.zip"));
     let boot = ours();
-    ok(xtask(
+    succeeded(xtask(
         None,
         &[
             "build",
@@ -289,7 +275,7 @@ fn the_zip_is_reproducible_and_lambda_shaped() {
         .unwrap()
         .flush()
         .unwrap();
-    let out = ok(xtask(
+    let out = succeeded(xtask(
         None,
         &["build", "--bootstrap", &copy, "--out", b.to_str().unwrap()],
     ));
@@ -350,7 +336,7 @@ fn binaries_needing_a_newer_glibc_are_refused() {
     // Ours, linked on this same glibc, passes: without lambda-fn/build.rs libm's hypot
     // would bind to GLIBC_2.35. A wrong architecture is named.
     let ours = ours();
-    ok(xtask(
+    succeeded(xtask(
         None,
         &[
             "build",
@@ -444,7 +430,7 @@ fn a_function_url_tracing_and_reserved_concurrency() {
     let zip = work.path().join("bootstrap.zip");
     let deploy = |tag: &str, extra: &[&str]| deploy_variant(&moto, &[], &role, &zip, tag, extra);
 
-    let out = ok(deploy(
+    let out = succeeded(deploy(
         "a",
         &[
             "--url",
@@ -482,7 +468,7 @@ fn a_function_url_tracing_and_reserved_concurrency() {
     );
 
     // Public: both permissions Lambda requires, and a warning.
-    let out = ok(deploy("b", &["--url", "--public"]));
+    let out = succeeded(deploy("b", &["--url", "--public"]));
     let url = moto
         .lambda_get_at("2021-10-31", "functions/onnx/url?Qualifier=live")
         .unwrap();
@@ -511,7 +497,7 @@ fn a_function_url_tracing_and_reserved_concurrency() {
     );
 
     // Back to IAM auth: the public permissions go.
-    ok(deploy("c", &["--url"]));
+    succeeded(deploy("c", &["--url"]));
     let url = moto
         .lambda_get_at("2021-10-31", "functions/onnx/url?Qualifier=live")
         .unwrap();
@@ -549,7 +535,7 @@ fn provisioned_concurrency_is_asked_for_on_the_alias_and_waited_for() {
     let zip = work.path().join("bootstrap.zip");
     let env = [("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint.as_str())];
     let deploy = |tag: &str, extra: &[&str]| deploy_variant(&moto, &env, &role, &zip, tag, extra);
-    let out = ok(deploy("a", &["--provisioned-concurrency", "2"]));
+    let out = succeeded(deploy("a", &["--provisioned-concurrency", "2"]));
     assert!(
         out.contains("provisioned concurrency: 0 of 2 ready (IN_PROGRESS)"),
         "{out}"
@@ -579,8 +565,8 @@ fn provisioned_concurrency_is_asked_for_on_the_alias_and_waited_for() {
     );
 
     // A canary, then --promote with the setting: the alias keeps it, set again and ready.
-    ok(deploy("b", &["--canary-weight", "0.5"]));
-    let out = ok(xtask_with(
+    succeeded(deploy("b", &["--canary-weight", "0.5"]));
+    let out = succeeded(xtask_with(
         Some(&moto),
         &env,
         &[
@@ -747,7 +733,7 @@ fn emit_sam_writes_the_same_deployment_and_cfn_lint_passes_it() {
             "0.05",
         ],
     );
-    let out = ok(out);
+    let out = succeeded(out);
     assert!(out.contains("template.yaml"), "{out}");
     lint(&template);
     let t: serde_json::Value =
@@ -798,7 +784,7 @@ fn emit_sam_writes_the_same_deployment_and_cfn_lint_passes_it() {
             "0.1",
         ],
     );
-    ok(out);
+    succeeded(out);
     lint(&template);
     let t: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&template).unwrap()).unwrap();

@@ -13,7 +13,7 @@ use runtime_emulator::image::Layout;
 use runtime_emulator::{Function, FunctionConfig, Outcome};
 use serde_json::{json, Value};
 use test_support::function::TIMEOUT;
-use test_support::{output_text, MotoServer, RegistryServer};
+use test_support::{failed, output_text, succeeded, MotoServer, RegistryServer};
 
 /// The fallback fixture: the default model embedded, two more on EFS/S3 only.
 fn small_bootstrap() -> PathBuf {
@@ -42,34 +42,34 @@ fn xtask(moto: Option<&MotoServer>, args: &[&str]) -> Output {
     cmd.output().expect("xtask runs")
 }
 
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "xtask failed:\n{}", output_text(&out));
-    output_text(&out)
-}
-
-fn failed(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "xtask should have failed:\n{}",
-        output_text(&out)
-    );
-    output_text(&out)
+/// `task --image` (build or deploy) of `bootstrap` with the models of `packed`, the layout
+/// written to `out`, then `extra`.
+fn image_task<'a>(
+    task: &'a str,
+    bootstrap: &'a Path,
+    packed: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        task,
+        "--image",
+        "--bootstrap",
+        bootstrap.to_str().unwrap(),
+        "--packed",
+        packed.to_str().unwrap(),
+        "--image-out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// `cargo xtask build --image` of `bootstrap` with the models of `packed`, into `out`.
 fn build_image(bootstrap: &Path, packed: &Path, out: &Path) -> String {
-    ok(xtask(
+    succeeded(xtask(
         None,
-        &[
-            "build",
-            "--image",
-            "--bootstrap",
-            bootstrap.to_str().unwrap(),
-            "--packed",
-            packed.to_str().unwrap(),
-            "--image-out",
-            out.to_str().unwrap(),
-        ],
+        &image_task("build", bootstrap, packed, out, &[]),
     ))
 }
 
@@ -344,7 +344,7 @@ fn a_model_over_the_zips_limit_is_served_from_the_image() {
     drop(bytes);
     let mut moto = MotoServer::start();
     moto.create_bucket("models");
-    ok(xtask(
+    succeeded(xtask(
         Some(&moto),
         &[
             "publish-models",
@@ -413,22 +413,20 @@ fn deploy_image(
     layout: &Path,
     extra: &[&str],
 ) -> Output {
-    let mut args = vec![
+    let mut args = image_task(
         "deploy",
-        "--image",
-        "--repository",
-        "onnx-models",
-        "--registry",
-        registry,
-        "--function",
-        "onnx",
-        "--bootstrap",
-        bootstrap.to_str().unwrap(),
-        "--packed",
-        packed.to_str().unwrap(),
-        "--image-out",
-        layout.to_str().unwrap(),
-    ];
+        bootstrap,
+        packed,
+        layout,
+        &[
+            "--repository",
+            "onnx-models",
+            "--registry",
+            registry,
+            "--function",
+            "onnx",
+        ],
+    );
     args.extend_from_slice(extra);
     xtask(Some(moto), &args)
 }
@@ -471,7 +469,7 @@ fn deploy_pushes_through_the_distribution_api_and_creates_an_image_function() {
     let (bootstrap, packed) = (big_bootstrap(), big_packed());
 
     // Dry run: what would happen, with nothing pushed or created.
-    let out = ok(deploy_image(
+    let out = succeeded(deploy_image(
         &moto,
         &registry.url,
         &bootstrap,
@@ -492,7 +490,7 @@ fn deploy_pushes_through_the_distribution_api_and_creates_an_image_function() {
     );
 
     moto.start_recording();
-    let out = ok(deploy_image(
+    let out = succeeded(deploy_image(
         &moto,
         &registry.url,
         &bootstrap,
@@ -538,7 +536,7 @@ fn deploy_pushes_through_the_distribution_api_and_creates_an_image_function() {
     let patches = requests.iter().filter(|r| r.starts_with("PATCH ")).count();
     assert!(
         patches >= 8,
-        "a ~280 MB layer in 32 MiB chunks: {requests:?}"
+        "the model layer (~250 MiB compressed) in 32 MiB chunks: {requests:?}"
     );
 
     // The function, as CreateFunction asked for it: the image by digest, no runtime.
@@ -567,7 +565,7 @@ fn deploy_pushes_through_the_distribution_api_and_creates_an_image_function() {
     std::fs::write(&second, changed).unwrap();
     std::fs::set_permissions(&second, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let before = registry.requests().len();
-    let out = ok(deploy_image(
+    let out = succeeded(deploy_image(
         &moto,
         &registry.url,
         &second,
@@ -662,7 +660,7 @@ fn a_registry_refusing_the_token_says_so_and_emit_sam_names_the_pushed_image() {
 
     let registry = RegistryServer::start();
     let template = work.path().join("template.yaml");
-    let out = ok(deploy_image(
+    let out = succeeded(deploy_image(
         &moto,
         &registry.url,
         &bootstrap,

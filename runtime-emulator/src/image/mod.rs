@@ -5,12 +5,14 @@
 //! size-limited tmpfs, `/proc` and a minimal `/dev`, an unprivileged user. A library or a
 //! file the image lacks then fails here as it would on Lambda.
 
+mod hashing;
 mod layout;
 pub mod spec;
 mod unpack;
 
 use std::path::PathBuf;
 
+pub use hashing::Hashing;
 pub use layout::Layout;
 pub use unpack::unpack;
 

@@ -2,30 +2,9 @@
 //! against the manifest's digest, the tar against the config's diff_id) and unpacked by the
 //! `tar` crate, which refuses entries that would land outside the root.
 
-use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-use super::{ImageError, Layout};
-
-/// Reads through to `inner`, hashing what passes.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-fn hex_digest(h: Sha256) -> String {
-    format!("sha256:{}", hex::encode(h.finalize()))
-}
+use super::{Hashing, ImageError, Layout};
 
 /// Unpacks every layer of `layout` in order into `root`, which must be empty or absent.
 /// Whiteouts (a layer deleting what an earlier one wrote) are refused: images this project
@@ -50,14 +29,8 @@ pub fn unpack(layout: &Layout, root: &Path) -> Result<(), ImageError> {
     {
         let path = layout.blob(&layer.digest)?;
         let file = std::fs::File::open(&path).map_err(ImageError::io(&path))?;
-        let compressed = Hashing {
-            inner: std::io::BufReader::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
-        };
-        let tar = Hashing {
-            inner: flate2::read::GzDecoder::new(compressed),
-            hasher: Sha256::new(),
-        };
+        let compressed = Hashing::new(std::io::BufReader::with_capacity(1 << 20, file));
+        let tar = Hashing::new(flate2::read::GzDecoder::new(compressed));
         let mut archive = tar::Archive::new(tar);
         archive.set_preserve_permissions(true);
         archive.set_preserve_mtime(true);
@@ -91,16 +64,16 @@ pub fn unpack(layout: &Layout, root: &Path) -> Result<(), ImageError> {
         // everything.
         let mut tar = archive.into_inner();
         std::io::copy(&mut tar, &mut std::io::sink()).map_err(ImageError::io(&path))?;
-        let Hashing { inner, hasher } = tar;
-        let mut compressed = inner.into_inner();
+        let (gz, tar_digest, _) = tar.finish();
+        let mut compressed = gz.into_inner();
         std::io::copy(&mut compressed, &mut std::io::sink()).map_err(ImageError::io(&path))?;
-        if &hex_digest(hasher) != diff_id {
+        if &tar_digest != diff_id {
             return Err(ImageError::Invalid(format!(
                 "layer {}: the uncompressed tar does not match the config's diff_id {diff_id}; rebuild the image",
                 layer.digest
             )));
         }
-        if hex_digest(compressed.hasher) != layer.digest {
+        if compressed.finish().1 != layer.digest {
             return Err(ImageError::Invalid(format!(
                 "{}: contents do not match the layer's digest; rebuild the image",
                 path.display()

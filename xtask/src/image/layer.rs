@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
+use runtime_emulator::image::Hashing;
 
 /// Single files from 8 GiB need tar's base-256 size field; whether Lambda's unpacker reads
 /// it is unknown, so they are refused.
@@ -111,25 +111,6 @@ pub struct LayerBlob {
     pub uncompressed: u64,
 }
 
-/// Passes writes through, hashing and counting them.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
@@ -147,18 +128,10 @@ pub fn write(tree: &Tree, level: u32, mtime: u64, blobs: &Path) -> Result<LayerB
     let tmp = tempfile::NamedTempFile::new_in(blobs)
         .with_context(|| format!("cannot create a temporary file in {}", blobs.display()))?;
     let file = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
-    let gz_side = Hashing {
-        inner: file,
-        hasher: Sha256::new(),
-        count: 0,
-    };
+    let gz_side = Hashing::new(file);
     // GzBuilder's defaults: no name, mtime 0, OS byte 255; XFL follows the fixed level.
     let gz = flate2::GzBuilder::new().write(gz_side, flate2::Compression::new(level));
-    let tar_side = Hashing {
-        inner: gz,
-        hasher: Sha256::new(),
-        count: 0,
-    };
+    let tar_side = Hashing::new(gz);
     let mut tar = tar::Builder::new(tar_side);
     for (path, entry) in tree.paths() {
         match &entry.source {
@@ -183,15 +156,14 @@ pub fn write(tree: &Tree, level: u32, mtime: u64, blobs: &Path) -> Result<LayerB
                     );
                 }
                 let mut h = header(tar::EntryType::Regular, entry.mode, size, mtime);
-                let mut reader = Checked {
-                    inner: file.take(size),
-                    hasher: Sha256::new(),
-                };
+                // The packed model is checked against its lock as it is copied.
+                let mut reader = Hashing::new(file.take(size));
                 tar.append_data(&mut h, path, &mut reader)
                     .with_context(|| format!("writing {} into the layer", from.display()))?;
                 if let Some(want) = sha256 {
-                    let got = hex::encode(reader.hasher.finalize());
-                    if &got != want {
+                    let (_, digest, _) = reader.finish();
+                    let got = &digest["sha256:".len()..];
+                    if got != want {
                         bail!(
                             "{} changed since it was packed (sha256 {got}, the lock says {want}); run `cargo xtask pack-models`",
                             from.display()
@@ -201,47 +173,25 @@ pub fn write(tree: &Tree, level: u32, mtime: u64, blobs: &Path) -> Result<LayerB
             }
         }
     }
-    let tar_side = tar.into_inner().context("finishing the layer's tar")?;
-    let diff_id = format!("sha256:{}", hex::encode(tar_side.hasher.finalize()));
-    let uncompressed = tar_side.count;
-    let mut gz_side = tar_side
-        .inner
-        .finish()
-        .context("finishing the layer's gzip")?;
+    let (gz, diff_id, uncompressed) = tar
+        .into_inner()
+        .context("finishing the layer's tar")?
+        .finish();
+    let mut gz_side = gz.finish().context("finishing the layer's gzip")?;
     gz_side.flush()?;
-    let Hashing {
-        inner: file,
-        hasher,
-        count: size,
-    } = gz_side;
-    let digest = hex::encode(hasher.finalize());
+    let (file, digest, size) = gz_side.finish();
     file.into_inner()
         .map_err(|e| e.into_error())
         .context("writing the layer")?;
     tmp.as_file().sync_all()?;
-    tmp.persist(blobs.join(&digest))
+    tmp.persist(blobs.join(&digest["sha256:".len()..]))
         .with_context(|| format!("cannot write a blob into {}", blobs.display()))?;
     Ok(LayerBlob {
-        digest: format!("sha256:{digest}"),
+        digest,
         diff_id,
         size,
         uncompressed,
     })
-}
-
-/// Reads through, hashing what passes (a packed model checked against its lock as it is
-/// copied).
-struct Checked<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for Checked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
@@ -287,10 +237,7 @@ mod tests {
             .read_to_end(&mut tar)
             .unwrap();
         assert_eq!(tar.len() as u64, la.uncompressed);
-        assert_eq!(
-            la.diff_id,
-            format!("sha256:{}", hex::encode(Sha256::digest(&tar)))
-        );
+        assert_eq!(la.diff_id, runtime_emulator::image::spec::digest_of(&tar));
         let mut archive = tar::Archive::new(&tar[..]);
         let listed: Vec<(String, u32, u64)> = archive
             .entries()

@@ -128,9 +128,11 @@ pub fn build(
         vec![layer::write(&contents.code, 6, mtime, &blobs).context("writing the code layer")?];
     for m in &contents.models {
         eprintln!("writing the layer of model {} ({})", m.name, mb(m.size));
-        // Model weights do not compress: the fastest level spends least for the same bytes.
+        // Weights compress little, and level 1 (zlib-rs's quick strategy: fixed Huffman codes,
+        // no stored blocks) made a 281.6 MB fp32 table 5.6 % bigger; level 2 made it 7.5 %
+        // smaller, in 1.5x the time.
         layers.push(
-            layer::write(&m.tree, 1, mtime, &blobs)
+            layer::write(&m.tree, 2, mtime, &blobs)
                 .with_context(|| format!("writing the layer of model {}", m.name))?,
         );
     }

@@ -84,7 +84,8 @@ fn pause(n: u32) {
 }
 
 impl Registry {
-    /// `registry`: `host[:port]` or a URL (`https://` unless on loopback).
+    /// `registry`: a URL, or `host[:port]`: `https://`, except a loopback address, which is
+    /// plain `http://` as Docker treats it (a local test registry has no certificate).
     pub fn new(
         registry: &str,
         repository: &str,
@@ -93,7 +94,10 @@ impl Registry {
         let base = if registry.contains("://") {
             Url::parse(registry)
         } else {
-            Url::parse(&format!("https://{registry}"))
+            match Url::parse(&format!("http://{registry}")) {
+                Ok(plain) if check_scheme(&plain).is_ok() => Ok(plain),
+                _ => Url::parse(&format!("https://{registry}")),
+            }
         }
         .with_context(|| format!("{registry:?} is not a registry address"))?;
         check_scheme(&base)?;
@@ -384,5 +388,18 @@ mod tests {
             r.url("blobs/uploads/").unwrap().as_str(),
             "https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/models/fn/blobs/uploads/"
         );
+        for (given, base) in [
+            ("127.0.0.1:5000", "http://127.0.0.1:5000/"),
+            ("localhost:5000", "http://localhost:5000/"),
+            ("[::1]:5000", "http://[::1]:5000/"),
+            (
+                "registry.example.com:5000",
+                "https://registry.example.com:5000/",
+            ),
+            ("https://127.0.0.1:5000", "https://127.0.0.1:5000/"),
+        ] {
+            let r = Registry::new(given, "r", None).unwrap();
+            assert_eq!(r.base.as_str(), base, "{given}");
+        }
     }
 }
