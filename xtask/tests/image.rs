@@ -576,6 +576,18 @@ fn deploy_pushes_through_the_distribution_api_and_creates_an_image_function() {
     assert!(out.contains("updated onnx"), "{out}");
     assert!(out.contains("version       2"), "{out}");
     assert!(out.contains("1 already there"), "{out}");
+    // Nor was the model's layer compressed again: taken from the image it replaced, and the
+    // same as a fresh build's.
+    assert!(
+        out.contains("the layer of model big is unchanged: taken from the previous image"),
+        "{out}"
+    );
+    let fresh = work.path().join("fresh");
+    build_image(&second, &packed, &fresh);
+    assert_eq!(
+        Layout::open(&fresh).unwrap().manifest_digest,
+        Layout::open(&layout_dir).unwrap().manifest_digest
+    );
     let model_layer = &layout.manifest.layers[1].digest;
     let new: Vec<String> = registry.requests()[before..].to_vec();
     assert!(

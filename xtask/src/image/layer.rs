@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use runtime_emulator::image::Hashing;
+use runtime_emulator::image::{Hashing, Layout};
 
 /// Single files from 8 GiB need tar's base-256 size field; whether Lambda's unpacker reads
 /// it is unknown, so they are refused.
@@ -98,6 +98,22 @@ impl Tree {
     pub fn paths(&self) -> impl Iterator<Item = (&String, &Entry)> {
         self.entries.iter()
     }
+
+    /// What the layer of this tree will hold, without reading a file: every entry's path,
+    /// mode and content (a file's by its expected SHA-256). `None` when a file's content is
+    /// only known by reading it (the code layer's).
+    fn inputs(&self) -> Option<String> {
+        let mut out = String::new();
+        for (path, entry) in &self.entries {
+            let content = match &entry.source {
+                Source::Dir => "dir".to_string(),
+                Source::Symlink { target } => format!("link {target}"),
+                Source::File { sha256, .. } => format!("file {}", sha256.as_ref()?),
+            };
+            out.push_str(&format!("{path:?} {:o} {content}\n", entry.mode));
+        }
+        Some(out)
+    }
 }
 
 /// A layer written to the blob store.
@@ -109,6 +125,57 @@ pub struct LayerBlob {
     pub diff_id: String,
     pub size: u64,
     pub uncompressed: u64,
+    /// For a layer whose content is known without reading it (a model's: by its hash),
+    /// `sha256:` of everything that decides its bytes; kept as the layer's
+    /// [`INPUTS_ANNOTATION`] so the next build can take the blob instead of compressing the
+    /// same gigabytes again.
+    pub inputs: Option<String>,
+}
+
+/// The layer descriptor's annotation holding [`LayerBlob::inputs`].
+pub const INPUTS_ANNOTATION: &str = "dev.onnx-lambda.layer.inputs";
+/// The layer descriptor's annotation holding the tar's size (Lambda's limit counts it).
+pub const TAR_SIZE_ANNOTATION: &str = "dev.onnx-lambda.layer.tar-size";
+/// Bumped whenever [`write`] would write different bytes for the same tree.
+const FORMAT: u32 = 1;
+
+/// The inputs key of `tree` written at `level` with `mtime`, if its content is known.
+pub fn inputs_of(tree: &Tree, level: u32, mtime: u64) -> Option<String> {
+    let inputs = tree.inputs()?;
+    Some(runtime_emulator::image::spec::digest_of(
+        format!("format {FORMAT}\nlevel {level}\nmtime {mtime}\n{inputs}").as_bytes(),
+    ))
+}
+
+/// The layer of `previous` (an earlier build's layout) made from the same `inputs`, linked
+/// (or copied) into `blobs` and checked against its digest as it is read; `None` when there
+/// is none or it does not check out, and the layer is written afresh.
+pub fn reuse(previous: &Layout, inputs: &str, blobs: &Path) -> Option<LayerBlob> {
+    let (index, layer) =
+        previous.manifest.layers.iter().enumerate().find(|(_, l)| {
+            l.annotations.get(INPUTS_ANNOTATION).map(String::as_str) == Some(inputs)
+        })?;
+    let uncompressed = layer.annotations.get(TAR_SIZE_ANNOTATION)?.parse().ok()?;
+    let diff_id = previous.config.rootfs.diff_ids.get(index)?.clone();
+    let from = previous.blob(&layer.digest).ok()?;
+    let to = blobs.join(runtime_emulator::image::spec::sha256_hex(&layer.digest)?);
+    if std::fs::hard_link(&from, &to).is_err() {
+        std::fs::copy(&from, &to).ok()?;
+    }
+    let mut check = Hashing::new(std::fs::File::open(&to).ok()?);
+    std::io::copy(&mut check, &mut std::io::sink()).ok()?;
+    let (_, digest, size) = check.finish();
+    if digest != layer.digest || size != layer.size {
+        let _ = std::fs::remove_file(&to);
+        return None;
+    }
+    Some(LayerBlob {
+        digest,
+        diff_id,
+        size,
+        uncompressed,
+        inputs: Some(inputs.to_string()),
+    })
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
@@ -191,6 +258,7 @@ pub fn write(tree: &Tree, level: u32, mtime: u64, blobs: &Path) -> Result<LayerB
         diff_id,
         size,
         uncompressed,
+        inputs: inputs_of(tree, level, mtime),
     })
 }
 
@@ -283,5 +351,42 @@ mod tests {
         t.file("opt/m", 0o644, &dir.path().join("m"), Some(&"0".repeat(64)));
         let e = write(&t, 1, 0, dir.path()).unwrap_err().to_string();
         assert!(e.contains("changed since it was packed"), "{e}");
+    }
+
+    #[test]
+    fn a_layer_is_keyed_by_everything_that_decides_its_bytes() {
+        let model = |sha: &str, mode: u32| {
+            let mut t = Tree::default();
+            t.file(
+                "opt/models/m/x.onnx",
+                mode,
+                Path::new("/nowhere"),
+                Some(sha),
+            );
+            t
+        };
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let key = inputs_of(&model(&a, 0o644), 2, 0).unwrap();
+        // The file's place on this machine does not matter; its content does.
+        let mut moved = Tree::default();
+        moved.file(
+            "opt/models/m/x.onnx",
+            0o644,
+            Path::new("/elsewhere"),
+            Some(&a),
+        );
+        assert_eq!(inputs_of(&moved, 2, 0).unwrap(), key);
+        for other in [
+            inputs_of(&model(&b, 0o644), 2, 0),
+            inputs_of(&model(&a, 0o600), 2, 0),
+            inputs_of(&model(&a, 0o644), 6, 0),
+            inputs_of(&model(&a, 0o644), 2, 1),
+        ] {
+            assert_ne!(other.unwrap(), key);
+        }
+        // A file known only by reading it (the code layer's) gives no key.
+        let mut code = Tree::default();
+        code.file("var/task/bootstrap", 0o755, Path::new("/b"), None);
+        assert_eq!(inputs_of(&code, 6, 0), None);
     }
 }
