@@ -7,8 +7,8 @@
 //!
 //! Layout, the same in every store (what `cargo xtask publish-models` and `build --image`
 //! write): `<root>/<model name>/<sha256>.onnx`, where root is `MODEL_IMAGE_DIR`,
-//! `MODEL_EFS_DIR` or `s3://MODEL_S3_BUCKET/MODEL_S3_PREFIX`. The hash in the path lets two builds with
-//! different versions of a model share a store without overwriting each other.
+//! `MODEL_EFS_DIR` or `s3://MODEL_S3_BUCKET/MODEL_S3_PREFIX`. The hash in the path lets two
+//! builds with different versions of a model share a store without overwriting each other.
 
 mod directory;
 pub mod s3;
