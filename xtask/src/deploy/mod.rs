@@ -202,6 +202,16 @@ pub fn build(args: &BuildArgs) -> Result<(Built, Option<LockFile>)> {
             mb(image.compressed),
             image.layout.manifest.layers.len()
         );
+        // Now the image's own total is known: the table adds what it carries beside the
+        // binary and the models (libraries, CA bundle, tar headers).
+        let in_image: u64 = lock
+            .iter()
+            .flat_map(|l| &l.models)
+            .filter(|m| m.artifact == Artifact::Image)
+            .map(|m| m.size)
+            .sum();
+        let support = image.uncompressed.saturating_sub(binary_size + in_image);
+        let choice = choice::explain(binary_size, support, lock.as_ref());
         println!("{}", choice.table);
         if choice.needed == Needed::Zip {
             println!("(a zip would do for this manifest: `cargo xtask build` without --image)");
