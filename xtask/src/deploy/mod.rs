@@ -185,7 +185,7 @@ pub fn build(args: &BuildArgs) -> Result<(Built, Option<LockFile>)> {
     let binary_size = std::fs::metadata(&binary)
         .with_context(|| format!("cannot read {}", binary.display()))?
         .len();
-    let choice = choice::explain(binary_size, 0, lock.as_ref());
+    let choice = choice::explain(binary_size, None, lock.as_ref());
     if args.image {
         let image = image::build(
             &binary,
@@ -211,7 +211,7 @@ pub fn build(args: &BuildArgs) -> Result<(Built, Option<LockFile>)> {
             .map(|m| m.size)
             .sum();
         let support = image.uncompressed.saturating_sub(binary_size + in_image);
-        let choice = choice::explain(binary_size, support, lock.as_ref());
+        let choice = choice::explain(binary_size, Some(support), lock.as_ref());
         println!("{}", choice.table);
         if choice.needed == Needed::Zip {
             println!("(a zip would do for this manifest: `cargo xtask build` without --image)");

@@ -23,8 +23,8 @@ pub struct Choice {
 }
 
 /// `binary`: bootstrap's size (embedded models included); `support`: what an image adds
-/// beside it (libraries, CA bundle), when known.
-pub fn explain(binary: u64, support: u64, lock: Option<&LockFile>) -> Choice {
+/// beside it (libraries, CA bundle, tar headers), once an image is built.
+pub fn explain(binary: u64, support: Option<u64>, lock: Option<&LockFile>) -> Choice {
     let models: Vec<_> = lock.into_iter().flat_map(|l| &l.models).collect();
     let embedded: u64 = models
         .iter()
@@ -48,7 +48,7 @@ pub fn explain(binary: u64, support: u64, lock: Option<&LockFile>) -> Choice {
         };
         rows.push(format!("  {:>10}  model {} ({place})", mb(m.size), m.name));
     }
-    let image_total = binary + support + in_image;
+    let image_total = binary + support.unwrap_or(0) + in_image;
     rows.push(format!(
         "  zip   {} unzipped of Lambda's {}{}",
         mb(binary),
@@ -60,8 +60,13 @@ pub fn explain(binary: u64, support: u64, lock: Option<&LockFile>) -> Choice {
         }
     ));
     rows.push(format!(
-        "  image {} of Lambda's {}",
+        "  image {}{} of Lambda's {}",
         mb(image_total),
+        if support.is_none() {
+            " + its libraries"
+        } else {
+            ""
+        },
         mb(MAX_IMAGE)
     ));
     let image_models: Vec<&str> = models
@@ -111,7 +116,7 @@ mod tests {
     #[test]
     fn the_artifact_follows_the_manifest_and_the_limits() {
         let small = lock(&[("a", 1 << 20, Artifact::Zip)]);
-        let c = explain(30 << 20, 3 << 20, Some(&small));
+        let c = explain(30 << 20, Some(3 << 20), Some(&small));
         assert_eq!(c.needed, Needed::Zip);
         assert!(c.table.contains("model a (in bootstrap)"), "{}", c.table);
 
@@ -119,7 +124,7 @@ mod tests {
             ("a", 1 << 20, Artifact::Zip),
             ("big", 300 << 20, Artifact::Image),
         ]);
-        let c = explain(30 << 20, 3 << 20, Some(&big));
+        let c = explain(30 << 20, Some(3 << 20), Some(&big));
         assert_eq!(
             c.needed,
             Needed::Image("artifact = \"image\" for big".into())
@@ -130,9 +135,16 @@ mod tests {
             c.table
         );
 
-        let c = explain(260 << 20, 0, None);
+        let c = explain(260 << 20, None, None);
         assert!(
             matches!(c.needed, Needed::Image(ref why) if why.contains("over Lambda's 250.0 MB limit"))
+        );
+        // Before an image is built, its libraries are not counted yet, and it says so.
+        assert!(
+            c.table
+                .contains("image 260.0 MB + its libraries of Lambda's 10240.0 MB"),
+            "{}",
+            c.table
         );
     }
 }
