@@ -387,12 +387,27 @@ fn spawn(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot start {}: {e}", config.bootstrap.display()),
-        )
-    })?;
+    // ETXTBSY: a binary just written (a copy of bootstrap) can still be open for writing in
+    // a child another thread forked but has not exec'd yet, which inherited the descriptor
+    // (Linux's fork/exec race, golang/go#22315). That child execs or exits within
+    // milliseconds, so the start is tried again.
+    let mut attempt = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10 * attempt));
+            }
+            other => {
+                break other.map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot start {}: {e}", config.bootstrap.display()),
+                    )
+                })?
+            }
+        }
+    };
     drop(join);
     if let Some(out) = child.stdout.take() {
         collect(out, logs.clone(), config.echo_logs);
