@@ -1,16 +1,17 @@
 //! Turning packed ONNX bytes into an optimized tract plan. The pieces are shared with
 //! pack-time signature inspection (`prepare/signature.rs`), so both read a graph alike.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model_lock::{DType, Dim, ModelEntry, ModelFormat, TensorSpec};
+use model_lock::{DType, Dim, ModelEntry, ModelFormat, ShapeSource, TensorSpec};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::InferenceFact;
 
 use crate::int8::Folded;
 use crate::lookup::{index_limits, IndexLimit};
-use crate::plans::Plans;
+use crate::plans::{PlanCacheLimits, Plans, Source};
 
 pub type Plan = Arc<TypedRunnableModel>;
 
@@ -243,15 +244,54 @@ fn check_compiled(model: &TypedModel, entry: &ModelEntry) -> Result<(), String> 
 
 /// Decode and optimize `bytes` for serving with the signature recorded in `entry`: ONNX is
 /// decoded, typed and decluttered here; the compiled form only needs codegen. The plans are
-/// the ones `entry.plans` names.
-pub(crate) fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> {
+/// the ones `entry.plans` names: rows are typed with the batch at 1; per-shape plans from
+/// ONNX keep the decoded graph untyped, each shape typed when first asked for.
+pub(crate) fn load(
+    bytes: &[u8],
+    entry: &ModelEntry,
+    limits: PlanCacheLimits,
+) -> Result<Decoded, String> {
     let started = Instant::now();
+    // Rows: the batch is 1 in every plan, so the graph is typed with it (some graphs type
+    // only so).
+    let batch = entry
+        .plans
+        .rows()
+        .then(|| crate::plans::batch_dim(entry))
+        .flatten();
+    let inputs = match &batch {
+        Some(batch) => crate::plans::with_batch_one(&entry.inputs, batch),
+        None => entry.inputs.clone(),
+    };
+    if crate::plans::shape_source(entry) == Some(ShapeSource::Onnx) {
+        let mut model = decode(bytes, None)?;
+        apply_signature(&mut model, &inputs)?;
+        let decoded = started.elapsed();
+        let started = Instant::now();
+        let plans = Plans::per_shape(Source::Onnx(model), entry, limits)?;
+        return Ok(Decoded {
+            kernels: plans.kernels(),
+            plans,
+            index_limits: Vec::new(),
+            decode: decoded,
+            declutter: Duration::ZERO,
+            optimize: started.elapsed(),
+        });
+    }
     let typed = match entry.format {
-        ModelFormat::Onnx => typed(bytes, &entry.inputs, None)?,
+        ModelFormat::Onnx => typed(bytes, &inputs, None)?,
         ModelFormat::Nnef => {
             let model = crate::nnef::read(bytes)?;
             check_compiled(&model, entry)?;
-            model
+            match &batch {
+                Some(batch) => {
+                    let one = HashMap::from([(model.symbols.sym(batch), TDim::from(1))]);
+                    model
+                        .set_symbols(&one)
+                        .map_err(|e| format!("cannot fix {batch} = 1: {e:#}"))?
+                }
+                None => model,
+            }
         }
     };
     let decoded = started.elapsed();
@@ -266,7 +306,7 @@ pub(crate) fn load(bytes: &[u8], entry: &ModelEntry) -> Result<Decoded, String> 
         .map_err(|e| format!("cannot declutter the model: {e:#}"))?;
     let declutter = started.elapsed();
     let started = Instant::now();
-    let plans = Plans::new(typed, entry)?;
+    let plans = Plans::new(typed, entry, limits)?;
     Ok(Decoded {
         kernels: plans.kernels(),
         plans,

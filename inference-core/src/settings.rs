@@ -22,6 +22,8 @@ pub const MODEL_THREADS: &str = "MODEL_THREADS";
 pub const MODEL_METRICS: &str = "MODEL_METRICS";
 pub const MODEL_METRICS_NAMESPACE: &str = "MODEL_METRICS_NAMESPACE";
 pub const MODEL_CORS_ORIGIN: &str = "MODEL_CORS_ORIGIN";
+pub const MODEL_MAX_SHAPE_PLANS: &str = "MODEL_MAX_SHAPE_PLANS";
+pub const MODEL_SHAPE_PLANS_MB: &str = "MODEL_SHAPE_PLANS_MB";
 /// Set by Lambda: the function's memory size in MB, which decides its vCPUs.
 pub const AWS_LAMBDA_FUNCTION_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
@@ -36,6 +38,12 @@ pub const MAX_BUDGET_SECS: f64 = 900.0;
 pub const DEFAULT_MAX_LOADED: usize = 8;
 pub const MAX_THREADS: usize = 64;
 pub const DEFAULT_METRICS_NAMESPACE: &str = "OnnxLambda";
+/// Plans one model keeps that were built on first use of a shape (per-shape plans,
+/// sequence buckets).
+pub const DEFAULT_MAX_SHAPE_PLANS: usize = 8;
+/// The memory those plans may hold together when the function's memory is not known; with
+/// it, a quarter of it.
+pub const DEFAULT_SHAPE_PLANS_BYTES: u64 = 512 << 20;
 
 /// One setting as the README documents it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +54,7 @@ pub struct Variable {
 }
 
 /// Every variable [`Settings::from_vars`] reads that a user sets.
-pub const VARIABLES: [Variable; 12] = [
+pub const VARIABLES: [Variable; 14] = [
     Variable {
         name: MODEL_LOAD,
         default: "`eager`",
@@ -95,6 +103,14 @@ pub const VARIABLES: [Variable; 12] = [
         name: MODEL_CORS_ORIGIN,
         default: "unset",
     },
+    Variable {
+        name: MODEL_MAX_SHAPE_PLANS,
+        default: "`8`",
+    },
+    Variable {
+        name: MODEL_SHAPE_PLANS_MB,
+        default: "a quarter of the function's memory",
+    },
 ];
 
 /// When models are loaded (`MODEL_LOAD`).
@@ -141,6 +157,8 @@ pub struct Settings {
     /// The function's memory in MB (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, set by Lambda): a
     /// request needing more working memory than the process has left of it gets a 413.
     pub memory_mb: Option<u64>,
+    /// What each model's plans built on first use of a shape may hold.
+    pub plan_cache: crate::plans::PlanCacheLimits,
     pub metrics: MetricsSettings,
     /// Origins a browser may call from (`MODEL_CORS_ORIGIN`, comma-separated, or `*`);
     /// empty: no CORS headers, same-origin only.
@@ -202,6 +220,7 @@ impl Default for Settings {
             max_loaded: DEFAULT_MAX_LOADED,
             threads: 1,
             memory_mb: None,
+            plan_cache: Default::default(),
             metrics: MetricsSettings::default(),
             cors_origins: Vec::new(),
         }
@@ -297,12 +316,35 @@ impl Settings {
             )?,
             None => crate::threads::default_threads(memory_mb, cores),
         };
+        let max_plans = match var(MODEL_MAX_SHAPE_PLANS) {
+            None => DEFAULT_MAX_SHAPE_PLANS,
+            Some(v) => whole_number(
+                MODEL_MAX_SHAPE_PLANS,
+                &v,
+                1..=1024,
+                "a whole number from 1 to 1024",
+            )?,
+        };
+        let max_bytes = match var(MODEL_SHAPE_PLANS_MB) {
+            None => memory_mb.map_or(DEFAULT_SHAPE_PLANS_BYTES, |mb| (mb << 20) / 4),
+            Some(v) => (whole_number(
+                MODEL_SHAPE_PLANS_MB,
+                &v,
+                1..=1 << 20,
+                "a whole number of MB above 0",
+            )? as u64)
+                << 20,
+        };
         Ok(Settings {
             load,
             fallback,
             max_loaded,
             threads,
             memory_mb,
+            plan_cache: crate::plans::PlanCacheLimits {
+                max_plans,
+                max_bytes,
+            },
             metrics: MetricsSettings::from_vars(&var)?,
             cors_origins: cors_origins(&var)?,
         })

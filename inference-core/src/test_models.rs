@@ -23,6 +23,8 @@ pub(crate) fn entry(inputs: Vec<TensorSpec>, outputs: Vec<TensorSpec>) -> ModelE
         tokenizer: None,
         pipeline: None,
         limits: Default::default(),
+        memory: None,
+        constants: Default::default(),
         plans: Default::default(),
     }
 }

@@ -42,8 +42,7 @@ struct SymbolAt {
 #[derive(Debug)]
 pub(crate) struct WorkEstimate {
     values: Vec<Value>,
-    /// Elements of each model input and output, and each output's bytes.
-    inputs: Vec<TDim>,
+    /// Elements of each model output, and its bytes.
     outputs: Vec<TDim>,
     output_bytes: Vec<TDim>,
     symbols: Vec<SymbolAt>,
@@ -92,7 +91,6 @@ impl WorkEstimate {
                 .map(|f| f.shape.volume())
                 .unwrap_or_default()
         };
-        let inputs = model.inputs.iter().map(volume).collect();
         let outputs = model.outputs.iter().map(volume).collect();
         let output_bytes = model
             .outputs
@@ -116,52 +114,10 @@ impl WorkEstimate {
         }
         WorkEstimate {
             values,
-            inputs,
             outputs,
             output_bytes,
             symbols,
         }
-    }
-
-    /// The input values of the largest request whose working memory fits `budget` bytes,
-    /// growing every symbolic dim together (batch and sequence alike): the default cap
-    /// `pack-models` records. `None` when no input has a symbolic dim.
-    pub(crate) fn largest_request(&self, budget: u64) -> Option<u64> {
-        if self.symbols.is_empty() {
-            return None;
-        }
-        let all = |n: i64| {
-            let mut values = SymbolValues::default();
-            for at in &self.symbols {
-                values.set(&at.symbol, n);
-            }
-            values
-        };
-        let fits = |n: i64| self.bytes_with(&all(n), |_| true) <= budget;
-        if !fits(1) {
-            return Some(0);
-        }
-        // Doubling, then bisection: the estimate grows with every dim.
-        let (mut lo, mut hi) = (1i64, 2i64);
-        while fits(hi) && hi < 1 << 32 {
-            lo = hi;
-            hi *= 2;
-        }
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if fits(mid) {
-                lo = mid
-            } else {
-                hi = mid
-            }
-        }
-        let values = all(lo);
-        Some(
-            self.inputs
-                .iter()
-                .map(|v| eval(v, &values))
-                .fold(0, u64::saturating_add),
-        )
     }
 
     /// Peak bytes of the plan's values plus the encoded outputs, for these inputs. A size
@@ -279,6 +235,42 @@ pub(crate) fn check_limits(
     Ok(())
 }
 
+/// The memory a request of this many input values needs at the model's measured cost
+/// (`memory` in the lock), against what the function has free: the cap on a request's size
+/// that follows from the function's memory. A model without a measured cost (fixed
+/// shapes), or a function whose memory is not known, has none.
+pub(crate) fn check_cost(
+    entry: &ModelEntry,
+    inputs: &[TValue],
+    memory_limit: Option<u64>,
+) -> Result<(), RequestError> {
+    let (Some(cost), Some(limit)) = (entry.memory, memory_limit) else {
+        return Ok(());
+    };
+    let total: u64 = inputs.iter().map(|t| t.len() as u64).sum();
+    let need = cost
+        .bytes_per_input_element
+        .saturating_mul(total)
+        .saturating_add(cost.fixed_bytes);
+    if need <= SMALL_BYTES {
+        return Ok(());
+    }
+    let free = limit
+        .saturating_sub(unreclaimable_bytes().unwrap_or(0))
+        .saturating_sub(RESERVE_BYTES);
+    if need <= free {
+        return Ok(());
+    }
+    Err(RequestError::OverLimit(format!(
+        "the request sends {total} input values; model {:?} needs about {} bytes of memory per input value (measured when it was packed), so the {} MB free of the function's {} MB take at most {} in one request: send fewer rows or smaller inputs, or raise the function's memory",
+        entry.name,
+        cost.bytes_per_input_element,
+        mb(free),
+        mb(limit),
+        cost.largest_request(free)
+    )))
+}
+
 /// Below this a request needs no check: the reserve covers it, and the classifier's
 /// 0.2 ms answers need not read `/proc` each time.
 const SMALL_BYTES: u64 = 1 << 20;
@@ -293,7 +285,7 @@ pub(crate) fn check_memory(
     let Some(limit) = memory_limit.filter(|_| need > SMALL_BYTES) else {
         return Ok(());
     };
-    let used = resident_bytes().unwrap_or(0);
+    let used = unreclaimable_bytes().unwrap_or(0);
     let free = limit.saturating_sub(used).saturating_sub(RESERVE_BYTES);
     if need <= free {
         return Ok(());
@@ -310,12 +302,18 @@ fn mb(bytes: u64) -> u64 {
     bytes.div_ceil(1 << 20)
 }
 
-/// The process's resident memory now, from `/proc/self/statm` (Linux; `None` elsewhere).
-fn resident_bytes() -> Option<u64> {
+/// The memory the process holds that the kernel cannot reclaim: resident pages less the
+/// file-backed ones (`/proc/self/statm`: resident − shared). The embedded models are clean
+/// pages of the binary's file, which the kernel drops and reads again under pressure, so
+/// they do not count against a request, however many models are embedded. Linux; `None`
+/// elsewhere.
+fn unreclaimable_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let mut fields = statm.split_whitespace().skip(1);
+    let resident: u64 = fields.next()?.parse().ok()?;
+    let shared: u64 = fields.next()?.parse().ok()?;
     // Lambda's and every x86_64/arm64 Linux page this crate targets.
-    Some(pages * 4096)
+    Some(resident.saturating_sub(shared) * 4096)
 }
 
 #[cfg(test)]
@@ -367,16 +365,6 @@ mod tests {
             false
         });
         assert_eq!(many - none, 1000 * 8 * ENCODE_BYTES_PER_VALUE);
-        // The largest batch within 1 GB, in input values (64 per row).
-        let largest = work.largest_request(1 << 30).unwrap();
-        assert_eq!(largest % 64, 0);
-        let rows = (largest / 64) as usize;
-        let fits =
-            |n: usize| work.bytes(&[Tensor::zero::<f32>(&[n, 64]).unwrap().into()], |_| true);
-        assert!(
-            fits(rows) <= 1 << 30 && fits(rows + 1) > 1 << 30,
-            "{rows} rows"
-        );
     }
 
     #[test]
@@ -425,7 +413,7 @@ mod tests {
             check_memory(u64::MAX, None, "m").is_ok(),
             "no setting, no check"
         );
-        let used = resident_bytes().unwrap();
+        let used = unreclaimable_bytes().unwrap();
         let limit = used + RESERVE_BYTES + (100 << 20);
         assert!(check_memory(50 << 20, Some(limit), "m").is_ok());
         assert!(

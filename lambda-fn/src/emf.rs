@@ -7,9 +7,11 @@
 //! function-wide alarms: `Requests`, `Latency` (ms), `Rows`. By `Model`:
 //! `ValidationFailures`. Per model load (at init, or on first use), by `Model` ×
 //! `ModelSource`: `ModelLoadTime` (ms), and `FallbackLoads` when a fallback store served it.
+//! Per plan built on the first request of a shape, by `Model`: `PlanBuilds` and
+//! `PlanBuildTime` (ms).
 
 use inference_core::settings::MetricsSettings;
-use inference_core::{ModelLoad, RequestRecord};
+use inference_core::{ModelLoad, PlanBuild, RequestRecord};
 use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
 use metrics_cloudwatch_embedded::Collector;
 
@@ -45,6 +47,16 @@ impl Metrics {
             "FallbackLoads",
             Unit::Count,
             "models loaded from a fallback store"
+        );
+        describe_counter!(
+            "PlanBuilds",
+            Unit::Count,
+            "plans built for the first request of a shape"
+        );
+        describe_histogram!(
+            "PlanBuildTime",
+            Unit::Milliseconds,
+            "time to build a plan for a new request shape"
         );
         Ok(Metrics {
             collector: Some(collector),
@@ -89,6 +101,17 @@ impl Metrics {
             if load.used_fallback() {
                 counter!("FallbackLoads", &labels).increment(1);
             }
+        }
+    }
+
+    pub fn plan_builds(&self, builds: &[PlanBuild]) {
+        if self.collector.is_none() {
+            return;
+        }
+        for build in builds {
+            let labels = [("Model", build.model.clone())];
+            counter!("PlanBuilds", &labels).increment(1);
+            histogram!("PlanBuildTime", &labels).record(build.duration.as_secs_f64() * 1000.0);
         }
     }
 

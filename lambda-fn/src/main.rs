@@ -32,6 +32,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     state.metrics.loads(&state.registry.take_loads());
+    state.metrics.plan_builds(&state.registry.take_plan_builds());
     state.metrics.flush(None, None);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let state = state.clone();
@@ -52,6 +53,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
             // A model loaded on first use is measured with the request that loaded it.
             metrics.loads(&registry.take_loads());
+            // So is a plan built for the first request of a shape.
+            metrics.plan_builds(&registry.take_plan_builds());
             let ctx = &event.context;
             metrics.flush(Some(&ctx.request_id), ctx.xray_trace_id.as_deref());
             handled

@@ -139,6 +139,8 @@ mod tests {
                 tokenizer: None,
                 pipeline: None,
                 limits: Default::default(),
+                memory: None,
+                constants: Default::default(),
                 plans: Default::default(),
             }],
         }

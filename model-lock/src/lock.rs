@@ -73,6 +73,14 @@ pub struct ModelEntry {
     /// Caps on one request's size, checked before anything is allocated for it.
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
+    /// What a request costs in memory (see [`MemoryCost`]); absent for fixed-shape models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryCost>,
+    /// Inputs the manifest fixed to a constant (`[model.inputs.NAME] value = …`): packed into
+    /// the graph, so they are not among `inputs`; a request may still send one if it sends
+    /// this value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub constants: BTreeMap<String, serde_json::Value>,
     /// Which plans the function runs: one with symbolic dims, or concrete ones that
     /// `pack-models` measured faster and proved to answer the same.
     #[serde(default, skip_serializing_if = "Plans::is_symbolic")]
@@ -104,17 +112,62 @@ pub enum Plans {
     /// Text models: the sequence dim padded (with a masked tail) up to the smallest of these
     /// lengths, one plan per length, built on first use and kept.
     Buckets { lengths: Vec<u64> },
+    /// A plan for each concrete request shape, built on first use from the graph kept at
+    /// load and kept in a bounded cache: for graphs tract cannot type with their symbolic
+    /// dims (a detector's height and width), or that run faster specialised.
+    #[serde(rename = "per-shape")]
+    PerShape {
+        /// The batch dim (the first of every input and output) is 1 in every plan, and a
+        /// request's rows run one after another: the shape key is one row's.
+        #[serde(default)]
+        rows: bool,
+        /// What each plan is specialised from.
+        from: ShapeSource,
+        /// Shapes the manifest declared, proved at pack time: each one input name → dims.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        declared: Vec<BTreeMap<String, Vec<u64>>>,
+        /// Build the declared shapes' plans when the model loads rather than on first use.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        prebuild: bool,
+    },
+}
+
+/// What per-shape plans are specialised from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShapeSource {
+    /// The typed, decluttered graph with its symbolic dims: a new shape costs a declutter
+    /// and an optimize.
+    Typed,
+    /// The ONNX graph, typed anew for each shape: tract cannot type it with symbolic dims
+    /// (shapes computed from a symbolic size that its analysis cannot follow).
+    Onnx,
 }
 
 /// Most bucket lengths one model may have: each is a plan kept in memory.
 pub const MAX_BUCKETS: usize = 8;
+/// Most shapes a manifest may declare for one model's per-shape plans.
+pub const MAX_SHAPE_PLANS: usize = 16;
 
 impl Plans {
     pub fn is_symbolic(&self) -> bool {
         *self == Plans::Symbolic
     }
 
+    /// Whether the batch dim is 1 in every plan and rows run one at a time.
+    pub fn rows(&self) -> bool {
+        matches!(self, Plans::Rows | Plans::PerShape { rows: true, .. })
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        if let Plans::PerShape { declared, .. } = self {
+            if declared.len() > MAX_SHAPE_PLANS {
+                return Err(format!(
+                    "plans.declared: {} shapes, at most {MAX_SHAPE_PLANS}",
+                    declared.len()
+                ));
+            }
+        }
         if let Plans::Buckets { lengths } = self {
             if lengths.is_empty() || lengths.len() > MAX_BUCKETS {
                 return Err(format!(
@@ -148,6 +201,16 @@ impl fmt::Display for Plans {
             Plans::Buckets { lengths } => {
                 let l: Vec<String> = lengths.iter().map(u64::to_string).collect();
                 write!(f, "buckets {}", l.join("/"))
+            }
+            Plans::PerShape { rows, from, .. } => {
+                let from = match from {
+                    ShapeSource::Typed => "typed graph",
+                    ShapeSource::Onnx => "ONNX",
+                };
+                match rows {
+                    true => write!(f, "per-shape (rows, from the {from})"),
+                    false => write!(f, "per-shape (from the {from})"),
+                }
             }
         }
     }
@@ -231,6 +294,25 @@ pub struct Limits {
 impl Limits {
     pub fn is_empty(&self) -> bool {
         self.max_input_elements.is_none() && self.max_dims.is_empty()
+    }
+}
+
+/// What a request costs in memory, measured by `pack-models` on two request sizes and
+/// extrapolated (with a margin): the function derives the default cap on a request's input
+/// values from it and the memory it has, where the manifest sets no `max_input_elements`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCost {
+    /// Peak bytes a request needs whatever its size.
+    pub fixed_bytes: u64,
+    /// Peak bytes each input value adds.
+    pub bytes_per_input_element: u64,
+}
+
+impl MemoryCost {
+    /// Input values of the largest request that fits `budget` bytes.
+    pub fn largest_request(&self, budget: u64) -> u64 {
+        budget.saturating_sub(self.fixed_bytes) / self.bytes_per_input_element.max(1)
     }
 }
 
@@ -703,6 +785,11 @@ mod tests {
                     max_input_elements: Some(4096),
                     max_dims: [("batch".to_string(), 8)].into(),
                 },
+                memory: Some(MemoryCost {
+                    fixed_bytes: 1 << 20,
+                    bytes_per_input_element: 48,
+                }),
+                constants: [("sr".to_string(), serde_json::json!(16000))].into(),
                 plans: Plans::Buckets {
                     lengths: vec![16, 64],
                 },
@@ -710,6 +797,23 @@ mod tests {
         };
         let text = lock.to_toml();
         assert_eq!(LockFile::parse(&text, "x").unwrap(), lock);
+        let per_shape = ModelEntry {
+            plans: Plans::PerShape {
+                rows: true,
+                from: ShapeSource::Onnx,
+                declared: vec![[("x".to_string(), vec![1, 3, 64, 64])].into()],
+                prebuild: true,
+            },
+            ..lock.models[0].clone()
+        };
+        let lock = LockFile {
+            models: vec![per_shape],
+            ..lock
+        };
+        let text = lock.to_toml();
+        assert!(text.contains("kind = \"per-shape\""), "{text}");
+        assert_eq!(LockFile::parse(&text, "x").unwrap(), lock);
+        assert!(lock.models[0].plans.rows());
         let entry = &lock.models[0];
         assert_eq!(&ModelEntry::from_json(&entry.to_json()).unwrap(), entry);
         assert_eq!(entry.version(), "abababababab");

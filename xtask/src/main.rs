@@ -8,6 +8,7 @@ mod debian_package;
 mod deploy;
 mod fetch;
 mod files;
+mod heap;
 mod image;
 mod latency;
 mod local;

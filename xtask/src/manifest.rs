@@ -35,9 +35,18 @@ pub struct ModelSpec {
     pub artifact: model_lock::Artifact,
     #[serde(default)]
     pub labels: Vec<String>,
-    /// Per-input shape overrides: `[model.inputs.input_ids] shape = ["batch", 128]`.
+    /// Per-input settings: a shape override (`[model.inputs.input_ids] shape = ["batch",
+    /// 128]`) or a constant packed into the graph (`[model.inputs.sr] value = 16000`).
     #[serde(default)]
     pub inputs: BTreeMap<String, InputSpec>,
+    /// Concrete shapes to prove at pack time and build plans for: `[[1, 3, 640, 640]]` for a
+    /// single-input model, `[{ images = [1, 3, 640, 640] }]` naming inputs otherwise.
+    #[serde(default)]
+    pub shapes: Vec<ShapeSpec>,
+    /// Build the declared shapes' plans when the model loads (at init for an eagerly loaded
+    /// model) instead of on their first request.
+    #[serde(default)]
+    pub prebuild_shapes: bool,
     /// A JSON request body that must run on the packed model (relative to the manifest).
     pub sample_request: Option<String>,
     /// `"none"` (default); `"int8"`: weight-only int8 in the packed file, f32 products;
@@ -84,6 +93,8 @@ pub enum PlanChoice {
     Symbolic,
     Rows,
     Buckets,
+    #[serde(rename = "per-shape")]
+    PerShape,
 }
 
 /// `compile` in the manifest.
@@ -120,7 +131,17 @@ pub struct ExternalDataSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    pub shape: Vec<Dim>,
+    pub shape: Option<Vec<Dim>>,
+    /// The input fixed to this value: packed into the graph, no longer sent by requests.
+    pub value: Option<serde_json::Value>,
+}
+
+/// One declared shape: the dims of a single-input model's input, or input name → dims.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ShapeSpec {
+    Dims(Vec<u64>),
+    Named(BTreeMap<String, Vec<u64>>),
 }
 
 fn yes() -> bool {
@@ -191,6 +212,33 @@ impl Manifest {
                 }
                 .validate()
                 .map_err(|e| anyhow::anyhow!("model {:?}: buckets: {e}", m.name))?;
+            }
+            for (name, input) in &m.inputs {
+                match (&input.shape, &input.value) {
+                    (None, None) => bail!(
+                        "model {:?}: [model.inputs.{name}] gives neither a shape nor a value",
+                        m.name
+                    ),
+                    (Some(_), Some(_)) => bail!(
+                        "model {:?}: [model.inputs.{name}] gives a shape and a value: a value fixes the input whole (its shape is the value's)",
+                        m.name
+                    ),
+                    _ => {}
+                }
+            }
+            if m.shapes.len() > model_lock::MAX_SHAPE_PLANS {
+                bail!(
+                    "model {:?}: {} shapes declared, at most {}",
+                    m.name,
+                    m.shapes.len(),
+                    model_lock::MAX_SHAPE_PLANS
+                );
+            }
+            if m.prebuild_shapes && m.shapes.is_empty() {
+                bail!(
+                    "model {:?}: prebuild_shapes = true without shapes = [...] builds nothing",
+                    m.name
+                );
             }
             if m.quantize == Quantize::Int8Dynamic && m.compile == Compile::Never {
                 bail!(

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::cache::Cache;
 use crate::fetch::{self, Fetched, Source};
 use crate::files::write_if_changed;
-use crate::manifest::{Compile, Manifest, ModelSpec, PlanChoice};
+use crate::manifest::{Compile, Manifest, ModelSpec, PlanChoice, ShapeSpec};
 use crate::workspace;
 
 #[derive(Args, Debug, Clone)]
@@ -245,19 +245,12 @@ fn pack_one(
 
     let external = fetch_external_data(manifest, spec, &source.bytes, old, args, cache)?;
 
-    let overrides: Vec<InputOverride> = spec
-        .inputs
-        .iter()
-        .map(|(name, i)| InputOverride {
-            name: name.clone(),
-            shape: i.shape.clone(),
-        })
-        .collect();
+    let inputs = input_settings(spec, &source.bytes)?;
     let prepared = prepare::prepare_with_external_data(
         &source.bytes,
         &external.files,
         spec.quantize,
-        &overrides,
+        &inputs,
     )?;
     drop(external.files);
     for output in &prepared.zipmaps_removed {
@@ -299,8 +292,13 @@ fn pack_one(
         }),
         pipeline: spec.pipeline.clone(),
         limits: spec.limits.clone(),
-        plans: Plans::Symbolic,
+        memory: None,
+        constants: inputs.constants.clone(),
+        // What the graph can run on decides the plans every check below loads it with.
+        plans: required_plans(&prepared.signature.typing),
     };
+    let typing = prepared.signature.typing.clone();
+    let probes = prepared.signature.probes.clone();
     let tokenizer = tokenizer.map(|t| t.bytes);
 
     let sample = match &spec.sample_request {
@@ -314,13 +312,9 @@ fn pack_one(
         }
         None => None,
     };
-    let samples = prepare::sample_requests_with(&entry, sample, &string_examples);
+    let samples = prepare::sample_requests_with(&entry, sample, &string_examples, &probes);
     let tok = tokenizer.as_deref();
     let checked = prepare::check(&entry, &bytes, tok, &samples)?;
-    let mut entry = entry;
-    if entry.limits.max_input_elements.is_none() {
-        entry.limits.max_input_elements = checked.max_input_elements;
-    }
     // The original, run the same way, is the reference of a quantized model: on the first
     // sample for weight-only int8, on every sample for int8-dynamic.
     let reference = match spec.quantize {
@@ -360,9 +354,156 @@ fn pack_one(
             int8_dynamic(onnx, &samples, &reference, spec.max_drift)?
         }
         _ if spec.compile == Compile::Never => onnx,
+        // The compiled form is the graph typed with its symbolic dims.
+        _ if typing != prepare::Typing::Symbolic => {
+            eprintln!(
+                "{}: packed as ONNX, not compiled: the compiled form keeps the graph's symbolic dims, and this one is {}",
+                spec.name,
+                typing.describe()
+            );
+            onnx
+        }
         _ => compiled(onnx, &samples, &checked.answers, spec.compile)?,
     };
-    choose_plans(packed, spec, &samples)
+    let packed = choose_plans(packed, spec, &samples, &typing, &inputs.shapes)?;
+    let memory = match prepare::memory_cost(
+        &packed.entry,
+        &packed.bytes,
+        &string_examples,
+        &probes,
+        &crate::heap::HeapPeak,
+    ) {
+        Ok(memory) => memory,
+        Err(e) => {
+            eprintln!(
+                "{}: the memory a request needs could not be measured ({e}); requests are held to the working-memory estimate only",
+                spec.name
+            );
+            None
+        }
+    };
+    report_shapes(&packed.entry, &typing, memory);
+    Ok(Packed {
+        entry: ModelEntry {
+            memory,
+            ..packed.entry
+        },
+        ..packed
+    })
+}
+
+/// The manifest's input settings: shape overrides, constants, and the declared shapes (a
+/// bare list of dims names the model's only input).
+fn input_settings(spec: &ModelSpec, source: &[u8]) -> Result<prepare::InputSettings> {
+    let overrides = spec
+        .inputs
+        .iter()
+        .filter_map(|(name, i)| {
+            i.shape.as_ref().map(|shape| InputOverride {
+                name: name.clone(),
+                shape: shape.clone(),
+            })
+        })
+        .collect();
+    let constants = spec
+        .inputs
+        .iter()
+        .filter_map(|(name, i)| i.value.clone().map(|v| (name.clone(), v)))
+        .collect();
+    let mut shapes = Vec::new();
+    for shape in &spec.shapes {
+        shapes.push(match shape {
+            ShapeSpec::Named(named) => named.clone(),
+            ShapeSpec::Dims(dims) => {
+                let names = prepare::input_names(source)?;
+                let served: Vec<&String> = names
+                    .iter()
+                    .filter(|n| !spec.inputs.get(*n).is_some_and(|i| i.value.is_some()))
+                    .collect();
+                let [name] = served.as_slice() else {
+                    bail!(
+                        "shapes = [{dims:?}] gives dims without input names, and the model takes {} inputs ({names:?}): write shapes = [{{ NAME = [...] }}]",
+                        served.len()
+                    );
+                };
+                [((*name).clone(), dims.clone())].into()
+            }
+        });
+    }
+    Ok(prepare::InputSettings {
+        overrides,
+        constants,
+        shapes,
+    })
+}
+
+/// The plans a model must be checked with before any choice: what its typing allows.
+fn required_plans(typing: &prepare::Typing) -> Plans {
+    match typing {
+        prepare::Typing::Symbolic => Plans::Symbolic,
+        prepare::Typing::BatchOne { .. } => Plans::Rows,
+        prepare::Typing::Concrete { rows, .. } => Plans::PerShape {
+            rows: *rows,
+            from: model_lock::ShapeSource::Onnx,
+            declared: Vec::new(),
+            prebuild: false,
+        },
+    }
+}
+
+/// Says, per model, how each input dim is served and why.
+fn report_shapes(entry: &ModelEntry, typing: &prepare::Typing, memory: Option<model_lock::MemoryCost>) {
+    let batch = entry
+        .plans
+        .rows()
+        .then(|| entry.inputs.first().and_then(|s| s.shape.first()))
+        .flatten()
+        .map(|d| d.to_string());
+    let per_request = matches!(entry.plans, Plans::PerShape { .. });
+    let bucketed = match &entry.plans {
+        Plans::Buckets { .. } => inference_core::prepare::bucketed_symbol(entry),
+        _ => None,
+    };
+    let mut lines = Vec::new();
+    for input in &entry.inputs {
+        let dims: Vec<String> = input
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(axis, d)| match d {
+                model_lock::Dim::Fixed(n) => format!("{n} fixed"),
+                model_lock::Dim::Symbol(name) if axis == 0 && batch.as_deref() == Some(name) => {
+                    format!("{name}: rows run one by one")
+                }
+                model_lock::Dim::Symbol(name) if bucketed.as_deref() == Some(name) => {
+                    format!("{name}: padded to a bucket")
+                }
+                model_lock::Dim::Symbol(name) if per_request => {
+                    format!("{name}: a plan per request value")
+                }
+                model_lock::Dim::Symbol(name) => format!("{name}: symbolic"),
+            })
+            .collect();
+        lines.push(format!("  {} [{}]", input.name, dims.join(", ")));
+    }
+    for name in entry.constants.keys() {
+        lines.push(format!("  {name}: fixed to {} (packed as a constant)", entry.constants[name]));
+    }
+    let cost = match memory {
+        Some(m) => format!(
+            "; a request needs about {} bytes per input value + {} MB",
+            m.bytes_per_input_element,
+            m.fixed_bytes.div_ceil(1 << 20)
+        ),
+        None => String::new(),
+    };
+    eprintln!(
+        "{}: {}; plans {}{cost}\n{}",
+        entry.name,
+        typing.describe(),
+        entry.plans,
+        lines.join("\n")
+    );
 }
 
 /// Warm rounds each candidate plan is timed over when `plans = "auto"` decides.
@@ -371,7 +512,13 @@ const PLAN_RUNS: usize = 5;
 /// The plans the packed model runs on (`plans` in the manifest): every candidate that fits
 /// is proved to answer as the symbolic plan does; `"auto"` times them and keeps the
 /// fastest when clearly faster ([`prepare::fastest`]).
-fn choose_plans(packed: Packed, spec: &ModelSpec, samples: &[Value]) -> Result<Packed> {
+fn choose_plans(
+    packed: Packed,
+    spec: &ModelSpec,
+    samples: &[Value],
+    typing: &prepare::Typing,
+    declared: &[BTreeMap<String, Vec<u64>>],
+) -> Result<Packed> {
     let name = &packed.entry.name;
     let lengths = spec
         .buckets
@@ -381,27 +528,53 @@ fn choose_plans(packed: Packed, spec: &ModelSpec, samples: &[Value]) -> Result<P
             Some(prepare::default_buckets(pipeline.max_length as u64))
         })
         .unwrap_or_default();
-    let fitting = prepare::candidates(&packed.entry, &lengths);
-    let pick =
-        |wanted: fn(&Plans) -> bool, what: &str| -> Result<Vec<Plans>> {
-            match fitting.iter().find(|p| wanted(p)) {
-                Some(p) => Ok(vec![Plans::Symbolic, p.clone()]),
-                None => {
-                    bail!("{name}: plans = {what:?} does not fit the model: {}", match what {
-                "rows" => "it needs one symbolic dim (the batch) first in every input and output",
-                _ => "it needs a text model whose inputs are [batch, sequence]",
-            })
+    let fitting = prepare::candidates(
+        &packed.entry,
+        &lengths,
+        typing,
+        declared,
+        spec.prebuild_shapes,
+    );
+    let reference = fitting[0].clone();
+    let pick = |wanted: fn(&Plans) -> bool, what: &str| -> Result<Vec<Plans>> {
+        match fitting.iter().find(|p| wanted(p)) {
+            Some(p) if *p == reference => Ok(vec![reference.clone()]),
+            Some(p) => Ok(vec![reference.clone(), p.clone()]),
+            None => bail!(
+                "{name}: plans = {what:?} does not fit the model ({}): {}",
+                typing.describe(),
+                match what {
+                    "symbolic" => "tract cannot type it with its symbolic dims",
+                    "rows" => "it needs one symbolic dim (the batch) first in every input and output",
+                    "per-shape" => "it needs a symbolic dim other than the batch, and no tokenizer",
+                    _ => "it needs a text model whose inputs are [batch, sequence]",
                 }
-            }
-        };
+            ),
+        }
+    };
     let wanted = match spec.plans {
-        PlanChoice::Symbolic => return Ok(packed),
-        PlanChoice::Auto => fitting.clone(),
+        PlanChoice::Symbolic => pick(Plans::is_symbolic, "symbolic")?,
+        // Per-shape plans cost a build on the first request of each new shape: chosen by
+        // timing only where the manifest declared the shapes it expects.
+        PlanChoice::Auto => fitting
+            .iter()
+            .filter(|p| {
+                !matches!(p, Plans::PerShape { .. }) || **p == reference || !declared.is_empty()
+            })
+            .cloned()
+            .collect(),
         PlanChoice::Rows => pick(|p| *p == Plans::Rows, "rows")?,
         PlanChoice::Buckets => pick(|p| matches!(p, Plans::Buckets { .. }), "buckets")?,
+        PlanChoice::PerShape => pick(|p| matches!(p, Plans::PerShape { .. }), "per-shape")?,
     };
     if wanted.len() < 2 {
-        return Ok(packed);
+        return Ok(Packed {
+            entry: ModelEntry {
+                plans: wanted[0].clone(),
+                ..packed.entry
+            },
+            ..packed
+        });
     }
     let requests = prepare::timing_requests(&packed.entry, samples);
     let runs = if spec.plans == PlanChoice::Auto {

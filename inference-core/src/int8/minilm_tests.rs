@@ -15,7 +15,9 @@ fn minilm() -> Option<Vec<u8>> {
 }
 
 fn entry(bytes: &[u8]) -> ModelEntry {
-    let prepare::Signature { inputs, outputs } = prepare::inspect(bytes, &[]).unwrap();
+    let prepare::Signature {
+        inputs, outputs, ..
+    } = prepare::inspect(bytes, &[]).unwrap();
     ModelEntry {
         name: "minilm".into(),
         file: "minilm.onnx".into(),
@@ -42,7 +44,7 @@ const SENTENCES: [[i64; 12]; 3] = [
 /// Every float output with a 384-wide last axis (hidden states, pooled embedding).
 fn run(bytes: &[u8]) -> Vec<Vec<f32>> {
     let entry = entry(bytes);
-    let plans = loader::load(bytes, &entry).unwrap().plans;
+    let plans = loader::load(bytes, &entry, Default::default()).unwrap().plans;
     let ids: Vec<i64> = SENTENCES.iter().flatten().copied().collect();
     let mask: Vec<i64> = ids.iter().map(|i| (*i != 0) as i64).collect();
     let ids = Tensor::from_shape(&[3, 12], &ids).unwrap();
@@ -176,7 +178,7 @@ fn minilm_runs_its_products_on_int8_within_the_gate() {
         size: dynamic.bytes.len() as u64,
         ..onnx
     };
-    let loaded = loader::load(&dynamic.bytes, &compiled).unwrap();
+    let loaded = loader::load(&dynamic.bytes, &compiled, Default::default()).unwrap();
     assert!(
         loaded.kernels.contains("_mmm_i32_"),
         "kernels: {}",

@@ -20,13 +20,7 @@ pub struct Checked {
     pub load_ms: f64,
     /// The answer to each sample request, in order.
     pub answers: Vec<Value>,
-    /// The default `limits.max_input_elements`: input values of the largest request whose
-    /// working memory fits Lambda's largest memory setting. `None` for fixed-shape inputs.
-    pub max_input_elements: Option<u64>,
 }
-
-/// Lambda's largest memory setting, 10,240 MB: no function can serve a bigger request.
-pub const LAMBDA_MAX_MEMORY_BYTES: u64 = 10_240 << 20;
 
 /// Loads `bytes` (and the tokenizer) as the function would, with `entry` as its lock entry,
 /// and answers each of `samples`.
@@ -55,36 +49,43 @@ pub fn check(
             registry.handle_value(sample).map_err(PrepareError::Sample)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let max_input_elements = registry.largest_request(&entry.name, LAMBDA_MAX_MEMORY_BYTES);
-    Ok(Checked {
-        load_ms,
-        answers,
-        max_input_elements,
-    })
+    Ok(Checked { load_ms, answers })
 }
 
 /// The requests a packed model must answer: the manifest's sample request (or one built
 /// from the signature), and for a text model a text request of its task too, since a tensor
 /// sample does not exercise the tokenizer and pipeline.
 pub fn sample_requests(entry: &ModelEntry, sample: Option<Value>) -> Vec<Value> {
-    sample_requests_with(entry, sample, &BTreeMap::new())
+    sample_requests_with(entry, sample, &BTreeMap::new(), &[])
 }
 
 /// [`sample_requests`], a generated request giving each string input the value in
-/// `strings` (a category the model knows, from [`super::Prepared::string_examples`]).
+/// `strings` (a category the model knows, from [`super::Prepared::string_examples`]) and
+/// each input the first of `probes`' shapes (where the graph was typed), and one more
+/// request at each further probe shape: a per-shape model is proved on two shapes.
 pub fn sample_requests_with(
     entry: &ModelEntry,
     sample: Option<Value>,
     strings: &BTreeMap<String, String>,
+    probes: &[BTreeMap<String, Vec<u64>>],
 ) -> Vec<Value> {
-    match (sample, &entry.pipeline) {
+    let mut requests = match (sample, &entry.pipeline) {
         (Some(sample), Some(pipeline)) if !is_text_request(&sample) => {
             vec![sample, text_check_request(pipeline)]
         }
         (Some(sample), _) => vec![sample],
         (None, Some(pipeline)) => vec![text_check_request(pipeline)],
-        (None, None) => vec![generated_request(&entry.inputs, strings)],
+        (None, None) => vec![generated_request(&entry.inputs, strings, probes.first(), 1)],
+    };
+    if entry.pipeline.is_none() {
+        requests.extend(
+            probes
+                .iter()
+                .skip(1)
+                .map(|p| generated_request(&entry.inputs, strings, Some(p), 1)),
+        );
     }
+    requests
 }
 
 /// Whether a request carries text (any of the text protocol's fields).
@@ -111,19 +112,18 @@ fn text_check_request(pipeline: &TextPipeline) -> Value {
     }
 }
 
-/// A request of zeros (strings: the example given, else ""), one per input, symbolic dims
-/// set to 1.
-fn generated_request(inputs: &[TensorSpec], strings: &BTreeMap<String, String>) -> Value {
-    fn fill(shape: &[Dim], leaf: &Value) -> Value {
+/// A request of zeros (strings: the example given, else ""), one per input: each input's
+/// dims as `probe` gives them, else its symbolic dims at 1; the first dim `rows` times.
+pub(crate) fn generated_request(
+    inputs: &[TensorSpec],
+    strings: &BTreeMap<String, String>,
+    probe: Option<&BTreeMap<String, Vec<u64>>>,
+    rows: usize,
+) -> Value {
+    fn fill(shape: &[usize], leaf: &Value) -> Value {
         match shape.split_first() {
             None => leaf.clone(),
-            Some((d, rest)) => {
-                let n = match d {
-                    Dim::Fixed(n) => *n as usize,
-                    Dim::Symbol(_) => 1,
-                };
-                Value::Array((0..n).map(|_| fill(rest, leaf)).collect())
-            }
+            Some((n, rest)) => Value::Array((0..*n).map(|_| fill(rest, leaf)).collect()),
         }
     }
     let inputs: serde_json::Map<String, Value> = inputs
@@ -133,7 +133,21 @@ fn generated_request(inputs: &[TensorSpec], strings: &BTreeMap<String, String>) 
                 DType::String => json!(strings.get(&s.name).cloned().unwrap_or_default()),
                 _ => json!(0),
             };
-            (s.name.clone(), fill(&s.shape, &leaf))
+            let mut dims: Vec<usize> = match probe.and_then(|p| p.get(&s.name)) {
+                Some(dims) => dims.iter().map(|d| *d as usize).collect(),
+                None => s
+                    .shape
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => *n as usize,
+                        Dim::Symbol(_) => 1,
+                    })
+                    .collect(),
+            };
+            if matches!(s.shape.first(), Some(Dim::Symbol(_))) {
+                dims[0] = rows;
+            }
+            (s.name.clone(), fill(&dims, &leaf))
         })
         .collect();
     json!({ "inputs": inputs })

@@ -17,7 +17,7 @@ use super::PrepareError;
 pub fn load_time(entry: &ModelEntry, bytes: &[u8], runs: usize) -> Result<Duration, PrepareError> {
     let mut best = Duration::MAX;
     for _ in 0..runs.max(1) {
-        let loaded = crate::loader::load(bytes, entry)
+        let loaded = crate::loader::load(bytes, entry, Default::default())
             .map_err(|e| PrepareError::Compile(format!("cannot load the model: {e}")))?;
         best = best.min(loaded.decode + loaded.declutter + loaded.optimize);
     }

@@ -10,8 +10,10 @@
 
 mod check;
 mod compile;
+mod constants;
 mod external_data;
 mod int8_dynamic;
+mod memory;
 mod plans;
 mod signature;
 
@@ -25,12 +27,13 @@ use serde::Deserialize;
 use tract_onnx::pb::ModelProto;
 
 pub use crate::compare::Drift;
-pub use check::{check, sample_requests, sample_requests_with, Checked, LAMBDA_MAX_MEMORY_BYTES};
+pub use check::{check, sample_requests, sample_requests_with, Checked};
 pub use compile::{compile, compiled_entry, load_time};
 pub use external_data::MAX_INLINED_BYTES;
 pub use int8_dynamic::{int8_dynamic, DynamicInt8};
+pub use memory::{memory_cost, PeakMeter};
 pub use plans::{candidates, default_buckets, fastest, time_plans, timing_requests, PlanTiming};
-pub use signature::{inspect, InputOverride, Signature};
+pub use signature::{inspect, InputOverride, Signature, Typing};
 
 use crate::error::{InitError, RequestError};
 
@@ -199,24 +202,58 @@ pub fn external_data_locations(source: &[u8]) -> Result<Vec<String>, PrepareErro
     Ok(external_data::external_data_locations(&proto))
 }
 
-/// [`prepare_with_external_data`] for a self-contained model.
+/// The names of an ONNX model's inputs (initializers listed as inputs left out).
+pub fn input_names(source: &[u8]) -> Result<Vec<String>, PrepareError> {
+    let proto = ModelProto::decode(source).map_err(|e| PrepareError::Decode(e.to_string()))?;
+    let Some(graph) = proto.graph else {
+        return Ok(Vec::new());
+    };
+    Ok(graph
+        .input
+        .iter()
+        .filter(|i| !graph.initializer.iter().any(|t| t.name == i.name))
+        .map(|i| i.name.clone())
+        .collect())
+}
+
+/// The symbol a text model's bucket plans pad (its sequence dim), if it has one.
+pub fn bucketed_symbol(entry: &model_lock::ModelEntry) -> Option<String> {
+    crate::plans::sequence_dim(entry).map(|(_, _, name)| name)
+}
+
+/// What the manifest says of a model's inputs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputSettings {
+    /// Shapes fixed or dims named (`[model.inputs.NAME] shape = …`).
+    pub overrides: Vec<InputOverride>,
+    /// Inputs fixed to a value and packed into the graph (`[model.inputs.NAME] value = …`).
+    pub constants: BTreeMap<String, serde_json::Value>,
+    /// Concrete shapes to prove at pack time (`shapes = [{ NAME = [dims] }, …]`).
+    pub shapes: Vec<BTreeMap<String, Vec<u64>>>,
+}
+
+/// [`prepare_with_external_data`] for a self-contained model with shape overrides only.
 pub fn prepare(
     source: &[u8],
     quantize: Quantize,
     overrides: &[InputOverride],
 ) -> Result<Prepared, PrepareError> {
-    prepare_with_external_data(source, &BTreeMap::new(), quantize, overrides)
+    let inputs = InputSettings {
+        overrides: overrides.to_vec(),
+        ..Default::default()
+    };
+    prepare_with_external_data(source, &BTreeMap::new(), quantize, &inputs)
 }
 
 /// Decodes `source` once, inlines its external data (`external`: each side file by its
-/// `location`), strips a trailing ZipMap (lists of dictionaries cannot be served as a
-/// tensor), rewrites string class labels to indices, quantizes when asked and reads the
-/// signature of the packed model.
+/// `location`), packs the inputs fixed to a value into the graph, strips a trailing ZipMap
+/// (lists of dictionaries cannot be served as a tensor), rewrites string class labels to
+/// indices, quantizes when asked and reads the signature of the packed model.
 pub fn prepare_with_external_data(
     source: &[u8],
     external: &BTreeMap<String, Vec<u8>>,
     quantize: Quantize,
-    overrides: &[InputOverride],
+    inputs: &InputSettings,
 ) -> Result<Prepared, PrepareError> {
     let inlined = external
         .values()
@@ -235,11 +272,16 @@ pub fn prepare_with_external_data(
         external_data::inline_external_data(&mut proto, external)
             .map_err(PrepareError::ExternalData)?;
     }
+    constants::fix_inputs(&mut proto, &inputs.constants).map_err(PrepareError::Signature)?;
     let string_examples = string_examples(&proto);
     let zipmaps_removed = crate::ml::strip_zipmap(&mut proto);
     let class_labels =
         crate::ml::string_labels_to_indices(&mut proto).map_err(PrepareError::Signature)?;
-    let original = if zipmaps_removed.is_empty() && class_labels.is_none() && locations.is_empty() {
+    let original = if zipmaps_removed.is_empty()
+        && class_labels.is_none()
+        && locations.is_empty()
+        && inputs.constants.is_empty()
+    {
         source.to_vec()
     } else {
         proto.encode_to_vec()
@@ -254,7 +296,8 @@ pub fn prepare_with_external_data(
             proto.encode_to_vec()
         }
     };
-    let signature = signature::signature_of(proto, overrides).map_err(PrepareError::Signature)?;
+    let signature = signature::signature_of(proto, &inputs.overrides, &inputs.shapes)
+        .map_err(PrepareError::Signature)?;
     Ok(Prepared {
         packed,
         original,

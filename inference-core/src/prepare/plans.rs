@@ -3,16 +3,19 @@
 //! as the symbolic plan does, and is timed warm; the caller keeps the fastest when it is
 //! clearly faster.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use model_lock::{DType, ModelEntry, Plans, TextPipeline, TextTask, Truncation, MAX_BUCKETS};
+use model_lock::{
+    DType, Dim, ModelEntry, Plans, ShapeSource, TextPipeline, TextTask, Truncation, MAX_BUCKETS,
+};
 use serde_json::{json, Value};
 
 use crate::registry::{PackedModel, Registry};
 use crate::settings::{LoadMode, Settings};
 use crate::tensor_json::nesting_depth;
 
-use super::{within_drift, Drift, PrepareError, PLANS_MAX_DRIFT};
+use super::{within_drift, Drift, PrepareError, Typing, PLANS_MAX_DRIFT};
 
 /// The shortest bucket: below it a plan per length buys nothing.
 const SHORTEST_BUCKET: u64 = 16;
@@ -31,20 +34,58 @@ pub fn default_buckets(max_length: u64) -> Vec<u64> {
     lengths
 }
 
-/// The plans that fit `entry`'s signature: symbolic always; rows when one symbolic dim
-/// leads every input and output; buckets (`lengths`) for a text model with
-/// `[batch, sequence]` inputs.
-pub fn candidates(entry: &ModelEntry, lengths: &[u64]) -> Vec<Plans> {
-    let mut plans = vec![Plans::Symbolic];
-    if crate::plans::batch_dim(entry).is_some() {
-        plans.push(Plans::Rows);
-    }
-    if crate::plans::sequence_dim(entry).is_some() && !lengths.is_empty() {
-        plans.push(Plans::Buckets {
-            lengths: lengths.to_vec(),
+/// The plans that fit `entry`'s signature as tract can type it, the reference first (the
+/// one every other must answer as): typed symbolically — symbolic; rows when one symbolic
+/// dim leads every input and output; buckets (`lengths`) for a text model with `[batch,
+/// sequence]` inputs; per-shape plans from the typed graph when other dims are symbolic.
+/// Typed only with the batch at 1 — rows, and per-shape rows. Typed only concretely —
+/// per-shape plans from ONNX alone. Per-shape plans carry the `declared` shapes.
+pub fn candidates(
+    entry: &ModelEntry,
+    lengths: &[u64],
+    typing: &Typing,
+    declared: &[BTreeMap<String, Vec<u64>>],
+    prebuild: bool,
+) -> Vec<Plans> {
+    let batch = crate::plans::batch_dim(entry);
+    let other_symbols = entry.pipeline.is_none()
+        && entry.inputs.iter().any(|s| {
+            s.shape
+                .iter()
+                .enumerate()
+                .any(|(axis, d)| matches!(d, Dim::Symbol(n) if axis > 0 || Some(n) != batch.as_ref()))
         });
+    let per_shape = |rows: bool, from: ShapeSource| Plans::PerShape {
+        rows,
+        from,
+        declared: declared.to_vec(),
+        prebuild,
+    };
+    match typing {
+        Typing::Concrete { rows, .. } => vec![per_shape(*rows, ShapeSource::Onnx)],
+        Typing::BatchOne { .. } => {
+            let mut plans = vec![Plans::Rows];
+            if other_symbols {
+                plans.push(per_shape(true, ShapeSource::Typed));
+            }
+            plans
+        }
+        Typing::Symbolic => {
+            let mut plans = vec![Plans::Symbolic];
+            if batch.is_some() {
+                plans.push(Plans::Rows);
+            }
+            if crate::plans::sequence_dim(entry).is_some() && !lengths.is_empty() {
+                plans.push(Plans::Buckets {
+                    lengths: lengths.to_vec(),
+                });
+            }
+            if other_symbols {
+                plans.push(per_shape(batch.is_some(), ShapeSource::Typed));
+            }
+            plans
+        }
     }
-    plans
 }
 
 /// One candidate, measured.
@@ -168,7 +209,7 @@ fn as_batch(sample: &Value, rank: usize) -> Option<Value> {
 }
 
 /// Loads `bytes` with each of `candidates` as its plans, checks that every request is
-/// answered as the first candidate (the symbolic plan) answers it, and times `runs` warm
+/// answered as the first candidate (the reference) answers it, and times `runs` warm
 /// rounds of the requests.
 pub fn time_plans(
     entry: &ModelEntry,
@@ -255,17 +296,17 @@ impl PlanTiming {
     }
 }
 
-/// `plans = "auto"`: the fastest candidate relative to the symbolic plan
-/// ([`PlanTiming::relative_to`]), kept only when it is a tenth faster, so a re-pack does
-/// not flip on noise.
+/// `plans = "auto"`: the fastest candidate relative to the first (the reference: the
+/// symbolic plan where the graph types so) ([`PlanTiming::relative_to`]), kept only when
+/// it is a tenth faster, so a re-pack does not flip on noise.
 pub fn fastest(timings: &[PlanTiming]) -> Plans {
-    let Some(symbolic) = timings.iter().find(|t| t.plans.is_symbolic()) else {
+    let Some(base) = timings.first() else {
         return Plans::Symbolic;
     };
     timings
         .iter()
-        .map(|t| (t.relative_to(symbolic), t))
+        .map(|t| (t.relative_to(base), t))
         .filter(|(ratio, _)| *ratio < 0.9)
         .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map_or(Plans::Symbolic, |(_, t)| t.plans.clone())
+        .map_or(base.plans.clone(), |(_, t)| t.plans.clone())
 }

@@ -1,8 +1,11 @@
 //! A model's served signature, read at pack time: input and output names, element types and
 //! shapes, with unknown input dims turned into symbols the function checks requests against.
 
+use std::collections::BTreeMap;
+
 use model_lock::{Dim, TensorSpec};
 use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::InferenceModel;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::loader::{
@@ -17,28 +20,75 @@ pub struct InputOverride {
     pub shape: Vec<Dim>,
 }
 
-/// What the function serves: the lock's `inputs` and `outputs`.
+/// What the function serves: the lock's `inputs` and `outputs`, and how tract can type the
+/// graph, which decides the plans it can run on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signature {
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+    pub typing: Typing,
+    /// Concrete input shapes (input name → dims, the batch at 1) at which the graph types and
+    /// optimizes, smallest first: what a generated sample request sends, and the two sizes
+    /// a request's memory cost is measured on. Empty when no input has a symbolic dim other
+    /// than the batch.
+    pub probes: Vec<BTreeMap<String, Vec<u64>>>,
 }
+
+/// How tract can type a model's graph.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typing {
+    /// With every symbolic dim symbolic: any plan fits.
+    Symbolic,
+    /// Only with the batch (the first dim of every input and output) at 1, the other dims
+    /// symbolic: plans run rows one at a time. `why` says what made it so.
+    BatchOne { why: String },
+    /// Only with every dim concrete: a plan per request shape, each typed from the ONNX
+    /// graph; `rows` when the batch is 1 in each and rows run one at a time.
+    Concrete { why: String, rows: bool },
+}
+
+impl Typing {
+    /// What the pack report says of it.
+    pub fn describe(&self) -> String {
+        match self {
+            Typing::Symbolic => "typed with its symbolic dims".into(),
+            Typing::BatchOne { why } => format!("batch fixed at 1, rows run one by one: {why}"),
+            Typing::Concrete { why, rows } => format!(
+                "a plan per request shape, typed from the ONNX graph{}: {why}",
+                if *rows { ", rows run one by one" } else { "" }
+            ),
+        }
+    }
+}
+
+/// The name the batch dim gets when the model's own name for it is not one (a fixed 1, or
+/// `unk__…` names that differ between inputs).
+const BATCH: &str = "batch";
+
+/// Sizes tried for symbolic dims other than the batch when looking for shapes the graph
+/// types at: multiples of 32 first (detectors and OCR nets downsample by 32), then audio
+/// frame sizes.
+const PROBE_SIZES: [u64; 10] = [64, 128, 224, 256, 320, 512, 640, 32, 16, 1024];
 
 /// Reads the signature of an ONNX file (see [`signature_of`]).
 pub fn inspect(bytes: &[u8], overrides: &[InputOverride]) -> Result<Signature, String> {
     let proto = <ModelProto as prost::Message>::decode(bytes)
         .map_err(|e| format!("cannot decode ONNX: {e}"))?;
-    signature_of(proto, overrides)
+    signature_of(proto, overrides, &[])
 }
 
 /// Unknown input dims become symbols (`batch` for the first axis, `dim<N>` for others)
 /// unless `overrides` fixes them; outputs are typed by running tract's analysis with those
-/// inputs, exactly as the function will.
+/// inputs, exactly as the function will. Where tract cannot type the graph so, the batch is
+/// tried at 1, then every dim concrete (the `declared` shapes first, then
+/// [`PROBE_SIZES`]): [`Typing`] says which worked. A batch the model fixes at 1 becomes a
+/// symbolic `batch` served row by row.
 pub(crate) fn signature_of(
     proto: ModelProto,
     overrides: &[InputOverride],
+    declared: &[BTreeMap<String, Vec<u64>>],
 ) -> Result<Signature, String> {
-    let mut model = decode_proto(proto, None)?;
+    let model = decode_proto(proto, None)?;
     let names = input_names(&model);
     for o in overrides {
         if !names.contains(&o.name) {
@@ -64,13 +114,26 @@ pub(crate) fn signature_of(
                     "input {name:?} has no declared rank: give its shape in the manifest"
                 ));
             }
+            let rank = fact.shape.dims().count();
             fact.shape
                 .dims()
                 .enumerate()
                 .map(|(axis, d)| match d.concretize() {
                     Some(d) => tdim_to_dim(&d),
-                    None if axis == 0 => Dim::Symbol("batch".into()),
-                    None => Dim::Symbol(format!("dim{axis}")),
+                    None if axis == 0 => Dim::Symbol(BATCH.into()),
+                    // An unnamed dim is shared with the same axis of inputs of the same
+                    // rank (token ids and their mask), not with inputs of another rank (a
+                    // recurrent state beside its audio).
+                    None => {
+                        let shared = format!("dim{axis}");
+                        let clash = inputs.iter().any(|s: &TensorSpec| {
+                            s.shape.len() != rank && s.shape.contains(&Dim::Symbol(shared.clone()))
+                        });
+                        match clash {
+                            false => Dim::Symbol(shared),
+                            true => Dim::Symbol(format!("dim{axis}_{ix}")),
+                        }
+                    }
                 })
                 .collect()
         };
@@ -81,10 +144,273 @@ pub(crate) fn signature_of(
         });
     }
     let out_names = output_names(&model);
-    apply_signature(&mut model, &inputs)?;
-    let typed = optimize(model).map_err(|e| with_shape_advice(e, &inputs))?;
-    let outputs = output_specs(&typed, out_names)?;
-    Ok(Signature { inputs, outputs })
+    let overridden = |name: &str| overrides.iter().any(|o| o.name == name);
+    let typed_as = |inputs: &[TensorSpec]| -> Result<Vec<TensorSpec>, String> {
+        let mut model = model.clone();
+        apply_signature(&mut model, inputs)?;
+        let typed = optimize(model)?;
+        output_specs(&typed, out_names.clone())
+    };
+
+    // 1. Every symbolic dim symbolic.
+    let symbolic = typed_as(&inputs);
+    if let Ok(outputs) = &symbolic {
+        // A batch the model itself fixes at 1 (not the manifest): served row by row.
+        let ones = |specs: &[TensorSpec]| {
+            !specs.is_empty()
+                && specs
+                    .iter()
+                    .all(|s| s.shape.first() == Some(&Dim::Fixed(1)))
+        };
+        let from_model = inputs.iter().all(|s| !overridden(&s.name));
+        let named_batch = inputs
+            .iter()
+            .chain(outputs)
+            .any(|s| s.shape.contains(&Dim::Symbol(BATCH.into())));
+        if from_model && !named_batch && ones(&inputs) && ones(outputs) {
+            let inputs = with_first(&inputs, BATCH);
+            let outputs = with_first(outputs, BATCH);
+            let probes = probes(&model, &inputs, declared)?;
+            return Ok(Signature {
+                inputs,
+                outputs,
+                typing: Typing::BatchOne {
+                    why: "the model fixes its batch dim at 1".into(),
+                },
+                probes,
+            });
+        }
+    }
+    let symbolic_error = match symbolic {
+        Ok(outputs) => {
+            let probes = probes(&model, &inputs, declared)?;
+            return Ok(Signature {
+                inputs,
+                outputs,
+                typing: Typing::Symbolic,
+                probes,
+            });
+        }
+        Err(e) => e,
+    };
+    let why = first_line(&symbolic_error);
+
+    // 2. The batch at 1, the other dims symbolic. Every input must lead with a symbolic dim
+    // (exporters name each input's batch apart: `unk__330`, `unk__331`: they become one) or
+    // with the model's own 1.
+    let batched = inputs.iter().all(|s| {
+        !overridden(&s.name) && matches!(s.shape.first(), Some(Dim::Symbol(_) | Dim::Fixed(1)))
+    }) && inputs
+        .iter()
+        .any(|s| s.shape.iter().any(|d| matches!(d, Dim::Symbol(_))));
+    let served = if batched {
+        with_first(&inputs, BATCH)
+    } else {
+        inputs.clone()
+    };
+    if batched {
+        let one = crate::plans::with_batch_one(&served, BATCH);
+        if let Ok(outputs) = typed_as(&one) {
+            if outputs.iter().all(|s| s.shape.first() == Some(&Dim::Fixed(1))) {
+                let outputs = with_first(&outputs, BATCH);
+                let probes = probes(&model, &served, declared)?;
+                return Ok(Signature {
+                    inputs: served,
+                    outputs,
+                    typing: Typing::BatchOne {
+                        why: format!("tract could not type the graph with a symbolic batch ({why})"),
+                    },
+                    probes,
+                });
+            }
+        }
+    }
+
+    // 3. Every dim concrete: a plan per request shape.
+    let probes = probes(&model, &served, declared)?;
+    if probes.is_empty() {
+        return Err(with_shape_advice(symbolic_error, &inputs));
+    }
+    let outputs = concrete_outputs(&typed_as, &served, &probes)?;
+    let rows = batched && crate::plans::batch_of(&served, &outputs).is_some();
+    // Without rows, a batch the model fixes at 1 stays 1.
+    let served = match rows {
+        true => served,
+        false => inputs,
+    };
+    Ok(Signature {
+        inputs: served,
+        outputs,
+        typing: Typing::Concrete {
+            why: format!("tract could not type the graph with symbolic dims ({why})"),
+            rows,
+        },
+        probes,
+    })
+}
+
+/// `specs` with their first dim named `name`.
+fn with_first(specs: &[TensorSpec], name: &str) -> Vec<TensorSpec> {
+    specs
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            if let Some(first) = s.shape.first_mut() {
+                *first = Dim::Symbol(name.into());
+            }
+            s
+        })
+        .collect()
+}
+
+fn first_line(error: &str) -> String {
+    let line = error.lines().next().unwrap_or_default();
+    line.chars().take(240).collect()
+}
+
+/// Up to two concrete input shapes at which the graph types and optimizes: the `declared`
+/// ones, else each symbolic dim other than the batch at the same size from
+/// [`PROBE_SIZES`], the batch at 1.
+/// Empty when the inputs have no symbolic dim but the batch.
+fn probes(
+    model: &InferenceModel,
+    inputs: &[TensorSpec],
+    declared: &[BTreeMap<String, Vec<u64>>],
+) -> Result<Vec<BTreeMap<String, Vec<u64>>>, String> {
+    let symbolic = |s: &TensorSpec| {
+        s.shape
+            .iter()
+            .skip(1)
+            .any(|d| matches!(d, Dim::Symbol(_)))
+    };
+    if declared.is_empty() && !inputs.iter().any(symbolic) {
+        return Ok(Vec::new());
+    }
+    let types = |shape: &BTreeMap<String, Vec<u64>>| -> Result<(), String> {
+        let mut model = model.clone();
+        let fixed: Vec<TensorSpec> = inputs
+            .iter()
+            .map(|s| {
+                let dims = shape
+                    .get(&s.name)
+                    .ok_or_else(|| format!("the shape gives no dims for input {:?}", s.name))?;
+                Ok(TensorSpec {
+                    shape: dims.iter().map(|d| Dim::Fixed(*d)).collect(),
+                    ..s.clone()
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        apply_signature(&mut model, &fixed)?;
+        optimize(model).map(|_| ())
+    };
+    let mut found = Vec::new();
+    for shape in declared {
+        types(shape).map_err(|e| {
+            format!("declared shape {shape:?} does not fit the model: {}", first_line(&e))
+        })?;
+        found.push(shape.clone());
+    }
+    if !found.is_empty() {
+        found.truncate(2);
+        return Ok(found);
+    }
+    for size in PROBE_SIZES {
+        let shape: BTreeMap<String, Vec<u64>> = inputs
+            .iter()
+            .map(|s| {
+                let dims = s
+                    .shape
+                    .iter()
+                    .enumerate()
+                    .map(|(axis, d)| match d {
+                        Dim::Fixed(n) => *n,
+                        Dim::Symbol(_) if axis == 0 => 1,
+                        Dim::Symbol(_) => size,
+                    })
+                    .collect();
+                (s.name.clone(), dims)
+            })
+            .collect();
+        if types(&shape).is_ok() {
+            found.push(shape);
+            if found.len() == 2 {
+                break;
+            }
+        }
+    }
+    found.sort_by_key(|shape| shape.values().map(|d| d.iter().product::<u64>()).sum::<u64>());
+    Ok(found)
+}
+
+/// The outputs of a graph typed only at concrete shapes: a dim that is the same at every
+/// probe is fixed; one that follows an input's symbolic dim takes its name; the batch keeps
+/// its name; any other that varies is named `<output>.<axis>`.
+fn concrete_outputs(
+    typed_as: &dyn Fn(&[TensorSpec]) -> Result<Vec<TensorSpec>, String>,
+    inputs: &[TensorSpec],
+    probes: &[BTreeMap<String, Vec<u64>>],
+) -> Result<Vec<TensorSpec>, String> {
+    let at = |probe: &BTreeMap<String, Vec<u64>>| -> Result<Vec<TensorSpec>, String> {
+        let fixed: Vec<TensorSpec> = inputs
+            .iter()
+            .map(|s| TensorSpec {
+                shape: probe[&s.name].iter().map(|d| Dim::Fixed(*d)).collect(),
+                ..s.clone()
+            })
+            .collect();
+        typed_as(&fixed)
+    };
+    let typed: Vec<Vec<TensorSpec>> = probes.iter().map(at).collect::<Result<_, _>>()?;
+    // Each input symbol's value at each probe.
+    let mut symbols: Vec<(String, Vec<u64>)> = Vec::new();
+    for spec in inputs {
+        for (axis, d) in spec.shape.iter().enumerate() {
+            if let Dim::Symbol(name) = d {
+                if symbols.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                let values = probes.iter().map(|p| p[&spec.name][axis]).collect();
+                symbols.push((name.clone(), values));
+            }
+        }
+    }
+    let first = &typed[0];
+    Ok(first
+        .iter()
+        .enumerate()
+        .map(|(o, spec)| {
+            let shape = spec
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(axis, d)| {
+                    let values: Vec<u64> = typed
+                        .iter()
+                        .map(|t| match t[o].shape.get(axis) {
+                            Some(Dim::Fixed(n)) => *n,
+                            _ => u64::MAX,
+                        })
+                        .collect();
+                    if axis == 0 && inputs.iter().all(|s| s.shape.first() == Some(&Dim::Symbol(BATCH.into()))) && values.iter().all(|v| *v == 1) {
+                        return Dim::Symbol(BATCH.into());
+                    }
+                    let varies = values.windows(2).any(|w| w[0] != w[1]);
+                    if !varies && probes.len() > 1 {
+                        return d.clone();
+                    }
+                    match symbols.iter().find(|(name, v)| *v == values && name != BATCH) {
+                        Some((name, _)) if varies || probes.len() == 1 => Dim::Symbol(name.clone()),
+                        _ if varies => Dim::Symbol(format!("{}.{axis}", spec.name)),
+                        _ => d.clone(),
+                    }
+                })
+                .collect();
+            TensorSpec {
+                shape,
+                ..spec.clone()
+            }
+        })
+        .collect())
 }
 
 /// When tract cannot type a graph whose inputs have symbolic dims (a `Reshape` or `Squeeze`
@@ -148,8 +474,17 @@ fn with_shape_advice(error: String, inputs: &[TensorSpec]) -> String {
     };
     format!(
         "{error}\n\ntract could not type this graph with symbolic input dims{unresolved}; the model declares {}. \
-If it always runs with fixed sizes there, fix them in the manifest (each <dim> a number; a dim left as a string stays symbolic):\n{}",
+Nor could it at any of the sizes tried for them ({}). If the model runs at other sizes, declare them (one input name → dims per shape):\n    shapes = [{{ {} }}]\nor, if it always runs with fixed sizes there, fix them in the manifest (each <dim> a number; a dim left as a string stays symbolic):\n{}",
         declared.join("; "),
+        PROBE_SIZES.map(|s| s.to_string()).join(", "),
+        inputs
+            .iter()
+            .map(|s| format!("{} = [{}]", s.name, s.shape.iter().map(|d| match d {
+                Dim::Fixed(n) => n.to_string(),
+                Dim::Symbol(n) => format!("<{n}>"),
+            }).collect::<Vec<_>>().join(", ")))
+            .collect::<Vec<_>>()
+            .join(", "),
         fixes.join("\n")
     )
 }

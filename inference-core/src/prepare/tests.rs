@@ -23,6 +23,8 @@ fn entry(prepared: &Prepared) -> ModelEntry {
         tokenizer: None,
         pipeline: None,
         limits: Default::default(),
+        memory: None,
+        constants: Default::default(),
         plans: Default::default(),
     }
 }
@@ -93,25 +95,149 @@ fn overrides_fix_dims_and_must_name_an_input() {
 }
 
 #[test]
-fn a_graph_tract_cannot_type_symbolically_gets_shape_advice() {
+fn a_graph_tract_cannot_type_symbolically_is_served_a_plan_per_shape() {
     let bytes = prost::Message::encode_to_vec(&crate::test_models::frames_squeezed());
+    let prepared = prepare(&bytes, Quantize::None, &[]).unwrap();
+    let signature = &prepared.signature;
+    let Typing::Concrete { why, rows } = &signature.typing else {
+        panic!("per-shape typing expected: {signature:?}")
+    };
+    assert!(why.contains("symbolic dims"), "{why}");
+    // The model's own batch of 1 is served row by row.
+    assert!(*rows);
+    assert_eq!(
+        signature.inputs[0].shape,
+        vec![Dim::Symbol("batch".into()), Dim::Symbol("sequence".into())]
+    );
+    assert_eq!(signature.outputs[0].shape, vec![Dim::Symbol("batch".into())]);
+    // One frame of 256 is the only size it types at.
+    assert_eq!(signature.probes.len(), 1);
+    assert_eq!(signature.probes[0]["x"], vec![1, 256]);
+    // Packed so, it answers the shapes it takes and refuses the others with a 400.
+    let entry = ModelEntry {
+        plans: Plans::PerShape {
+            rows: true,
+            from: model_lock::ShapeSource::Onnx,
+            declared: Vec::new(),
+            prebuild: false,
+        },
+        ..entry(&prepared)
+    };
+    let samples = sample_requests_with(&entry, None, &Default::default(), &signature.probes);
+    let checked = check(&entry, &prepared.packed, None, &samples).unwrap();
+    assert_eq!(checked.answers.len(), 1);
+    let model = crate::registry::PackedModel {
+        entry: entry.clone(),
+        bytes: Some(prepared.packed.clone().into()),
+        tokenizer: None,
+    };
+    let registry = crate::Registry::new(
+        vec![model],
+        None,
+        &crate::Settings::embedded_only(crate::LoadMode::Eager),
+    )
+    .unwrap();
+    let ones = |rows: usize, len: usize| json!({ "inputs": { "x": vec![vec![1.0; len]; rows] } });
+    let answer = registry.handle_value(ones(3, 256)).unwrap();
+    assert_eq!(answer["outputs"]["y"], json!([256.0, 256.0, 256.0]));
+    let e = registry.handle_value(ones(1, 300)).unwrap_err();
+    assert_eq!(e.status(), 400, "{e}");
+    assert!(e.to_string().contains("[1,300]"), "{e}");
+}
+
+#[test]
+fn a_graph_that_types_at_no_size_tried_gets_shape_advice() {
+    // Frames of 200: none of the sizes tried is one frame.
+    let mut model = crate::test_models::frames_squeezed();
+    for t in &mut model.graph.as_mut().unwrap().initializer {
+        if t.name == "frame" {
+            t.int64_data = vec![200];
+        }
+    }
+    let bytes = prost::Message::encode_to_vec(&model);
     let e = prepare(&bytes, Quantize::None, &[])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("Reshape"), "tract's own message stays: {e}");
     assert!(e.contains("symbolic input dims (sequence)"), "{e}");
     assert!(e.contains("the model declares x: [1, sequence] f32"), "{e}");
+    assert!(e.contains("shapes = [{ x = [1, <sequence>] }]"), "{e}");
     assert!(
         e.contains("[model.inputs.x]\n    shape = [1, <sequence>]"),
         "{e}"
     );
-    // The advice works: with the dim fixed the graph types.
+    // The advice works: a declared shape, or the dim fixed.
+    let inputs = InputSettings {
+        shapes: vec![[("x".to_string(), vec![1, 200])].into()],
+        ..Default::default()
+    };
+    let prepared =
+        prepare_with_external_data(&bytes, &Default::default(), Quantize::None, &inputs).unwrap();
+    assert!(matches!(prepared.signature.typing, Typing::Concrete { .. }));
     let fixed = [InputOverride {
         name: "x".into(),
-        shape: vec![Dim::Fixed(1), Dim::Fixed(256)],
+        shape: vec![Dim::Fixed(1), Dim::Fixed(200)],
     }];
     let prepared = prepare(&bytes, Quantize::None, &fixed).unwrap();
     assert_eq!(prepared.signature.outputs[0].shape, vec![Dim::Fixed(1)]);
+}
+
+#[test]
+fn an_input_fixed_to_a_value_is_folded_and_may_still_be_sent_if_equal() {
+    let bytes = prost::Message::encode_to_vec(&crate::test_models::frames_squeezed());
+    let fixed = |value: serde_json::Value| InputSettings {
+        constants: [("x".to_string(), value)].into(),
+        ..Default::default()
+    };
+    let prepare_fixed = |value| {
+        prepare_with_external_data(&bytes, &Default::default(), Quantize::None, &fixed(value))
+    };
+    // A value of another rank than the input's, or for no input, is refused naming it.
+    let e = prepare_fixed(json!([2.0, 2.0])).unwrap_err().to_string();
+    assert!(e.contains("[model.inputs.x] value has shape [2]"), "{e}");
+    let e = prepare_with_external_data(
+        &bytes,
+        &Default::default(),
+        Quantize::None,
+        &InputSettings {
+            constants: [("nope".to_string(), json!(1))].into(),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("the model has no input \"nope\""), "{e}");
+    // One frame of ones, fixed: the graph has no input left, and folds to its answer.
+    let one_frame = json!([vec![1.0; 256]]);
+    let prepared = prepare_fixed(one_frame.clone()).unwrap();
+    assert!(prepared.signature.inputs.is_empty());
+    assert_eq!(prepared.signature.typing, Typing::Symbolic);
+    let entry = ModelEntry {
+        constants: [("x".to_string(), one_frame.clone())].into(),
+        ..entry(&prepared)
+    };
+    let model = crate::registry::PackedModel {
+        entry,
+        bytes: Some(prepared.packed.clone().into()),
+        tokenizer: None,
+    };
+    let registry = crate::Registry::new(
+        vec![model],
+        None,
+        &crate::Settings::embedded_only(crate::LoadMode::Eager),
+    )
+    .unwrap();
+    let answer = registry.handle_value(json!({ "inputs": {} })).unwrap();
+    assert_eq!(answer["outputs"]["y"], json!([256.0]));
+    // Sent anyway: the same value is fine, another is a 400 naming the constant.
+    let answer = registry
+        .handle_value(json!({ "inputs": { "x": one_frame } }))
+        .unwrap();
+    assert_eq!(answer["outputs"]["y"], json!([256.0]));
+    let e = registry
+        .handle_value(json!({ "inputs": { "x": [vec![2.0; 256]] } }))
+        .unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.to_string().contains("fixes input \"x\""), "{e}");
 }
 
 #[test]
@@ -228,7 +354,13 @@ fn a_compiled_model_loads_and_answers_as_its_onnx() {
 fn row_plans_are_proved_against_the_symbolic_plan_and_timed() {
     let prepared = prepare(DEFAULT_MODEL, Quantize::None, &[]).unwrap();
     let entry = entry(&prepared);
-    let candidates = candidates(&entry, &default_buckets(128));
+    let candidates = candidates(
+        &entry,
+        &default_buckets(128),
+        &prepared.signature.typing,
+        &[],
+        false,
+    );
     // Not a text model: no buckets.
     assert_eq!(candidates, vec![Plans::Symbolic, Plans::Rows]);
     let row: Vec<f64> = (0..30).map(|i| i as f64 * 0.37).collect();
@@ -357,7 +489,7 @@ fn int8_dynamic_runs_the_products_on_int8_kernels_within_max_drift() {
         size: dynamic.bytes.len() as u64,
         ..entry.clone()
     };
-    let loaded = crate::loader::load(&dynamic.bytes, &compiled).unwrap();
+    let loaded = crate::loader::load(&dynamic.bytes, &compiled, Default::default()).unwrap();
     assert!(
         loaded.kernels.contains("_mmm_i32_"),
         "kernels: {}",

@@ -13,7 +13,8 @@ use crate::request::{InferenceRequest, RequestInputs, TextInputs};
 use crate::response::InferenceResponse;
 use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json, SymbolValues};
 use crate::text::TextModel;
-use crate::work::{check_limits, check_memory};
+use crate::plans::{NoPlan, Plans, Runner};
+use crate::work::{check_cost, check_limits, check_memory};
 
 use super::Registry;
 
@@ -63,7 +64,11 @@ impl Registry {
                 .is_none_or(|wanted| wanted.contains(&entry.outputs[o].name))
         };
         let internal = |e: String| RequestError::Internal(format!("model {:?}: {e}", entry.name));
-        let runner = model.plans.runner(&inputs).map_err(internal)?;
+        check_cost(entry, &inputs, self.memory_limit)?;
+        let runner = self.runner(entry, &model.plans, &inputs)?;
+        if let Some(limits) = runner.index_limits() {
+            check_indices(&inputs, limits, field)?;
+        }
         check_memory(
             runner.bytes(&inputs, returned),
             self.memory_limit,
@@ -139,7 +144,7 @@ impl Registry {
         check_indices(&encoded.inputs, &model.index_limits, field)?;
         check_limits(entry, &encoded.inputs, field)?;
         let internal = |e: String| RequestError::Internal(format!("model {:?}: {e}", entry.name));
-        let runner = model.plans.runner(&encoded.inputs).map_err(internal)?;
+        let runner = self.runner(entry, &model.plans, &encoded.inputs)?;
         // The pipeline answers from its output; nothing else is encoded.
         let need = runner.bytes(&encoded.inputs, |_| false);
         check_memory(need, self.memory_limit, &entry.name)?;
@@ -156,6 +161,26 @@ impl Registry {
             labels: None,
             text: Some(answer),
         })
+    }
+}
+
+impl Registry {
+    /// The plan these inputs run on, built now if it is one built on first use (noted for
+    /// the metrics). A shape the model cannot run is the request's fault: 400.
+    fn runner(
+        &self,
+        entry: &ModelEntry,
+        plans: &Plans,
+        inputs: &[TValue],
+    ) -> Result<Runner, RequestError> {
+        let runner = plans.runner(inputs).map_err(|e| match e {
+            NoPlan::Shape(why) => RequestError::bad(format!("model {:?}: {why}", entry.name)),
+            NoPlan::Internal(why) => {
+                RequestError::Internal(format!("model {:?}: {why}", entry.name))
+            }
+        })?;
+        self.built_plan(runner.build.clone());
+        Ok(runner)
     }
 }
 
@@ -229,10 +254,18 @@ fn build_inputs(entry: &ModelEntry, inputs: &RequestInputs) -> Result<TVec<TValu
             "text requests are tokenized, not decoded as tensors".into(),
         )),
         RequestInputs::Named(map) => {
-            if let Some(unknown) = map
-                .keys()
-                .find(|k| !entry.inputs.iter().any(|s| &s.name == *k))
-            {
+            for (name, fixed) in &entry.constants {
+                if let Some(sent) = map.get(name) {
+                    if !same_value(sent, fixed) {
+                        return Err(RequestError::bad(format!(
+                            "field \"inputs.{name}\": this deployment fixes input {name:?} to {fixed} (packed as a constant): send {fixed} or leave it out"
+                        )));
+                    }
+                }
+            }
+            if let Some(unknown) = map.keys().find(|k| {
+                !entry.inputs.iter().any(|s| &s.name == *k) && !entry.constants.contains_key(*k)
+            }) {
                 return Err(RequestError::bad(format!(
                     "field \"inputs\": model {:?} has no input {}; its inputs are {}",
                     entry.name,
@@ -257,6 +290,18 @@ fn build_inputs(entry: &ModelEntry, inputs: &RequestInputs) -> Result<TVec<TValu
             }
             Ok(out)
         }
+    }
+}
+
+/// Whether a request's value for a constant input is the constant: the same nesting and
+/// numbers (`16000` and `16000.0` alike), or the same strings and booleans.
+fn same_value(sent: &Value, fixed: &Value) -> bool {
+    match (sent, fixed) {
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
     }
 }
 

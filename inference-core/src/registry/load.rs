@@ -7,6 +7,7 @@ use crate::checksum;
 use crate::error::InitError;
 use crate::fallback::{self, FallbackConfig};
 use crate::loader::{self, Decoded, LoadedModel, PhaseTimings};
+use crate::plans::PlanCacheLimits;
 use crate::text::TextModel;
 
 use super::PackedModel;
@@ -26,10 +27,11 @@ struct Origin {
 pub(super) fn load_model(
     model: &PackedModel,
     fallback: &FallbackConfig,
+    plans: PlanCacheLimits,
 ) -> Result<LoadedModel, InitError> {
     let name = &model.entry.name;
     let given_failure = match &model.bytes {
-        Some(bytes) => match load_given(model, bytes.as_slice()) {
+        Some(bytes) => match load_given(model, bytes.as_slice(), plans) {
             Ok(loaded) => return Ok(loaded),
             Err(mismatch @ InitError::ChecksumMismatch { .. }) => {
                 if fallback.is_disabled() {
@@ -67,7 +69,7 @@ pub(super) fn load_model(
     match fallback::fetch(fallback, expected) {
         Ok(found) => {
             let verify = started.elapsed();
-            let decoded = decode(model, &found.bytes)?;
+            let decoded = decode(model, &found.bytes, plans)?;
             let text = text_load(model);
             finish(
                 model,
@@ -94,7 +96,11 @@ pub(super) fn load_model(
 /// once the hash matches, so a corrupt copy still never serves; where the function has two
 /// vCPUs the hash and the tokenizer parse leave the cold start's critical path, and with one
 /// they cost what they did in sequence.
-fn load_given(model: &PackedModel, bytes: &[u8]) -> Result<LoadedModel, InitError> {
+fn load_given(
+    model: &PackedModel,
+    bytes: &[u8],
+    plans: PlanCacheLimits,
+) -> Result<LoadedModel, InitError> {
     let expected = model.entry.sha256.as_str();
     let (side, decoded) = std::thread::scope(|scope| {
         let side = scope.spawn(|| {
@@ -107,7 +113,7 @@ fn load_given(model: &PackedModel, bytes: &[u8]) -> Result<LoadedModel, InitErro
         // Bytes that fail the hash may be anything: a panic in the decoder on them must not
         // take the process down before the fallback stores are tried.
         let decoded =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(model, bytes)));
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(model, bytes, plans)));
         (side.join(), decoded)
     });
     let load_error = |message: &str| InitError::Load {
@@ -140,8 +146,12 @@ fn load_given(model: &PackedModel, bytes: &[u8]) -> Result<LoadedModel, InitErro
     )
 }
 
-fn decode(model: &PackedModel, bytes: &[u8]) -> Result<Decoded, InitError> {
-    loader::load(bytes, &model.entry).map_err(|message| InitError::Load {
+fn decode(
+    model: &PackedModel,
+    bytes: &[u8],
+    plans: PlanCacheLimits,
+) -> Result<Decoded, InitError> {
+    loader::load(bytes, &model.entry, plans).map_err(|message| InitError::Load {
         model: model.entry.name.clone(),
         message,
     })

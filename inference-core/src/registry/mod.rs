@@ -18,6 +18,8 @@ use serde_json::Value;
 use crate::error::{InitError, RequestError};
 use crate::fallback::FallbackConfig;
 use crate::loader::LoadedModel;
+use crate::plans::PlanCacheLimits;
+pub use crate::plans::PlanBuild;
 use crate::request::InferenceRequest;
 use crate::response::InferenceResponse;
 use crate::settings::{LoadMode, Settings};
@@ -79,6 +81,10 @@ pub struct Registry {
     memory_limit: Option<u64>,
     /// Loads not yet taken by [`Registry::take_loads`].
     loads: Mutex<Vec<ModelLoad>>,
+    /// What each model's plans built on first use may hold.
+    plan_cache: PlanCacheLimits,
+    /// Plans built on first use not yet taken by [`Registry::take_plan_builds`].
+    plan_builds: Mutex<Vec<PlanBuild>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -152,7 +158,8 @@ impl Registry {
                 m.bytes.is_some() || (image && m.entry.artifact == model_lock::Artifact::Image)
             };
             for slot in slots.iter_mut().filter(|s| at_init(&s.model)) {
-                let TimedLoad { model, load } = timed_load(&slot.model, &settings.fallback)?;
+                let TimedLoad { model, load } =
+                    timed_load(&slot.model, &settings.fallback, settings.plan_cache)?;
                 slot.loaded = Mutex::new(Some(Arc::new(model)));
                 slot.pinned = true;
                 loads.push(load);
@@ -165,12 +172,29 @@ impl Registry {
             recent: Mutex::new(Recent::new(settings.max_loaded)),
             memory_limit: settings.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
             loads: Mutex::new(loads),
+            plan_cache: settings.plan_cache,
+            plan_builds: Mutex::new(Vec::new()),
         })
     }
 
     /// The model loads since the last call (all of init's on the first), oldest first.
     pub fn take_loads(&self) -> Vec<ModelLoad> {
         std::mem::take(&mut *self.loads.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The plans built on first use since the last call, oldest first.
+    pub fn take_plan_builds(&self) -> Vec<PlanBuild> {
+        std::mem::take(&mut *self.plan_builds.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Notes a plan a request built, for [`Registry::take_plan_builds`].
+    fn built_plan(&self, build: Option<PlanBuild>) {
+        if let Some(build) = build {
+            self.plan_builds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(build);
+        }
     }
 
     /// The model a request asks for (the default when it names none), read before the rest
@@ -190,14 +214,6 @@ impl Registry {
             .iter()
             .map(|s| s.model.entry.name.clone())
             .collect()
-    }
-
-    /// Input values of the largest request a loaded model can answer within `budget` bytes
-    /// of working memory (see [`crate::work::WorkEstimate::largest_request`]).
-    pub(crate) fn largest_request(&self, model: &str, budget: u64) -> Option<u64> {
-        let slot = &self.slots[self.index(model)?];
-        let loaded = slot.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        loaded.as_ref()?.plans.largest_request(budget)
     }
 
     pub fn default_model(&self) -> Option<&str> {
@@ -239,7 +255,7 @@ impl Registry {
                 Some(model) => model.clone(),
                 None => {
                     let (fallback, cut) = self.fallback_until(deadline);
-                    match timed_load(&slot.model, &fallback) {
+                    match timed_load(&slot.model, &fallback, self.plan_cache) {
                         Ok(TimedLoad { model, load }) => {
                             let model = Arc::new(model);
                             *guard = Some(model.clone());
@@ -389,9 +405,13 @@ struct TimedLoad {
 }
 
 /// Loads one model and records how long it took and where its bytes came from.
-fn timed_load(model: &PackedModel, fallback: &FallbackConfig) -> Result<TimedLoad, InitError> {
+fn timed_load(
+    model: &PackedModel,
+    fallback: &FallbackConfig,
+    plans: PlanCacheLimits,
+) -> Result<TimedLoad, InitError> {
     let started = Instant::now();
-    let loaded = load::load_model(model, fallback)?;
+    let loaded = load::load_model(model, fallback, plans)?;
     let load = ModelLoad {
         model: model.entry.name.clone(),
         source: loaded.source,

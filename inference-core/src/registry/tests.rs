@@ -28,6 +28,8 @@ fn entry(name: &str, bytes: &[u8]) -> ModelEntry {
         tokenizer: None,
         pipeline: None,
         limits: Default::default(),
+        memory: None,
+        constants: Default::default(),
         plans: Default::default(),
     }
 }

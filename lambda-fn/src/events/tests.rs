@@ -47,6 +47,8 @@ fn registry() -> Registry {
         tokenizer: None,
         pipeline: None,
         limits: Default::default(),
+        memory: None,
+        constants: Default::default(),
         plans: Default::default(),
     };
     let model = PackedModel {
