@@ -9,6 +9,7 @@
 
 mod checksum;
 pub mod compare;
+mod constant_if;
 mod error;
 pub mod fallback;
 mod int8;
@@ -34,11 +35,11 @@ pub use checksum::{sha256_hex, verify_sha256};
 pub use error::{quote, InitError, RequestError};
 pub use fallback::FallbackConfig;
 pub use json::parse_strict;
+pub use plans::PlanCacheLimits;
 pub use registry::{
     Answered, ModelBytes, ModelLoad, PackedModel, PlanBuild, Registry, RequestRecord,
 };
 pub use request::MAX_REQUEST_BYTES;
-pub use plans::PlanCacheLimits;
 pub use settings::{LoadMode, Settings, SettingsError};
 pub use threads::set_intra_op_threads;
 

@@ -98,23 +98,64 @@ pub(crate) fn tdim_to_dim(d: &TDim) -> Dim {
     }
 }
 
-fn decode(bytes: &[u8], folds: Option<&mut Vec<Folded>>) -> Result<InferenceModel, String> {
+/// What the ONNX file's own shape annotations are taken as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hints {
+    /// As written.
+    Kept,
+    /// The symbolic dims of intermediate values and outputs forgotten (left unknown): a
+    /// graph typed with its batch at 1, or at a concrete shape, would otherwise contradict
+    /// an exporter's `batch` on every intermediate value.
+    Loose,
+}
+
+fn decode(
+    bytes: &[u8],
+    folds: Option<&mut Vec<Folded>>,
+    hints: Hints,
+) -> Result<InferenceModel, String> {
     let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes)
         .map_err(|e| format!("cannot decode ONNX: {e}"))?;
-    decode_proto(proto, folds)
+    decode_proto(proto, folds, hints)
 }
 
 /// tract's graph of an already decoded ONNX model.
 pub(crate) fn decode_proto(
     mut proto: tract_onnx::pb::ModelProto,
     folds: Option<&mut Vec<Folded>>,
+    hints: Hints,
 ) -> Result<InferenceModel, String> {
     // int8-packed weights become f32 again before tract plans the graph.
     crate::int8::dequantize_constants(&mut proto, folds)?;
+    if hints == Hints::Loose {
+        forget_symbolic_hints(&mut proto);
+    }
     let mut onnx = tract_onnx::onnx();
     crate::ml::register(&mut onnx);
+    crate::constant_if::register(&mut onnx);
     onnx.model_for_proto_model(&proto)
         .map_err(|e| format!("cannot decode ONNX: {e:#}"))
+}
+
+/// Clears the named symbolic dims of every intermediate value and output annotation (the
+/// inputs keep theirs: the signature sets them anyway).
+fn forget_symbolic_hints(proto: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value as D;
+    use tract_onnx::pb::type_proto::Value as T;
+    let Some(graph) = proto.graph.as_mut() else {
+        return;
+    };
+    for info in graph.value_info.iter_mut().chain(graph.output.iter_mut()) {
+        let Some(T::TensorType(tensor)) = info.r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            continue;
+        };
+        for dim in tensor.shape.iter_mut().flat_map(|s| s.dim.iter_mut()) {
+            if matches!(dim.value, Some(D::DimParam(_))) {
+                dim.value = None;
+            }
+        }
+    }
 }
 
 pub(crate) fn input_names(model: &InferenceModel) -> Vec<String> {
@@ -200,8 +241,9 @@ pub(crate) fn typed(
     bytes: &[u8],
     inputs: &[TensorSpec],
     folds: Option<&mut Vec<Folded>>,
+    hints: Hints,
 ) -> Result<TypedModel, String> {
-    let mut model = decode(bytes, folds)?;
+    let mut model = decode(bytes, folds, hints)?;
     apply_signature(&mut model, inputs)?;
     model
         .into_typed()
@@ -263,8 +305,13 @@ pub(crate) fn load(
         Some(batch) => crate::plans::with_batch_one(&entry.inputs, batch),
         None => entry.inputs.clone(),
     };
-    if crate::plans::shape_source(entry) == Some(ShapeSource::Onnx) {
-        let mut model = decode(bytes, None)?;
+    let per_shape_onnx = crate::plans::shape_source(entry) == Some(ShapeSource::Onnx);
+    let hints = match batch.is_some() || per_shape_onnx {
+        true => Hints::Loose,
+        false => Hints::Kept,
+    };
+    if per_shape_onnx {
+        let mut model = decode(bytes, None, hints)?;
         apply_signature(&mut model, &inputs)?;
         let decoded = started.elapsed();
         let started = Instant::now();
@@ -279,7 +326,7 @@ pub(crate) fn load(
         });
     }
     let typed = match entry.format {
-        ModelFormat::Onnx => typed(bytes, &inputs, None)?,
+        ModelFormat::Onnx => typed(bytes, &inputs, None, hints)?,
         ModelFormat::Nnef => {
             let model = crate::nnef::read(bytes)?;
             check_compiled(&model, entry)?;

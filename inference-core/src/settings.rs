@@ -327,13 +327,15 @@ impl Settings {
         };
         let max_bytes = match var(MODEL_SHAPE_PLANS_MB) {
             None => memory_mb.map_or(DEFAULT_SHAPE_PLANS_BYTES, |mb| (mb << 20) / 4),
-            Some(v) => (whole_number(
-                MODEL_SHAPE_PLANS_MB,
-                &v,
-                1..=1 << 20,
-                "a whole number of MB above 0",
-            )? as u64)
-                << 20,
+            Some(v) => {
+                (whole_number(
+                    MODEL_SHAPE_PLANS_MB,
+                    &v,
+                    1..=1 << 20,
+                    "a whole number of MB above 0",
+                )? as u64)
+                    << 20
+            }
         };
         Ok(Settings {
             load,

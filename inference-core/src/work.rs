@@ -408,6 +408,71 @@ mod tests {
     }
 
     #[test]
+    fn the_measured_cost_caps_a_request_by_the_memory_free() {
+        let entry = |memory| ModelEntry {
+            memory,
+            ..crate::test_models::entry(
+                vec![TensorSpec {
+                    name: "x".into(),
+                    dtype: DType::F32,
+                    shape: vec![Dim::Symbol("batch".into()), Dim::Fixed(1024)],
+                }],
+                Vec::new(),
+            )
+        };
+        let cost = model_lock::MemoryCost {
+            fixed_bytes: 1 << 20,
+            bytes_per_input_element: 1000,
+        };
+        let rows =
+            |n: usize| -> TVec<TValue> { tvec![Tensor::zero::<f32>(&[n, 1024]).unwrap().into()] };
+        // No cost measured, or no memory known: no cap.
+        assert!(check_cost(&entry(None), &rows(4096), Some(1)).is_ok());
+        assert!(check_cost(&entry(Some(cost)), &rows(4096), None).is_ok());
+        let used = unreclaimable_bytes().unwrap();
+        let limit = used + RESERVE_BYTES + (64 << 20);
+        // 16 rows: 16 MB at 1,000 bytes a value; 1,024 rows: a GB.
+        assert!(check_cost(&entry(Some(cost)), &rows(16), Some(limit)).is_ok());
+        let e = check_cost(&entry(Some(cost)), &rows(1024), Some(limit)).unwrap_err();
+        assert_eq!(e.status(), 413);
+        let said = e.to_string();
+        assert!(
+            said.contains("sends 1048576 input values")
+                && said.contains("1000 bytes of memory per input value")
+                && said.contains("raise the function's memory"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn file_backed_pages_do_not_count_as_used() {
+        // A mapped file's pages, read in: resident, but the kernel can drop them.
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &vec![7u8; 64 << 20]).unwrap();
+        let before = unreclaimable_bytes().unwrap();
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                64 << 20,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED);
+        let bytes = unsafe { std::slice::from_raw_parts(map as *const u8, 64 << 20) };
+        let sum: u64 = bytes.iter().step_by(4096).map(|b| *b as u64).sum();
+        assert_eq!(sum, 7 * 16384);
+        let after = unreclaimable_bytes().unwrap();
+        unsafe { libc::munmap(map, 64 << 20) };
+        assert!(
+            after < before + (16 << 20),
+            "64 MB of file pages counted: {before} → {after}"
+        );
+    }
+
+    #[test]
     fn memory_left_decides() {
         assert!(
             check_memory(u64::MAX, None, "m").is_ok(),

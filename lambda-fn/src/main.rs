@@ -32,7 +32,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     state.metrics.loads(&state.registry.take_loads());
-    state.metrics.plan_builds(&state.registry.take_plan_builds());
+    state
+        .metrics
+        .plan_builds(&state.registry.take_plan_builds());
     state.metrics.flush(None, None);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let state = state.clone();

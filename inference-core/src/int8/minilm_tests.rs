@@ -44,7 +44,9 @@ const SENTENCES: [[i64; 12]; 3] = [
 /// Every float output with a 384-wide last axis (hidden states, pooled embedding).
 fn run(bytes: &[u8]) -> Vec<Vec<f32>> {
     let entry = entry(bytes);
-    let plans = loader::load(bytes, &entry, Default::default()).unwrap().plans;
+    let plans = loader::load(bytes, &entry, Default::default())
+        .unwrap()
+        .plans;
     let ids: Vec<i64> = SENTENCES.iter().flatten().copied().collect();
     let mask: Vec<i64> = ids.iter().map(|i| (*i != 0) as i64).collect();
     let ids = Tensor::from_shape(&[3, 12], &ids).unwrap();

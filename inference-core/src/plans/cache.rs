@@ -105,7 +105,11 @@ impl PlanCache {
         // Whatever happens to the build (a panic included), waiters are released.
         let _building = Building { cache: self, key };
         let started = Instant::now();
-        let result = build();
+        // A panic in tract while building for this shape refuses the shape like an error.
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|_| {
+                Err("tract panicked while building a plan for inputs of this shape".into())
+            });
         let build_time = started.elapsed();
         // The lock is taken and released here, before `_building` marks the shape done.
         let mut state = self.lock();

@@ -21,8 +21,8 @@ use tract_onnx::tract_hir::infer::{Factoid, InferenceFact};
 use crate::loader::Plan;
 use crate::lookup::{index_limits, IndexLimit};
 use crate::work::WorkEstimate;
-use cache::{PlanCache, ShapeKey};
 pub use cache::PlanCacheLimits;
+use cache::{PlanCache, ShapeKey};
 
 /// A plan ready to run, with what it costs and the kernels it chose.
 #[derive(Debug)]
@@ -185,13 +185,11 @@ impl Plans {
         if *prebuild {
             for shape in declared {
                 let key = per_shape.declared_key(shape)?;
-                per_shape
-                    .plan(&key)
-                    .map_err(|e| match e {
-                        NoPlan::Shape(why) | NoPlan::Internal(why) => {
-                            format!("declared shape {key:?}: {why}")
-                        }
-                    })?;
+                per_shape.plan(&key).map_err(|e| match e {
+                    NoPlan::Shape(why) | NoPlan::Internal(why) => {
+                        format!("declared shape {key:?}: {why}")
+                    }
+                })?;
             }
         }
         Ok(Plans::PerShape(Box::new(per_shape)))
@@ -302,9 +300,9 @@ impl PerShape {
         self.inputs
             .iter()
             .map(|spec| {
-                let dims = shape
-                    .get(&spec.name)
-                    .ok_or_else(|| format!("a declared shape has no dims for input {:?}", spec.name))?;
+                let dims = shape.get(&spec.name).ok_or_else(|| {
+                    format!("a declared shape has no dims for input {:?}", spec.name)
+                })?;
                 let mut dims: Vec<usize> = dims.iter().map(|d| *d as usize).collect();
                 if self.rows {
                     if let Some(batch) = dims.first_mut() {
@@ -359,7 +357,11 @@ impl PerShape {
                 for (input, dims) in model.inputs.iter().zip(key) {
                     let fact = model.outlet_fact(*input).map_err(|e| format!("{e:#}"))?;
                     if fact.rank() != dims.len() {
-                        return Err(refused(format!("rank {} instead of {}", dims.len(), fact.rank())));
+                        return Err(refused(format!(
+                            "rank {} instead of {}",
+                            dims.len(),
+                            fact.rank()
+                        )));
                     }
                     for (d, n) in fact.shape.iter().zip(dims) {
                         if let TDim::Sym(symbol) = d {
@@ -659,7 +661,8 @@ mod tests {
 
     #[test]
     fn rows_run_one_at_a_time_and_answer_as_the_symbolic_plan() {
-        let symbolic = Plans::new(summing_model(), &entry(Shapes::Symbolic, false), limits()).unwrap();
+        let symbolic =
+            Plans::new(summing_model(), &entry(Shapes::Symbolic, false), limits()).unwrap();
         let rows = Plans::new(batch_one(), &entry(Shapes::Rows, false), limits()).unwrap();
         let want = answer(&symbolic, input(3, 5));
         assert_eq!(want, vec![10.0, 35.0, 60.0]);
@@ -709,7 +712,8 @@ mod tests {
 
     #[test]
     fn per_shape_plans_are_built_once_per_shape_and_answer_as_the_symbolic_plan() {
-        let symbolic = Plans::new(summing_model(), &entry(Shapes::Symbolic, false), limits()).unwrap();
+        let symbolic =
+            Plans::new(summing_model(), &entry(Shapes::Symbolic, false), limits()).unwrap();
         let plans = Plans::new(batch_one(), &entry(per_shape(true), false), limits()).unwrap();
         assert!(plans.would_build(&input(3, 5)));
         let runner = plans.runner(&input(3, 5)).unwrap();
@@ -771,7 +775,10 @@ mod tests {
         let Err(NoPlan::Shape(why)) = plans.runner(&wrong_rank) else {
             panic!("a refusal expected")
         };
-        assert!(why.contains("[1,2,3]") && why.contains("It takes x [batch, sequence]"), "{why}");
+        assert!(
+            why.contains("[1,2,3]") && why.contains("It takes x [batch, sequence]"),
+            "{why}"
+        );
         let Err(NoPlan::Shape(again)) = plans.runner(&wrong_rank) else {
             panic!("a refusal expected")
         };

@@ -75,14 +75,19 @@ pub fn sample_requests_with(
         }
         (Some(sample), _) => vec![sample],
         (None, Some(pipeline)) => vec![text_check_request(pipeline)],
-        (None, None) => vec![generated_request(&entry.inputs, strings, probes.first(), 1)],
+        (None, None) => vec![generated_request(
+            &entry.inputs,
+            strings,
+            probes.first(),
+            None,
+        )],
     };
     if entry.pipeline.is_none() {
         requests.extend(
             probes
                 .iter()
                 .skip(1)
-                .map(|p| generated_request(&entry.inputs, strings, Some(p), 1)),
+                .map(|p| generated_request(&entry.inputs, strings, Some(p), None)),
         );
     }
     requests
@@ -113,12 +118,13 @@ fn text_check_request(pipeline: &TextPipeline) -> Value {
 }
 
 /// A request of zeros (strings: the example given, else ""), one per input: each input's
-/// dims as `probe` gives them, else its symbolic dims at 1; the first dim `rows` times.
+/// dims as `probe` gives them, else its symbolic dims at 1; a symbolic first dim `rows`
+/// times when given.
 pub(crate) fn generated_request(
     inputs: &[TensorSpec],
     strings: &BTreeMap<String, String>,
     probe: Option<&BTreeMap<String, Vec<u64>>>,
-    rows: usize,
+    rows: Option<usize>,
 ) -> Value {
     fn fill(shape: &[usize], leaf: &Value) -> Value {
         match shape.split_first() {
@@ -144,7 +150,7 @@ pub(crate) fn generated_request(
                     })
                     .collect(),
             };
-            if matches!(s.shape.first(), Some(Dim::Symbol(_))) {
+            if let (Some(rows), Some(Dim::Symbol(_))) = (rows, s.shape.first()) {
                 dims[0] = rows;
             }
             (s.name.clone(), fill(&dims, &leaf))

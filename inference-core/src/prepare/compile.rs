@@ -57,7 +57,8 @@ impl Decluttered {
     pub(crate) fn new(onnx: &[u8], inputs: &[TensorSpec]) -> Result<Self, PrepareError> {
         let mut folds = Vec::new();
         let typed =
-            crate::loader::typed(onnx, inputs, Some(&mut folds)).map_err(PrepareError::Compile)?;
+            crate::loader::typed(onnx, inputs, Some(&mut folds), crate::loader::Hints::Kept)
+                .map_err(PrepareError::Compile)?;
         let model = typed
             .into_decluttered()
             .map_err(|e| PrepareError::Compile(format!("cannot declutter the model: {e:#}")))?;

@@ -26,11 +26,13 @@ pub(crate) fn fix_inputs(
             ));
         };
         let input = graph.input.remove(ix);
-        let Some(type_proto::Value::TensorType(tensor)) = input.r#type.and_then(|t| t.value)
-        else {
-            return Err(format!("input {name:?} is not a tensor: it cannot be fixed"));
+        let Some(type_proto::Value::TensorType(tensor)) = input.r#type.and_then(|t| t.value) else {
+            return Err(format!(
+                "input {name:?} is not a tensor: it cannot be fixed"
+            ));
         };
-        let (dims, leaves) = flatten(value).map_err(|e| format!("[model.inputs.{name}] value: {e}"))?;
+        let (dims, leaves) =
+            flatten(value).map_err(|e| format!("[model.inputs.{name}] value: {e}"))?;
         if let Some(shape) = &tensor.shape {
             use tract_onnx::pb::tensor_shape_proto::dimension::Value as D;
             let declared: Vec<Option<i64>> = shape
@@ -121,8 +123,12 @@ fn tensor_proto(
                 .map(|v| float(v).map(|f| f as f32))
                 .collect::<Result<_, _>>()?
         }
-        DataType::Double => t.double_data = leaves.iter().map(|v| float(v)).collect::<Result<_, _>>()?,
-        DataType::Int64 => t.int64_data = leaves.iter().map(|v| int(v)).collect::<Result<_, _>>()?,
+        DataType::Double => {
+            t.double_data = leaves.iter().map(|v| float(v)).collect::<Result<_, _>>()?
+        }
+        DataType::Int64 => {
+            t.int64_data = leaves.iter().map(|v| int(v)).collect::<Result<_, _>>()?
+        }
         DataType::Int32
         | DataType::Int16
         | DataType::Int8
@@ -137,7 +143,11 @@ fn tensor_proto(
         DataType::String => {
             t.string_data = leaves
                 .iter()
-                .map(|v| v.as_str().map(|s| s.as_bytes().to_vec()).ok_or("expected strings"))
+                .map(|v| {
+                    v.as_str()
+                        .map(|s| s.as_bytes().to_vec())
+                        .ok_or("expected strings")
+                })
                 .collect::<Result<_, _>>()?
         }
         other => return Err(format!("inputs of type {other:?} cannot be fixed")),

@@ -46,12 +46,12 @@ pub fn memory_cost(
     // Two sizes: the two probe shapes, else the one probe (or none) with more rows.
     let requests: Vec<Value> = match probes {
         [a, b, ..] => vec![
-            generated_request(&entry.inputs, strings, Some(a), 1),
-            generated_request(&entry.inputs, strings, Some(b), 1),
+            generated_request(&entry.inputs, strings, Some(a), None),
+            generated_request(&entry.inputs, strings, Some(b), None),
         ],
         _ => ROWS
             .iter()
-            .map(|rows| generated_request(&entry.inputs, strings, probes.first(), *rows))
+            .map(|rows| generated_request(&entry.inputs, strings, probes.first(), Some(*rows)))
             .collect(),
     };
     let model = PackedModel {
@@ -71,7 +71,9 @@ pub fn memory_cost(
             .handle_value(request.clone())
             .map_err(PrepareError::Sample)?;
         let base = meter.reset();
-        registry.handle_value(request).map_err(PrepareError::Sample)?;
+        registry
+            .handle_value(request)
+            .map_err(PrepareError::Sample)?;
         measured.push((elements, meter.peak().saturating_sub(base)));
     }
     let [(e1, m1), (e2, m2)] = [measured[0], measured[1]];

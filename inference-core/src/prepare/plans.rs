@@ -50,10 +50,9 @@ pub fn candidates(
     let batch = crate::plans::batch_dim(entry);
     let other_symbols = entry.pipeline.is_none()
         && entry.inputs.iter().any(|s| {
-            s.shape
-                .iter()
-                .enumerate()
-                .any(|(axis, d)| matches!(d, Dim::Symbol(n) if axis > 0 || Some(n) != batch.as_ref()))
+            s.shape.iter().enumerate().any(
+                |(axis, d)| matches!(d, Dim::Symbol(n) if axis > 0 || Some(n) != batch.as_ref()),
+            )
         });
     let per_shape = |rows: bool, from: ShapeSource| Plans::PerShape {
         rows,

@@ -10,7 +10,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::loader::{
     apply_signature, datum_to_dtype, decode_proto, input_names, optimize, output_names,
-    output_specs, tdim_to_dim,
+    output_specs, tdim_to_dim, Hints,
 };
 
 /// A manifest override of one input's shape.
@@ -88,7 +88,9 @@ pub(crate) fn signature_of(
     overrides: &[InputOverride],
     declared: &[BTreeMap<String, Vec<u64>>],
 ) -> Result<Signature, String> {
-    let model = decode_proto(proto, None)?;
+    // Kept for the typings tried after the symbolic one, which forget the file's hints.
+    let source = proto.clone();
+    let model = decode_proto(proto, None, Hints::Kept)?;
     let names = input_names(&model);
     for o in overrides {
         if !names.contains(&o.name) {
@@ -154,6 +156,8 @@ pub(crate) fn signature_of(
 
     // 1. Every symbolic dim symbolic.
     let symbolic = typed_as(&inputs);
+    // Concrete shapes are typed without the file's symbolic hints, as the loader types them.
+    let loose = decode_proto(source, None, Hints::Loose)?;
     if let Ok(outputs) = &symbolic {
         // A batch the model itself fixes at 1 (not the manifest): served row by row.
         let ones = |specs: &[TensorSpec]| {
@@ -170,7 +174,7 @@ pub(crate) fn signature_of(
         if from_model && !named_batch && ones(&inputs) && ones(outputs) {
             let inputs = with_first(&inputs, BATCH);
             let outputs = with_first(outputs, BATCH);
-            let probes = probes(&model, &inputs, declared)?;
+            let probes = probes(&loose, &inputs, declared)?;
             return Ok(Signature {
                 inputs,
                 outputs,
@@ -183,7 +187,7 @@ pub(crate) fn signature_of(
     }
     let symbolic_error = match symbolic {
         Ok(outputs) => {
-            let probes = probes(&model, &inputs, declared)?;
+            let probes = probes(&loose, &inputs, declared)?;
             return Ok(Signature {
                 inputs,
                 outputs,
@@ -194,6 +198,13 @@ pub(crate) fn signature_of(
         Err(e) => e,
     };
     let why = first_line(&symbolic_error);
+    let model = loose;
+    let typed_as = |inputs: &[TensorSpec]| -> Result<Vec<TensorSpec>, String> {
+        let mut model = model.clone();
+        apply_signature(&mut model, inputs)?;
+        let typed = optimize(model)?;
+        output_specs(&typed, out_names.clone())
+    };
 
     // 2. The batch at 1, the other dims symbolic. Every input must lead with a symbolic dim
     // (exporters name each input's batch apart: `unk__330`, `unk__331`: they become one) or
@@ -208,17 +219,27 @@ pub(crate) fn signature_of(
     } else {
         inputs.clone()
     };
+    let mut batch_one_error = None;
     if batched {
         let one = crate::plans::with_batch_one(&served, BATCH);
-        if let Ok(outputs) = typed_as(&one) {
-            if outputs.iter().all(|s| s.shape.first() == Some(&Dim::Fixed(1))) {
+        let typed = typed_as(&one);
+        if let Err(e) = &typed {
+            batch_one_error = Some(first_line(e));
+        }
+        if let Ok(outputs) = typed {
+            if outputs
+                .iter()
+                .all(|s| s.shape.first() == Some(&Dim::Fixed(1)))
+            {
                 let outputs = with_first(&outputs, BATCH);
                 let probes = probes(&model, &served, declared)?;
                 return Ok(Signature {
                     inputs: served,
                     outputs,
                     typing: Typing::BatchOne {
-                        why: format!("tract could not type the graph with a symbolic batch ({why})"),
+                        why: format!(
+                            "tract could not type the graph with a symbolic batch ({why})"
+                        ),
                     },
                     probes,
                 });
@@ -229,7 +250,11 @@ pub(crate) fn signature_of(
     // 3. Every dim concrete: a plan per request shape.
     let probes = probes(&model, &served, declared)?;
     if probes.is_empty() {
-        return Err(with_shape_advice(symbolic_error, &inputs));
+        let error = match batch_one_error {
+            Some(e) => format!("{symbolic_error}\nWith the batch at 1: {e}"),
+            None => symbolic_error,
+        };
+        return Err(with_shape_advice(error, &inputs));
     }
     let outputs = concrete_outputs(&typed_as, &served, &probes)?;
     let rows = batched && crate::plans::batch_of(&served, &outputs).is_some();
@@ -277,12 +302,7 @@ fn probes(
     inputs: &[TensorSpec],
     declared: &[BTreeMap<String, Vec<u64>>],
 ) -> Result<Vec<BTreeMap<String, Vec<u64>>>, String> {
-    let symbolic = |s: &TensorSpec| {
-        s.shape
-            .iter()
-            .skip(1)
-            .any(|d| matches!(d, Dim::Symbol(_)))
-    };
+    let symbolic = |s: &TensorSpec| s.shape.iter().skip(1).any(|d| matches!(d, Dim::Symbol(_)));
     if declared.is_empty() && !inputs.iter().any(symbolic) {
         return Ok(Vec::new());
     }
@@ -306,7 +326,10 @@ fn probes(
     let mut found = Vec::new();
     for shape in declared {
         types(shape).map_err(|e| {
-            format!("declared shape {shape:?} does not fit the model: {}", first_line(&e))
+            format!(
+                "declared shape {shape:?} does not fit the model: {}",
+                first_line(&e)
+            )
         })?;
         found.push(shape.clone());
     }
@@ -338,7 +361,12 @@ fn probes(
             }
         }
     }
-    found.sort_by_key(|shape| shape.values().map(|d| d.iter().product::<u64>()).sum::<u64>());
+    found.sort_by_key(|shape| {
+        shape
+            .values()
+            .map(|d| d.iter().product::<u64>())
+            .sum::<u64>()
+    });
     Ok(found)
 }
 
@@ -391,14 +419,22 @@ fn concrete_outputs(
                             _ => u64::MAX,
                         })
                         .collect();
-                    if axis == 0 && inputs.iter().all(|s| s.shape.first() == Some(&Dim::Symbol(BATCH.into()))) && values.iter().all(|v| *v == 1) {
+                    if axis == 0
+                        && inputs
+                            .iter()
+                            .all(|s| s.shape.first() == Some(&Dim::Symbol(BATCH.into())))
+                        && values.iter().all(|v| *v == 1)
+                    {
                         return Dim::Symbol(BATCH.into());
                     }
                     let varies = values.windows(2).any(|w| w[0] != w[1]);
                     if !varies && probes.len() > 1 {
                         return d.clone();
                     }
-                    match symbols.iter().find(|(name, v)| *v == values && name != BATCH) {
+                    match symbols
+                        .iter()
+                        .find(|(name, v)| *v == values && name != BATCH)
+                    {
                         Some((name, _)) if varies || probes.len() == 1 => Dim::Symbol(name.clone()),
                         _ if varies => Dim::Symbol(format!("{}.{axis}", spec.name)),
                         _ => d.clone(),

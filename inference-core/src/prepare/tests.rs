@@ -109,7 +109,10 @@ fn a_graph_tract_cannot_type_symbolically_is_served_a_plan_per_shape() {
         signature.inputs[0].shape,
         vec![Dim::Symbol("batch".into()), Dim::Symbol("sequence".into())]
     );
-    assert_eq!(signature.outputs[0].shape, vec![Dim::Symbol("batch".into())]);
+    assert_eq!(
+        signature.outputs[0].shape,
+        vec![Dim::Symbol("batch".into())]
+    );
     // One frame of 256 is the only size it types at.
     assert_eq!(signature.probes.len(), 1);
     assert_eq!(signature.probes[0]["x"], vec![1, 256]);

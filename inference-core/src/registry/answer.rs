@@ -9,11 +9,11 @@ use tract_onnx::prelude::*;
 
 use crate::error::{quote, RequestError};
 use crate::lookup::check_indices;
+use crate::plans::{NoPlan, Plans, Runner};
 use crate::request::{InferenceRequest, RequestInputs, TextInputs};
 use crate::response::InferenceResponse;
 use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json, SymbolValues};
 use crate::text::TextModel;
-use crate::plans::{NoPlan, Plans, Runner};
 use crate::work::{check_cost, check_limits, check_memory};
 
 use super::Registry;

@@ -146,11 +146,7 @@ fn load_given(
     )
 }
 
-fn decode(
-    model: &PackedModel,
-    bytes: &[u8],
-    plans: PlanCacheLimits,
-) -> Result<Decoded, InitError> {
+fn decode(model: &PackedModel, bytes: &[u8], plans: PlanCacheLimits) -> Result<Decoded, InitError> {
     loader::load(bytes, &model.entry, plans).map_err(|message| InitError::Load {
         model: model.entry.name.clone(),
         message,

@@ -53,6 +53,63 @@ pub async fn cold(config: &FunctionConfig, request: &[u8], runs: usize) -> Resul
     })
 }
 
+/// A shape a warm process had not seen: its first request, the plan build that request
+/// logged (ours), and the same request again.
+pub struct NewShape {
+    pub shape: String,
+    pub first_ms: f64,
+    pub build_ms: Option<f64>,
+    pub again_ms: f64,
+}
+
+/// One process, warmed on `warm_up`; then each of `shapes` sent for the first time, then
+/// again (the median of three).
+pub async fn new_shapes(
+    config: &FunctionConfig,
+    warm_up: &[u8],
+    shapes: &[(String, Vec<u8>)],
+) -> Result<Vec<NewShape>> {
+    let function = Function::start(config.clone()).await?;
+    for _ in 0..WARM_UP {
+        let outcome = function.invoke(warm_up.to_vec(), TIMEOUT).await;
+        response(&function, outcome)?;
+    }
+    let mut measured = Vec::new();
+    let builds = |function: &Function| -> Vec<f64> {
+        function
+            .logs()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"] == "plan built")
+            .filter_map(|v| v["build_ms"].as_f64())
+            .collect()
+    };
+    for (shape, request) in shapes {
+        let time = || async {
+            let started = Instant::now();
+            let outcome = function.invoke(request.clone(), TIMEOUT).await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            response(&function, outcome).map(|_| ms)
+        };
+        let before = builds(&function).len();
+        let first_ms = time().await?;
+        // The plan this first request built, if the side builds plans (ours) and it did.
+        let build_ms = builds(&function).get(before).copied();
+        let mut again = Vec::new();
+        for _ in 0..3 {
+            again.push(time().await?);
+        }
+        measured.push(NewShape {
+            shape: shape.clone(),
+            first_ms,
+            build_ms,
+            again_ms: Stats::of(&again).p50_ms,
+        });
+    }
+    function.kill().await;
+    Ok(measured)
+}
+
 /// Each workload's first answer: (input label, batch, response).
 pub type Answers = Vec<(String, usize, Value)>;
 

@@ -327,5 +327,27 @@ async fn measure_model(
             }
         }
     }
+    if model.kind == Kind::Image {
+        // What an image of a size not seen before costs: ours builds its plan on that first
+        // request (the detector as exported); onnxruntime takes any shape as it comes.
+        for side in sides
+            .iter()
+            .filter(|s| s.label == OURS || s.label == ORT_FP32)
+        {
+            let name = match side.runtime {
+                Runtime::Ours => workloads::VISION_EXPORTED,
+                Runtime::Python => model.packed_name,
+            };
+            let shapes: Vec<(String, Vec<u8>)> = workloads::NEW_SHAPES
+                .iter()
+                .map(|(h, w)| workloads::image_request(name, *h, *w))
+                .collect();
+            let warm_up =
+                workloads::image_request(name, workloads::IMAGE_EDGE, workloads::IMAGE_EDGE).1;
+            eprintln!("new shapes: {}", side.label);
+            let measured = measure::new_shapes(&side.with_threads(1), &warm_up, &shapes).await?;
+            report.add_new_shapes(model.key, side.label, &measured);
+        }
+    }
     report.add_agreement(model, &answers)
 }

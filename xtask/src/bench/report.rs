@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use inference_core::compare;
 use serde::Serialize;
 
-use super::measure::{Answers, Cold, Warm};
+use super::measure::{Answers, Cold, NewShape, Warm};
 use super::size::Deployment;
 use super::workloads::{self, BenchModel, Kind};
 use super::{pinned, BenchArgs, ORT_FP32, ORT_INT8, OURS, OURS_INT8_DYNAMIC};
@@ -93,6 +93,21 @@ pub struct Report {
     pub size_ours: Option<Deployment>,
     pub size_python: Option<Deployment>,
     pub targets: Vec<Target>,
+    /// First requests of shapes a warm process had not seen (the vision model as exported).
+    pub new_shapes: Vec<NewShapeRow>,
+}
+
+/// One new shape's first request, on one side.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewShapeRow {
+    pub model: String,
+    pub side: String,
+    pub shape: String,
+    pub first_ms: f64,
+    /// The plan build the first request logged (ours: per-shape plans).
+    pub build_ms: Option<f64>,
+    /// The same request again, median of three.
+    pub again_ms: f64,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -150,6 +165,7 @@ impl Report {
             size_ours: None,
             size_python: None,
             targets: Vec::new(),
+            new_shapes: Vec::new(),
         })
     }
 
@@ -251,6 +267,17 @@ impl Report {
             }
         }
         Ok(())
+    }
+
+    pub fn add_new_shapes(&mut self, model: &str, side: &str, shapes: &[NewShape]) {
+        self.new_shapes.extend(shapes.iter().map(|s| NewShapeRow {
+            model: model.into(),
+            side: side.into(),
+            shape: s.shape.clone(),
+            first_ms: s.first_ms,
+            build_ms: s.build_ms,
+            again_ms: s.again_ms,
+        }));
     }
 
     pub fn set_sizes(&mut self, ours: Deployment, python: Deployment) {
@@ -524,6 +551,21 @@ impl Report {
                     md,
                     "| {} | {} | {} | {} | {} | {:.6} |",
                     a.model, a.input, a.batch, a.side, a.metric, a.value
+                );
+            }
+        }
+        if !self.new_shapes.is_empty() {
+            md.push_str("\n### A new request shape, in a warm process (one thread; ours: the detector as exported, a plan per shape)\n\n| model | side | shape | first request ms | of which plan build ms | again ms |\n|---|---|---|---:|---:|---:|\n");
+            for r in &self.new_shapes {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {:.1} | {} | {:.1} |",
+                    r.model,
+                    r.side,
+                    r.shape,
+                    r.first_ms,
+                    r.build_ms.map_or("–".into(), |b| format!("{b:.1}")),
+                    r.again_ms
                 );
             }
         }

@@ -80,7 +80,7 @@ pub fn ort_int8(env: &PythonEnv, fp32: &Path, out_dir: &Path) -> Result<PathBuf>
 }
 
 /// The bench function's manifest: the classifier, MiniLM with its tokenizer twice (int8
-/// weights; int8-dynamic) and the text detector.
+/// weights; int8-dynamic) and the text detector twice (its shape fixed; as exported).
 pub fn write_manifest(data: &Path, files: &Files, out_dir: &Path) -> Result<PathBuf> {
     let manifest = format!(
         r#"# Written by `cargo xtask bench` (xtask/src/bench/setup.rs).
@@ -99,6 +99,11 @@ sources = [{det:?}]
 
 [model.inputs.x]
 shape = ["batch", 3, {edge}, {edge}]
+
+# The same detector as exported (dynamic batch, height and width): a plan per request shape.
+[[model]]
+name = "{exported}"
+sources = [{det:?}]
 "#,
         classifier = classifier_file().to_string_lossy(),
         minilm = test_data::MiniLmEntry {
@@ -119,6 +124,7 @@ shape = ["batch", 3, {edge}, {edge}]
         .manifest(data),
         det = files.ocr_det.to_string_lossy(),
         edge = super::workloads::IMAGE_EDGE,
+        exported = super::workloads::VISION_EXPORTED,
     );
     let path = out_dir.join("models.toml");
     write_atomic(&path, manifest.as_bytes())?;
@@ -155,11 +161,18 @@ mod tests {
         let names: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
-            ["breast-cancer", "minilm", "minilm-int8-dynamic", "ocr-det"]
+            [
+                "breast-cancer",
+                "minilm",
+                "minilm-int8-dynamic",
+                "ocr-det",
+                "ocr-det-exported"
+            ]
         );
         assert_eq!(manifest.default.as_deref(), Some("breast-cancer"));
         let minilm = &manifest.models[1];
         assert!(minilm.pipeline.is_some(), "MiniLM needs its text pipeline");
         assert!(manifest.models[3].inputs.contains_key("x"));
+        assert!(manifest.models[4].inputs.is_empty(), "as exported");
     }
 }

@@ -172,6 +172,28 @@ fn minilm(files: &Files) -> BenchModel {
 /// The vision model's input side (pixels per edge).
 pub const IMAGE_EDGE: usize = 128;
 
+/// The text detector packed as exported: a plan per request shape, built on its first.
+pub const VISION_EXPORTED: &str = "ocr-det-exported";
+
+/// Image sizes (height, width) a warm process sees for the first time: what a new shape's
+/// first request costs.
+pub const NEW_SHAPES: [(usize, usize); 3] = [(96, 128), (160, 224), (64, 320)];
+
+/// One image of `height` × `width` for `model`, and its label.
+pub fn image_request(model: &str, height: usize, width: usize) -> (String, Vec<u8>) {
+    let pixels = |c: usize| -> Vec<Vec<f64>> {
+        (0..height)
+            .map(|y| {
+                (0..width)
+                    .map(|x| (((x * 7 + y * 13 + c * 29) % 97) as f64 / 48.5) - 1.0)
+                    .collect()
+            })
+            .collect()
+    };
+    let body = json!({"inputs": {"x": [[pixels(0), pixels(1), pixels(2)]]}});
+    (format!("3×{height}×{width}"), request(model, body))
+}
+
 /// Deterministic normalized "pixels" (a fixed-seed LCG), 3 decimals: the same JSON bytes for
 /// both sides, and no image library needed.
 fn images(n: usize) -> Value {
