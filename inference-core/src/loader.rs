@@ -215,6 +215,21 @@ pub(crate) fn optimize(model: InferenceModel) -> Result<TypedModel, String> {
         .map_err(|e| format!("cannot type and optimize the model: {e:#}"))
 }
 
+/// A value of the graph whose size comes out negative at these (concrete) input shapes: an
+/// input too small for a window or a stride, which tract types without complaint and which
+/// would only fail when run.
+pub(crate) fn negative_dim(model: &TypedModel) -> Option<String> {
+    model.nodes().iter().find_map(|node| {
+        node.outputs.iter().find_map(|o| {
+            o.fact
+                .shape
+                .iter()
+                .any(|d| d.to_i64().is_ok_and(|n| n < 0))
+                .then(|| format!("node {:?} would have shape {:?}", node.name, o.fact.shape))
+        })
+    })
+}
+
 pub(crate) fn output_specs(
     typed: &TypedModel,
     names: Vec<String>,

@@ -1,7 +1,7 @@
 //! The function's settings: every `MODEL_*` environment variable, its default and its parse
 //! error, in one place. `lambda-fn` reads them once at init; the bench and the tests name the
-//! variables through the constants here; the README's settings table is tested against
-//! [`VARIABLES`].
+//! variables through the constants here; the settings table in docs/configuration.md is
+//! tested against [`VARIABLES`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,11 +45,11 @@ pub const DEFAULT_MAX_SHAPE_PLANS: usize = 8;
 /// it, a quarter of it.
 pub const DEFAULT_SHAPE_PLANS_BYTES: u64 = 512 << 20;
 
-/// One setting as the README documents it.
+/// One setting as docs/configuration.md documents it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variable {
     pub name: &'static str,
-    /// The default as the README's table writes it.
+    /// The default as the documented table writes it.
     pub default: &'static str,
 }
 
@@ -520,17 +520,17 @@ mod tests {
         assert_eq!(e.name, MODEL_CORS_ORIGIN);
     }
 
-    /// The README's settings table lists exactly these variables with these defaults.
+    /// The documented settings table lists exactly these variables with these defaults.
     #[test]
-    fn the_readme_table_matches() {
-        let readme = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    fn the_documented_table_matches() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
         )
         .unwrap();
-        let table = readme
+        let table = doc
             .split("## Function settings")
             .nth(1)
-            .expect("README has a Function settings section");
+            .expect("docs/configuration.md has a Function settings section");
         let rows: Vec<(String, String)> = table
             .lines()
             .skip_while(|l| !l.starts_with('|'))

@@ -147,6 +147,16 @@ impl WorkEstimate {
             .saturating_add(per_row.saturating_mul(rows))
     }
 
+    /// Whether a value's size comes out negative for these inputs: a request too small
+    /// for the graph (audio shorter than a window), which would otherwise fail inside a
+    /// kernel.
+    pub(crate) fn negative(&self, inputs: &[TValue]) -> bool {
+        let values = self.symbol_values(inputs);
+        self.values
+            .iter()
+            .any(|v| v.bytes.eval_to_i64(&values).is_ok_and(|n| n < 0))
+    }
+
     fn symbol_values(&self, inputs: &[TValue]) -> SymbolValues {
         let mut values = SymbolValues::default();
         for at in &self.symbols {

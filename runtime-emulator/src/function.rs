@@ -241,6 +241,17 @@ impl Function {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// The process's resident anonymous memory (`RssAnon`) in KiB: what the kernel cannot
+    /// reclaim, unlike the pages of the binary it maps.
+    pub async fn resident_anon_kib(&self) -> Option<u64> {
+        let pid = self.pid().await?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// The most memory the current process's cgroup has held (Lambda's "Max Memory Used"),
     /// in bytes; `None` when it runs without limits.
     pub async fn max_memory_used(&self) -> Option<u64> {

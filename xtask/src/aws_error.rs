@@ -131,7 +131,7 @@ pub fn message(action: &str, cause: &Cause) -> String {
             "{action} failed: AWS refused the credentials (unknown or expired).\n  Refresh them (`aws sso login`, or new keys), or check AWS_PROFILE points at the right account."
         ),
         Cause::Denied => format!(
-            "{action} failed: access denied.\n  The identity running this needs the IAM permission {action} (see the README's IAM table)."
+            "{action} failed: access denied.\n  The identity running this needs the IAM permission {action} (see the IAM table in docs/deploying.md)."
         ),
         Cause::Service { code, message } => {
             let message = inference_core::quote(message);

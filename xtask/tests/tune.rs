@@ -51,10 +51,11 @@ fn tune_measures_prices_and_recommends_each_memory_size() {
         assert_eq!(s["threads"], 1, "one vCPU or less: one thread ({s})");
         let used = s["max_memory_used_mib"].as_f64().unwrap();
         assert!(used > 1.0 && used < 256.0, "{s}");
+        // Charged as a fresh sandbox is: for the binary's pages it reads (readahead too),
+        // not only what it maps; the shared libraries stay charged to whoever read them
+        // first. Before, the binary's pages were charged to the cold starts before it and
+        // this read a fraction of the peak RSS.
         let rss = s["peak_rss_mib"].as_f64().unwrap();
-        assert!(rss >= used, "{s}");
-        // Charged as a fresh sandbox is: for the binary's pages too (the shared libraries
-        // stay charged to whoever read them first), not only the heap.
         assert!(used >= rss / 2.0, "{s}");
         assert!(s["usd_per_million"].as_f64().unwrap() > 0.2, "{s}");
     }

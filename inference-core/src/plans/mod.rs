@@ -390,6 +390,11 @@ impl PerShape {
                 typed
             }
         };
+        if let Some(what) = crate::loader::negative_dim(&typed) {
+            return Err(refused(format!(
+                "an input too small for the graph ({what})"
+            )));
+        }
         let limits = matches!(self.source, Source::Onnx(_)).then(|| index_limits(&typed));
         let mut built = Built::optimize(typed).map_err(refused)?;
         built.index_limits = limits;
@@ -443,6 +448,12 @@ impl Runner {
         } else {
             work.bytes(inputs, returned)
         }
+    }
+
+    /// Whether these inputs are too small for the graph (a size it computes from them comes
+    /// out negative).
+    pub(crate) fn too_small(&self, inputs: &[TValue]) -> bool {
+        self.built.work.negative(inputs)
     }
 
     /// Index limits the plan itself knows (per-shape plans typed from ONNX).

@@ -9,8 +9,8 @@ use tract_onnx::prelude::InferenceModel;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::loader::{
-    apply_signature, datum_to_dtype, decode_proto, input_names, optimize, output_names,
-    output_specs, tdim_to_dim, Hints,
+    apply_signature, datum_to_dtype, decode_proto, input_names, negative_dim, optimize,
+    output_names, output_specs, tdim_to_dim, Hints,
 };
 
 /// A manifest override of one input's shape.
@@ -321,7 +321,20 @@ fn probes(
             })
             .collect::<Result<_, String>>()?;
         apply_signature(&mut model, &fixed)?;
-        optimize(model).map(|_| ())
+        let typed = optimize(model)?;
+        if let Some(what) = negative_dim(&typed) {
+            return Err(format!("a negative size at this shape: {what}"));
+        }
+        // An input too small for a window folds to an empty answer: no shape to prove on.
+        let empty = typed
+            .outputs
+            .iter()
+            .filter_map(|o| typed.outlet_fact(*o).ok())
+            .any(|f| f.shape.iter().any(|d| d.to_i64().is_ok_and(|n| n == 0)));
+        match empty {
+            true => Err("an empty answer at this shape".into()),
+            false => Ok(()),
+        }
     };
     let mut found = Vec::new();
     for shape in declared {
@@ -522,5 +535,31 @@ Nor could it at any of the sizes tried for them ({}). If the model runs at other
             .collect::<Vec<_>>()
             .join(", "),
         fixes.join("\n")
+    ) + &scalar_hint(inputs)
+}
+
+/// A scalar input the graph may branch on (a sample rate), and how to fix it to a value.
+fn scalar_hint(inputs: &[TensorSpec]) -> String {
+    let scalars: Vec<&TensorSpec> = inputs.iter().filter(|s| s.shape.is_empty()).collect();
+    if scalars.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<String> = scalars
+        .iter()
+        .map(|s| {
+            format!(
+                "    [model.inputs.{}]\n    value = <the value you always send>",
+                s.name
+            )
+        })
+        .collect();
+    format!(
+        "\nA scalar input the graph may branch on ({}) can be fixed to the value you serve, so tract folds what depends on it:\n{}",
+        scalars
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        lines.join("\n")
     )
 }

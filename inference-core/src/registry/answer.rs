@@ -180,6 +180,22 @@ impl Registry {
             }
         })?;
         self.built_plan(runner.build.clone());
+        if runner.too_small(inputs) {
+            return Err(RequestError::bad(format!(
+                "model {:?}: the inputs are too small for it: a size the model computes from their shapes comes out negative (a window or kernel longer than the input?); it takes {}",
+                entry.name,
+                entry
+                    .inputs
+                    .iter()
+                    .map(|s| format!(
+                        "{} [{}]",
+                        s.name,
+                        s.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
         Ok(runner)
     }
 }
