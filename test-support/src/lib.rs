@@ -9,6 +9,8 @@
 //!   over a directory, standing in for a model hub), and [`LambdaProxy`] in front of moto for
 //!   the Lambda APIs moto lacks (provisioned concurrency), and [`RegistryServer`] (Debian's
 //!   `docker-registry`, the reference OCI registry, with htpasswd auth).
+//! - [`require_root!`]: tests of Lambda's limits (cgroups) and the image sandbox (mount
+//!   namespaces) skip, saying so, when not run as root.
 //! - [`workspace_root`], [`default_samples`] and [`output_text`].
 
 pub mod function;
@@ -64,6 +66,31 @@ pub fn fixture_path(var: &str) -> PathBuf {
 macro_rules! require_fixtures {
     ($($var:expr),+ $(,)?) => {
         if !$crate::fixtures_present(&[$($var),+]) {
+            return;
+        }
+    };
+}
+
+/// Whether this process runs as root (effective uid 0, from `/proc/self/status`): Lambda's
+/// limits (cgroups) and the image sandbox (mount namespaces) need it.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Skips the test (returns, saying why) unless it runs as root — under `cargo xtask test`
+/// too: a contributor without root runs everything else.
+#[macro_export]
+macro_rules! require_root {
+    ($why:expr) => {
+        if !$crate::is_root() {
+            eprintln!("skipped: needs root ({}); run as root to include it", $why);
             return;
         }
     };

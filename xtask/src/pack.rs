@@ -418,7 +418,7 @@ fn input_settings(spec: &ModelSpec, source: &[u8]) -> Result<prepare::InputSetti
                 let names = prepare::input_names(source)?;
                 let served: Vec<&String> = names
                     .iter()
-                    .filter(|n| !spec.inputs.get(*n).is_some_and(|i| i.value.is_some()))
+                    .filter(|n| spec.inputs.get(*n).is_none_or(|i| i.value.is_none()))
                     .collect();
                 let [name] = served.as_slice() else {
                     bail!(

@@ -37,6 +37,7 @@ async fn median_ms(f: &Function, request: &Value, n: usize) -> f64 {
 #[tokio::test]
 async fn the_cpu_share_follows_the_memory_size() {
     test_support::require_fixtures!("TEXT_BOOTSTRAP");
+    test_support::require_root!("Lambda's CPU share is a cgroup");
     // One vCPU against a quarter of one, for the same one-thread request.
     let (full, quarter) = (1769, 442);
     assert!((Limits::lambda(full).vcpus() / Limits::lambda(quarter).vcpus() - 4.0).abs() < 0.01);

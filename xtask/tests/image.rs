@@ -115,6 +115,7 @@ fn first_sample() -> Value {
 #[test]
 fn the_default_models_image_is_reproducible_and_answers_as_the_zip_does() {
     test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED");
+    test_support::require_root!("an image runs in a private mount namespace");
     let work = tempfile::tempdir().unwrap();
     let (a, b) = (work.path().join("a"), work.path().join("b"));
     let out = build_image(&small_bootstrap(), &small_packed(), &a);
@@ -193,6 +194,7 @@ fn mount(mountinfo: &str, at: &str) -> Option<String> {
 #[test]
 fn the_image_runs_as_lambda_runs_it_read_only_root_tmpfs_tmp_unprivileged_user() {
     test_support::require_fixtures!("FALLBACK_BOOTSTRAP", "FALLBACK_PACKED");
+    test_support::require_root!("an image runs in a private mount namespace");
     let work = tempfile::tempdir().unwrap();
     let layout_dir = work.path().join("image");
     build_image(&small_bootstrap(), &small_packed(), &layout_dir);
@@ -252,6 +254,7 @@ fn a_model_over_the_zips_limit_is_served_from_the_image() {
         "BIG_MODEL",
         "MOTO_SERVER"
     );
+    test_support::require_root!("an image runs in a private mount namespace");
     let work = tempfile::tempdir().unwrap();
     let (bootstrap, packed) = (big_bootstrap(), big_packed());
     // The zip cannot hold it: refused with the sizes against the limits, and the way out.

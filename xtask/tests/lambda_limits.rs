@@ -67,6 +67,7 @@ fn answered(outcome: &Outcome, f: &Function) -> Value {
 #[tokio::test]
 async fn a_request_past_the_memory_size_is_an_out_of_memory_error_and_the_next_one_reinitialises() {
     test_support::require_fixtures!("BENCH_PYTHON", "TEST_DATA_DIR");
+    test_support::require_root!("Lambda's memory limit is a cgroup");
     let f = Function::start(python_minilm(TIGHT_MB)).await.unwrap();
     assert!(
         f.limited().await,
@@ -113,6 +114,7 @@ async fn a_request_past_the_memory_size_is_an_out_of_memory_error_and_the_next_o
 #[tokio::test]
 async fn ours_answers_what_fits_and_refuses_the_rest_without_dying() {
     test_support::require_fixtures!("TEXT_BOOTSTRAP");
+    test_support::require_root!("Lambda's memory limit is a cgroup");
     let small = json!({"model": "minilm", "text": ["a short sentence"]});
     let mut big = long_texts(16);
     big["model"] = json!("minilm");

@@ -6,7 +6,7 @@
 //! and batch sizes.
 
 use model_lock::{LockFile, Plans, ShapeSource};
-use runtime_emulator::{Function, FunctionConfig};
+use runtime_emulator::Function;
 use serde_json::{json, Value};
 
 /// Allowed against onnxruntime: relative 1e-4, measured against at least 1 (a value near
@@ -65,7 +65,8 @@ fn compare(what: &str, want: &Value, got: &Value, worst: &mut f64) -> Vec<String
         let w = w.as_f64().unwrap();
         let err = (w - g).abs();
         *worst = worst.max(err / w.abs().max(1.0));
-        if !(err <= REL * w.abs().max(1.0)) && problems.len() < 5 {
+        let within = err <= REL * w.abs().max(1.0);
+        if !within && problems.len() < 5 {
             problems.push(format!("{what}[{i}]: {w}, got {g} (error {err:.3e})"));
         }
     }

@@ -27,6 +27,7 @@ fn tune(args: &[&str]) -> String {
 #[test]
 fn tune_measures_prices_and_recommends_each_memory_size() {
     test_support::require_fixtures!("FALLBACK_BOOTSTRAP");
+    test_support::require_root!("tune measures under Lambda's limits, which are cgroups");
     let dir = tempfile::tempdir().unwrap();
     let plot = dir.path().join("curve.svg");
     let json = tune(&[

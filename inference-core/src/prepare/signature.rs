@@ -256,7 +256,7 @@ pub(crate) fn signature_of(
         };
         return Err(with_shape_advice(error, &inputs));
     }
-    let outputs = concrete_outputs(&typed_as, &served, &probes)?;
+    let outputs = concrete_outputs(typed_as, &served, &probes)?;
     let rows = batched && crate::plans::batch_of(&served, &outputs).is_some();
     // Without rows, a batch the model fixes at 1 stays 1.
     let served = match rows {
@@ -387,7 +387,7 @@ fn probes(
 /// probe is fixed; one that follows an input's symbolic dim takes its name; the batch keeps
 /// its name; any other that varies is named `<output>.<axis>`.
 fn concrete_outputs(
-    typed_as: &dyn Fn(&[TensorSpec]) -> Result<Vec<TensorSpec>, String>,
+    typed_as: impl Fn(&[TensorSpec]) -> Result<Vec<TensorSpec>, String>,
     inputs: &[TensorSpec],
     probes: &[BTreeMap<String, Vec<u64>>],
 ) -> Result<Vec<TensorSpec>, String> {
