@@ -233,22 +233,22 @@ impl Function {
     /// The process's peak resident memory so far (`VmHWM` in `/proc/<pid>/status`), in KiB;
     /// `None` once it has exited.
     pub async fn peak_rss_kib(&self) -> Option<u64> {
-        let pid = self.pid().await?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        self.status_kib("VmHWM:").await
     }
 
     /// The process's resident anonymous memory (`RssAnon`) in KiB: what the kernel cannot
     /// reclaim, unlike the pages of the binary it maps.
     pub async fn resident_anon_kib(&self) -> Option<u64> {
+        self.status_kib("RssAnon:").await
+    }
+
+    /// One `… kB` field of `/proc/<pid>/status`.
+    async fn status_kib(&self, field: &str) -> Option<u64> {
         let pid = self.pid().await?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 

@@ -94,6 +94,21 @@ fn overrides_fix_dims_and_must_name_an_input() {
     assert!(e.contains("override names input \"pixels\""), "{e}");
 }
 
+/// A registry serving `prepared` as `entry` says, loaded now.
+fn registry_of(entry: ModelEntry, prepared: &Prepared) -> crate::Registry {
+    let model = crate::registry::PackedModel {
+        entry,
+        bytes: Some(prepared.packed.clone().into()),
+        tokenizer: None,
+    };
+    crate::Registry::new(
+        vec![model],
+        None,
+        &crate::Settings::embedded_only(crate::LoadMode::Eager),
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_graph_tract_cannot_type_symbolically_is_served_a_plan_per_shape() {
     let bytes = prost::Message::encode_to_vec(&crate::test_models::frames_squeezed());
@@ -129,17 +144,7 @@ fn a_graph_tract_cannot_type_symbolically_is_served_a_plan_per_shape() {
     let samples = sample_requests_with(&entry, None, &Default::default(), &signature.probes);
     let checked = check(&entry, &prepared.packed, None, &samples).unwrap();
     assert_eq!(checked.answers.len(), 1);
-    let model = crate::registry::PackedModel {
-        entry: entry.clone(),
-        bytes: Some(prepared.packed.clone().into()),
-        tokenizer: None,
-    };
-    let registry = crate::Registry::new(
-        vec![model],
-        None,
-        &crate::Settings::embedded_only(crate::LoadMode::Eager),
-    )
-    .unwrap();
+    let registry = registry_of(entry.clone(), &prepared);
     let ones = |rows: usize, len: usize| json!({ "inputs": { "x": vec![vec![1.0; len]; rows] } });
     let answer = registry.handle_value(ones(3, 256)).unwrap();
     assert_eq!(answer["outputs"]["y"], json!([256.0, 256.0, 256.0]));
@@ -218,17 +223,7 @@ fn an_input_fixed_to_a_value_is_folded_and_may_still_be_sent_if_equal() {
         constants: [("x".to_string(), one_frame.clone())].into(),
         ..entry(&prepared)
     };
-    let model = crate::registry::PackedModel {
-        entry,
-        bytes: Some(prepared.packed.clone().into()),
-        tokenizer: None,
-    };
-    let registry = crate::Registry::new(
-        vec![model],
-        None,
-        &crate::Settings::embedded_only(crate::LoadMode::Eager),
-    )
-    .unwrap();
+    let registry = registry_of(entry, &prepared);
     let answer = registry.handle_value(json!({ "inputs": {} })).unwrap();
     assert_eq!(answer["outputs"]["y"], json!([256.0]));
     // Sent anyway: the same value is fine, another is a 400 naming the constant.
