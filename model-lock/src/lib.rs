@@ -6,14 +6,20 @@
 
 pub mod codegen;
 mod embedded;
+mod limits;
 mod lock;
 mod name;
+mod pipeline;
+mod plans;
+mod signature;
 
 pub use embedded::{EmbeddedModel, PackedModels};
+pub use limits::{Limits, MemoryCost};
 pub use lock::{
-    short_hash, Artifact, ClassLabels, DType, Dim, Limits, LockError, LockFile, MemoryCost,
-    ModelEntry, ModelFormat, Padding, Plans, ShapeSource, TensorSpec, TextPipeline, TextTask,
-    TokenizerEntry, Truncation, LOCK_FILE_NAME, LOCK_VERSION, MAX_BUCKETS, MAX_SHAPE_PLANS,
-    VERSION_DIGITS,
+    short_hash, Artifact, ClassLabels, LockError, LockFile, ModelEntry, ModelFormat,
+    TokenizerEntry, LOCK_FILE_NAME, LOCK_VERSION, VERSION_DIGITS,
 };
 pub use name::{validate_model_name, MODEL_NAME_RULE};
+pub use pipeline::{Padding, TextPipeline, TextTask, Truncation};
+pub use plans::{Plans, ShapeSource, MAX_BUCKETS, MAX_SHAPE_PLANS};
+pub use signature::{DType, Dim, TensorSpec};
