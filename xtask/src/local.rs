@@ -201,7 +201,7 @@ pub fn local(args: LocalArgs) -> Result<()> {
             );
         }
         println!("list the models:   curl {url}");
-        if let Some(example) = crate::manifest::default_example_request().map(|e| e.request) {
+        if let Some(example) = crate::pack::manifest::default_example_request().map(|e| e.request) {
             println!("ask the default model:\n  curl -s {url} -H 'content-type: application/json' -d '{example}'");
         }
         println!("Ctrl-C to stop.");

@@ -12,7 +12,6 @@ mod heap;
 mod image;
 mod latency;
 mod local;
-mod manifest;
 mod pack;
 mod publish;
 mod python_env;

@@ -157,7 +157,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = Path::new("/data");
         let path = write_manifest(data, &files(data), dir.path()).unwrap();
-        let manifest = crate::manifest::Manifest::read(&path).unwrap();
+        let manifest = crate::pack::manifest::Manifest::read(&path).unwrap();
         let names: Vec<&str> = manifest.models.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,

@@ -185,7 +185,8 @@ fn request(args: &TuneArgs) -> Result<(String, Vec<u8>)> {
     let text = match &args.data {
         Some(data) => local::data_text(data)?,
         None => {
-            let Some(example) = crate::manifest::example_request(args.model.as_deref()) else {
+            let Some(example) = crate::pack::manifest::example_request(args.model.as_deref())
+            else {
                 bail!(
                     "{} has no sample_request in the manifest: pass the request with --data",
                     args.model.as_deref().unwrap_or("the default model")
@@ -199,7 +200,7 @@ fn request(args: &TuneArgs) -> Result<(String, Vec<u8>)> {
         .get("model")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| crate::manifest::example_request(None).map(|e| e.model))
+        .or_else(|| crate::pack::manifest::example_request(None).map(|e| e.model))
         .unwrap_or_else(|| "default".into());
     Ok((model, serde_json::to_vec(&request)?))
 }

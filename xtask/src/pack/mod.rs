@@ -1,20 +1,31 @@
-//! `cargo xtask pack-models`: manifest in, verified packed files and a lock out.
+//! `cargo xtask pack-models`: manifest in, verified packed files and a lock out. This file
+//! orchestrates one model's pack (fetch, prepare, check, form, plans, memory cost) and
+//! writes the result; each step's choices live beside it.
 
-use std::collections::BTreeMap;
+mod forms;
+pub mod manifest;
+mod plans;
+mod report;
+mod sources;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use inference_core::compare::Drift;
-use inference_core::prepare::{self, InputOverride, MaxDrift, Quantize};
-use model_lock::{LockFile, ModelEntry, Plans, TokenizerEntry, LOCK_FILE_NAME};
+use inference_core::prepare::{self, InputOverride, Quantize};
+use model_lock::{LockFile, ModelEntry, TokenizerEntry, LOCK_FILE_NAME};
 use serde_json::Value;
 
 use crate::cache::Cache;
-use crate::fetch::{self, Fetched, Source};
+use crate::fetch::{self};
 use crate::files::write_if_changed;
-use crate::manifest::{Compile, Manifest, ModelSpec, PlanChoice, ShapeSpec};
 use crate::workspace;
+use forms::{compiled, int8_dynamic};
+use manifest::{Compile, Manifest, ModelSpec, ShapeSpec};
+use plans::{choose_plans, required_plans};
+use report::{print_table, report_shapes};
+use sources::{fetch_external_data, fetch_source};
 
 #[derive(Args, Debug, Clone)]
 pub struct PackArgs {
@@ -99,112 +110,6 @@ pub fn run(args: &PackArgs) -> Result<LockFile> {
     print_table(&packed);
     eprintln!("wrote {}", lock_path.display());
     Ok(lock)
-}
-
-/// The source bytes and their hash: from the cache when the expected hash is known and
-/// cached (no network), otherwise from the first source that works, in order.
-fn fetch_source(
-    manifest: &Manifest,
-    label: &str,
-    sources: &[String],
-    expected: Option<&str>,
-    cache: &Cache,
-    cap: fetch::Cap,
-) -> Result<Fetched> {
-    if let Some(sha) = expected {
-        if let Some(bytes) = cache.get(sha) {
-            eprintln!(
-                "{label}: source {} from the cache",
-                model_lock::short_hash(sha)
-            );
-            return Ok(Fetched {
-                bytes,
-                sha256: sha.to_ascii_lowercase(),
-            });
-        }
-    }
-    let mut failures = Vec::new();
-    for (i, source) in sources.iter().enumerate() {
-        let result = match Source::parse(source, &manifest.dir) {
-            Source::Remote(url) => cache.fetch(expected, |tmp| fetch::download(url, tmp, cap)),
-            Source::Local(path) => fetch::read_local_verified(&path, expected),
-        };
-        match result {
-            Ok(found) => return Ok(found),
-            Err(e) => {
-                // Said now, so a mirror that silently rots is noticed even when the next works.
-                let next = if i + 1 < sources.len() {
-                    ", trying the next source"
-                } else {
-                    ""
-                };
-                eprintln!("{label}: {source} failed{next}: {e:#}");
-                failures.push(format!("  {source}: {e:#}"))
-            }
-        }
-    }
-    bail!("no source could be fetched:\n{}", failures.join("\n"))
-}
-
-/// An ONNX model's external data files, by `location`, and their hashes (for the lock).
-struct ExternalData {
-    files: BTreeMap<String, Vec<u8>>,
-    sha256: BTreeMap<String, String>,
-}
-
-/// The external data files the model's tensors point at, fetched (and pinned) as the
-/// manifest's `external_data` says; a file the model needs and the manifest does not name
-/// (or the other way round) is an error that shows what to write.
-fn fetch_external_data(
-    manifest: &Manifest,
-    spec: &ModelSpec,
-    model: &[u8],
-    old: Option<&ModelEntry>,
-    args: &PackArgs,
-    cache: &Cache,
-) -> Result<ExternalData> {
-    let needed = prepare::external_data_locations(model)?;
-    if let Some(missing) = needed
-        .iter()
-        .find(|l| !spec.external_data.iter().any(|e| &e.location == *l))
-    {
-        bail!(
-            "the model keeps weights in external data {missing:?} (it references {needed:?}); name each file in the manifest:\n  external_data = [{}]",
-            needed
-                .iter()
-                .map(|l| format!("{{ location = {l:?}, sources = [\"…/{l}\"] }}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let mut fetched = ExternalData {
-        files: BTreeMap::new(),
-        sha256: BTreeMap::new(),
-    };
-    for e in &spec.external_data {
-        if !needed.contains(&e.location) {
-            bail!(
-                "external_data names {:?}, which the model does not reference (it references {needed:?})",
-                e.location
-            );
-        }
-        let recorded = old
-            .and_then(|o| o.external_data_sha256.get(&e.location))
-            .map(String::as_str)
-            .filter(|_| !args.update);
-        let label = format!("{} external data {}", spec.name, e.location);
-        let file = fetch_source(
-            manifest,
-            &label,
-            &e.sources,
-            e.sha256.as_deref().or(recorded),
-            cache,
-            fetch::Cap::mb(args.max_download_mb),
-        )?;
-        fetched.files.insert(e.location.clone(), file.bytes);
-        fetched.sha256.insert(e.location.clone(), file.sha256);
-    }
-    Ok(fetched)
 }
 
 fn pack_one(
@@ -437,301 +342,6 @@ fn input_settings(spec: &ModelSpec, source: &[u8]) -> Result<prepare::InputSetti
     })
 }
 
-/// The plans a model must be checked with before any choice: what its typing allows.
-fn required_plans(typing: &prepare::Typing) -> Plans {
-    match typing {
-        prepare::Typing::Symbolic => Plans::Symbolic,
-        prepare::Typing::BatchOne { .. } => Plans::Rows,
-        prepare::Typing::Concrete { rows, .. } => Plans::PerShape {
-            rows: *rows,
-            from: model_lock::ShapeSource::Onnx,
-            declared: Vec::new(),
-            prebuild: false,
-        },
-    }
-}
-
-/// Says, per model, how each input dim is served and why.
-fn report_shapes(
-    entry: &ModelEntry,
-    typing: &prepare::Typing,
-    memory: Option<model_lock::MemoryCost>,
-) {
-    let batch = entry
-        .plans
-        .rows()
-        .then(|| entry.inputs.first().and_then(|s| s.shape.first()))
-        .flatten()
-        .map(|d| d.to_string());
-    let per_request = matches!(entry.plans, Plans::PerShape { .. });
-    let bucketed = match &entry.plans {
-        Plans::Buckets { .. } => inference_core::prepare::bucketed_symbol(entry),
-        _ => None,
-    };
-    let mut lines = Vec::new();
-    for input in &entry.inputs {
-        let dims: Vec<String> = input
-            .shape
-            .iter()
-            .enumerate()
-            .map(|(axis, d)| match d {
-                model_lock::Dim::Fixed(n) => format!("{n} fixed"),
-                model_lock::Dim::Symbol(name) if axis == 0 && batch.as_deref() == Some(name) => {
-                    format!("{name}: rows run one by one")
-                }
-                model_lock::Dim::Symbol(name) if bucketed.as_deref() == Some(name) => {
-                    format!("{name}: padded to a bucket")
-                }
-                model_lock::Dim::Symbol(name) if per_request => {
-                    format!("{name}: a plan per request value")
-                }
-                model_lock::Dim::Symbol(name) => format!("{name}: symbolic"),
-            })
-            .collect();
-        lines.push(format!("  {} [{}]", input.name, dims.join(", ")));
-    }
-    for name in entry.constants.keys() {
-        lines.push(format!(
-            "  {name}: fixed to {} (packed as a constant)",
-            entry.constants[name]
-        ));
-    }
-    let cost = match memory {
-        Some(m) => format!(
-            "; a request needs about {} bytes per input value + {} MB",
-            m.bytes_per_input_element,
-            m.fixed_bytes.div_ceil(1 << 20)
-        ),
-        None => String::new(),
-    };
-    eprintln!(
-        "{}: {}; plans {}{cost}\n{}",
-        entry.name,
-        typing.describe(),
-        entry.plans,
-        lines.join("\n")
-    );
-}
-
-/// Warm rounds each candidate plan is timed over when `plans = "auto"` decides.
-const PLAN_RUNS: usize = 5;
-
-/// The plans the packed model runs on (`plans` in the manifest): every candidate that fits
-/// is proved to answer as the symbolic plan does; `"auto"` times them and keeps the
-/// fastest when clearly faster ([`prepare::fastest`]).
-fn choose_plans(
-    packed: Packed,
-    spec: &ModelSpec,
-    samples: &[Value],
-    typing: &prepare::Typing,
-    declared: &[BTreeMap<String, Vec<u64>>],
-) -> Result<Packed> {
-    let name = &packed.entry.name;
-    let lengths = spec
-        .buckets
-        .clone()
-        .or_else(|| {
-            let pipeline = packed.entry.pipeline.as_ref()?;
-            Some(prepare::default_buckets(pipeline.max_length as u64))
-        })
-        .unwrap_or_default();
-    let fitting = prepare::candidates(
-        &packed.entry,
-        &lengths,
-        typing,
-        declared,
-        spec.prebuild_shapes,
-    );
-    let reference = fitting[0].clone();
-    let pick = |wanted: fn(&Plans) -> bool, what: &str| -> Result<Vec<Plans>> {
-        match fitting.iter().find(|p| wanted(p)) {
-            Some(p) if *p == reference => Ok(vec![reference.clone()]),
-            Some(p) => Ok(vec![reference.clone(), p.clone()]),
-            None => bail!(
-                "{name}: plans = {what:?} does not fit the model ({}): {}",
-                typing.describe(),
-                match what {
-                    "symbolic" => "tract cannot type it with its symbolic dims",
-                    "rows" =>
-                        "it needs one symbolic dim (the batch) first in every input and output",
-                    "per-shape" => "it needs a symbolic dim other than the batch, and no tokenizer",
-                    _ => "it needs a text model whose inputs are [batch, sequence]",
-                }
-            ),
-        }
-    };
-    let wanted = match spec.plans {
-        PlanChoice::Symbolic => pick(Plans::is_symbolic, "symbolic")?,
-        // Per-shape plans cost a build on the first request of each new shape: chosen by
-        // timing only where the manifest declared the shapes it expects.
-        PlanChoice::Auto => fitting
-            .iter()
-            .filter(|p| {
-                !matches!(p, Plans::PerShape { .. }) || **p == reference || !declared.is_empty()
-            })
-            .cloned()
-            .collect(),
-        PlanChoice::Rows => pick(|p| *p == Plans::Rows, "rows")?,
-        PlanChoice::Buckets => pick(|p| matches!(p, Plans::Buckets { .. }), "buckets")?,
-        PlanChoice::PerShape => pick(|p| matches!(p, Plans::PerShape { .. }), "per-shape")?,
-    };
-    if wanted.len() < 2 {
-        return Ok(Packed {
-            entry: ModelEntry {
-                plans: wanted[0].clone(),
-                ..packed.entry
-            },
-            ..packed
-        });
-    }
-    let requests = prepare::timing_requests(&packed.entry, samples);
-    let runs = if spec.plans == PlanChoice::Auto {
-        PLAN_RUNS
-    } else {
-        1
-    };
-    let tokenizer = packed.tokenizer.as_deref();
-    let timings = prepare::time_plans(
-        &packed.entry,
-        &packed.bytes,
-        tokenizer,
-        &requests,
-        &wanted,
-        runs,
-    )?;
-    let plans = match spec.plans {
-        PlanChoice::Auto => prepare::fastest(&timings),
-        _ => wanted[1].clone(),
-    };
-    let measured: Vec<String> = timings
-        .iter()
-        .map(|t| {
-            let ms: Vec<String> = t
-                .medians
-                .iter()
-                .map(|m| format!("{:.2}", m.as_secs_f64() * 1000.0))
-                .collect();
-            format!(
-                "{} {} ms (×{:.2})",
-                t.plans,
-                ms.join("/"),
-                t.relative_to(&timings[0])
-            )
-        })
-        .collect();
-    eprintln!(
-        "{name}: {} warm requests answered alike by every plan, median times {}: packed with plans {plans}",
-        requests.len(),
-        measured.join("; ")
-    );
-    Ok(Packed {
-        entry: ModelEntry {
-            plans,
-            ..packed.entry
-        },
-        ..packed
-    })
-}
-
-/// Loads timed per form when `compile = "auto"` decides; the best one counts.
-const LOAD_RUNS: usize = 3;
-
-/// `compile = "auto"`: the compiled form must load faster by a tenth and a millisecond, so
-/// a re-pack does not flip between forms on noise.
-fn keep_compiled(onnx_ms: f64, compiled_ms: f64) -> bool {
-    compiled_ms < onnx_ms * 0.9 && compiled_ms + 1.0 < onnx_ms
-}
-
-/// The compiled form of a packed ONNX model, proved to answer every sample request as the
-/// ONNX did, and with `compile = "auto"` kept only if it loads clearly faster
-/// ([`keep_compiled`]). A graph tract
-/// cannot serialize stays ONNX (said on stderr); a compiled form that answers differently
-/// fails the pack.
-fn compiled(onnx: Packed, samples: &[Value], answers: &[Value], mode: Compile) -> Result<Packed> {
-    let name = &onnx.entry.name;
-    let bytes = match prepare::compile(&onnx.bytes, &onnx.entry.inputs) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            eprintln!("{name}: packed as ONNX, not compiled: {e}");
-            return Ok(onnx);
-        }
-    };
-    let entry = prepare::compiled_entry(&onnx.entry, &bytes);
-    let checked = match prepare::check(&entry, &bytes, onnx.tokenizer.as_deref(), samples) {
-        Ok(checked) => checked,
-        // tract wrote what it cannot read back: a writer limitation, not a different graph.
-        Err(e @ prepare::PrepareError::Load(_)) => {
-            eprintln!(
-                "{name}: packed as ONNX, not compiled: the compiled form does not read back: {e}"
-            );
-            return Ok(onnx);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    prepare::same_answers(answers, &checked.answers)?;
-    if mode == Compile::Auto {
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-        let onnx_ms = ms(prepare::load_time(&onnx.entry, &onnx.bytes, LOAD_RUNS)?);
-        let compiled_ms = ms(prepare::load_time(&entry, &bytes, LOAD_RUNS)?);
-        let faster = keep_compiled(onnx_ms, compiled_ms);
-        eprintln!(
-            "{name}: loads in {onnx_ms:.1} ms as ONNX, {compiled_ms:.1} ms compiled: packed {}",
-            if faster { "compiled" } else { "as ONNX" }
-        );
-        if !faster {
-            return Ok(onnx);
-        }
-    }
-    Ok(Packed {
-        entry,
-        bytes,
-        load_ms: checked.load_ms,
-        ..onnx
-    })
-}
-
-/// `quantize = "int8-dynamic"`: the compiled form with as many matrix products on int8 as
-/// `max_drift` allows against `reference`, the original's answers to `samples`. Which
-/// products stayed f32 is said on stderr.
-fn int8_dynamic(
-    onnx: Packed,
-    samples: &[Value],
-    reference: &[Value],
-    max_drift: MaxDrift,
-) -> Result<Packed> {
-    let name = &onnx.entry.name;
-    let dynamic = prepare::int8_dynamic(
-        &onnx.entry,
-        &onnx.bytes,
-        onnx.tokenizer.as_deref(),
-        samples,
-        reference,
-        max_drift,
-    )
-    .with_context(|| format!("{name}: quantize = \"int8-dynamic\""))?;
-    eprintln!(
-        "{name}: int8-dynamic: {} of {} matrix products on int8 (cosine {:.5}, max abs {:.5} to the original on {} sample request{}){}",
-        dynamic.int8.len(),
-        dynamic.int8.len() + dynamic.f32.len(),
-        dynamic.drift.cosine,
-        dynamic.drift.max_abs,
-        samples.len(),
-        if samples.len() == 1 { "" } else { "s" },
-        if dynamic.f32.is_empty() {
-            String::new()
-        } else {
-            format!("; kept f32 to stay within max_drift: {}", dynamic.f32.join(", "))
-        }
-    );
-    Ok(Packed {
-        entry: prepare::compiled_entry(&onnx.entry, &dynamic.bytes),
-        bytes: dynamic.bytes,
-        load_ms: dynamic.checked.load_ms,
-        drift: Some(dynamic.drift),
-        ..onnx
-    })
-}
-
 /// Stage every file next to its destination, then rename into place; the lock goes last,
 /// so an interrupted run leaves the previous lock describing files that still exist.
 fn write_out(out: &Path, lock: &LockFile, packed: &[Packed], old: Option<&LockFile>) -> Result<()> {
@@ -759,30 +369,6 @@ fn files(lock: &LockFile) -> impl Iterator<Item = &str> {
     lock.models.iter().flat_map(|m| {
         std::iter::once(m.file.as_str()).chain(m.tokenizer.as_ref().map(|t| t.file.as_str()))
     })
-}
-
-fn print_table(packed: &[Packed]) {
-    println!(
-        "{:<24} {:>12} {:>12} {:>7} {:>9} {:>10} {:>9}  plans",
-        "model", "source", "packed", "ratio", "cosine", "max abs", "load ms"
-    );
-    for p in packed {
-        let (cos, abs) = match p.drift {
-            Some(d) => (format!("{:.5}", d.cosine), format!("{:.5}", d.max_abs)),
-            None => ("-".into(), "-".into()),
-        };
-        println!(
-            "{:<24} {:>12} {:>12} {:>7.2} {:>9} {:>10} {:>9.1}  {}",
-            p.entry.name,
-            p.source_size,
-            p.bytes.len(),
-            p.bytes.len() as f64 / p.source_size.max(1) as f64,
-            cos,
-            abs,
-            p.load_ms,
-            p.entry.plans
-        );
-    }
 }
 
 #[cfg(test)]
@@ -861,14 +447,6 @@ mod tests {
             lock
         );
         assert_eq!(std::fs::read(args.out.join(&m.file)).unwrap(), packed);
-    }
-
-    #[test]
-    fn auto_keeps_the_compiled_form_only_when_it_loads_clearly_faster() {
-        assert!(keep_compiled(100.0, 80.0));
-        assert!(!keep_compiled(100.0, 95.0), "within a tenth: noise");
-        assert!(!keep_compiled(1.5, 0.8), "within a millisecond: noise");
-        assert!(!keep_compiled(0.6, 9.0), "slower");
     }
 
     #[test]
