@@ -2,50 +2,16 @@
 //! newer symbol versions fails at exec time with "version `GLIBC_2.xx' not found". This
 //! reads the ELF's version-needed table and names every symbol that needs more than 2.34.
 
+use std::collections::BTreeSet;
+
 use anyhow::{bail, Context, Result};
+use object::elf::{FileHeader64, SHT_DYNSYM};
+use object::read::elf::{FileHeader, Sym};
+use object::read::SymbolIndex;
+use object::Endianness;
 
 /// The newest glibc the runtime provides.
 pub const MAX_GLIBC: (u32, u32) = (2, 34);
-
-const SHT_DYNSYM: u32 = 11;
-const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
-const SHT_GNU_VERSYM: u32 = 0x6fff_ffff;
-
-struct Section {
-    kind: u32,
-    offset: usize,
-    size: usize,
-    link: usize,
-    info: usize,
-}
-
-/// Little-endian reads that fail instead of panicking on a truncated file.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn slice(&self, at: usize, len: usize) -> Result<&[u8]> {
-        at.checked_add(len)
-            .and_then(|end| self.0.get(at..end))
-            .context("the ELF file is truncated or malformed")
-    }
-    fn u16(&self, at: usize) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.slice(at, 2)?.try_into()?))
-    }
-    fn u32(&self, at: usize) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.slice(at, 4)?.try_into()?))
-    }
-    fn u64(&self, at: usize) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.slice(at, 8)?.try_into()?))
-    }
-    fn cstr(&self, at: usize) -> Result<String> {
-        let rest = self.0.get(at..).context("string offset outside the file")?;
-        let end = rest
-            .iter()
-            .position(|b| *b == 0)
-            .context("unterminated string")?;
-        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
-    }
-}
 
 /// `GLIBC_2.35` → (2, 35).
 fn glibc_version(name: &str) -> Option<(u32, u32)> {
@@ -58,77 +24,46 @@ fn glibc_version(name: &str) -> Option<(u32, u32)> {
 
 /// `symbol@GLIBC_x.y` for every dynamic symbol needing a glibc newer than `max`, and the
 /// newer versions required without a symbol, sorted. Empty: the binary runs on `max`.
+/// The ELF tables are read with `object`, as the image's library closure is.
 pub fn too_new(elf: &[u8], max: (u32, u32)) -> Result<Vec<String>> {
-    let b = Bytes(elf);
-    if b.slice(0, 4)? != b"\x7fELF" {
-        bail!("not an ELF file");
-    }
-    if b.slice(4, 2)? != [2, 1] {
-        bail!("not a 64-bit little-endian ELF file (Lambda runs x86_64 and arm64 ones)");
-    }
-    let shoff = usize::try_from(b.u64(0x28)?)?;
-    let shentsize = usize::from(b.u16(0x3a)?);
-    let shnum = usize::from(b.u16(0x3c)?);
-    let mut sections = Vec::with_capacity(shnum);
-    for i in 0..shnum {
-        let at = shoff + i * shentsize;
-        sections.push(Section {
-            kind: b.u32(at + 4)?,
-            offset: usize::try_from(b.u64(at + 24)?)?,
-            size: usize::try_from(b.u64(at + 32)?)?,
-            link: b.u32(at + 40)? as usize,
-            info: b.u32(at + 44)? as usize,
-        });
-    }
-    let strtab = |s: &Section| -> Result<usize> {
-        sections
-            .get(s.link)
-            .map(|t| t.offset)
-            .context("a section links to a missing string table")
-    };
+    let malformed = "the ELF file is truncated or malformed";
+    let header = FileHeader64::<Endianness>::parse(elf)
+        .context("not a 64-bit ELF file (Lambda runs x86_64 and arm64 ones)")?;
+    let endian = header.endian().context(malformed)?;
+    let sections = header.sections(endian, elf).context(malformed)?;
+    let is_too_new = |name: &str| glibc_version(name).is_some_and(|v| v > max);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
 
-    // Version index → name, for the versions this binary needs from glibc.
-    let mut needed: Vec<(u16, String)> = Vec::new();
-    for s in sections.iter().filter(|s| s.kind == SHT_GNU_VERNEED) {
-        let strings = strtab(s)?;
-        let mut at = s.offset;
-        for _ in 0..s.info {
-            let count = b.u16(at + 2)?;
-            let mut aux = at + b.u32(at + 8)? as usize;
-            for _ in 0..count {
-                let index = b.u16(aux + 6)? & 0x7fff;
-                let name = b.cstr(strings + b.u32(aux + 8)? as usize)?;
-                needed.push((index, name));
-                aux += b.u32(aux + 12)? as usize;
+    // Every version the binary needs from its libraries (glibc's among them).
+    let mut needed = BTreeSet::new();
+    if let Some((mut files, link)) = sections.gnu_verneed(endian, elf).context(malformed)? {
+        let strings = sections.strings(endian, elf, link).context(malformed)?;
+        while let Some((_, mut versions)) = files.next().context(malformed)? {
+            while let Some(version) = versions.next().context(malformed)? {
+                needed.insert(text(version.name(endian, strings).context(malformed)?));
             }
-            let next = b.u32(at + 12)? as usize;
-            if next == 0 {
-                break;
-            }
-            at += next;
         }
     }
-    let is_too_new = |name: &str| glibc_version(name).is_some_and(|v| v > max);
-
     let mut offending = Vec::new();
-    let dynsym = sections.iter().find(|s| s.kind == SHT_DYNSYM);
-    let versym = sections.iter().find(|s| s.kind == SHT_GNU_VERSYM);
-    let mut with_symbols = std::collections::BTreeSet::new();
-    if let (Some(dynsym), Some(versym)) = (dynsym, versym) {
-        let strings = strtab(dynsym)?;
-        for i in 0..dynsym.size / 24 {
-            let index = b.u16(versym.offset + i * 2)? & 0x7fff;
-            let Some((_, version)) = needed.iter().find(|(ix, _)| *ix == index) else {
+    let mut with_symbols = BTreeSet::new();
+    if let Some(versions) = sections.versions(endian, elf).context(malformed)? {
+        let symbols = sections
+            .symbols(endian, elf, SHT_DYNSYM)
+            .context(malformed)?;
+        for (i, symbol) in symbols.symbols().iter().enumerate() {
+            let index = versions.version_index(endian, SymbolIndex(i));
+            let Some(version) = versions.version(index).context(malformed)? else {
                 continue;
             };
-            if is_too_new(version) {
-                let name = b.cstr(strings + b.u32(dynsym.offset + i * 24)? as usize)?;
+            let version = text(version.name());
+            if is_too_new(&version) {
+                let name = text(symbol.name(endian, symbols.strings()).context(malformed)?);
                 offending.push(format!("{name}@{version}"));
-                with_symbols.insert(version.clone());
+                with_symbols.insert(version);
             }
         }
     }
-    for (_, version) in &needed {
+    for version in &needed {
         if is_too_new(version) && !with_symbols.contains(version) {
             offending.push(format!("(no symbol)@{version}"));
         }
@@ -169,6 +104,17 @@ mod tests {
     fn this_test_binary_is_read() {
         // Whatever glibc this machine has, the parser must get through a real binary.
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        too_new(&me, (2, 0)).unwrap();
+        let all = too_new(&me, (2, 0)).unwrap();
+        // Every binary linked against glibc needs GLIBC_2.2.5 at least (x86_64's first).
+        assert!(
+            all.iter().any(|s| s.contains("@GLIBC_2.")) && all.iter().any(|s| !s.starts_with('(')),
+            "{all:?}"
+        );
+        let newest = all
+            .iter()
+            .filter_map(|s| glibc_version(s.rsplit('@').next()?))
+            .max()
+            .unwrap();
+        assert!(too_new(&me, newest).unwrap().is_empty());
     }
 }
