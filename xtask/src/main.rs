@@ -15,6 +15,7 @@ mod local;
 mod pack;
 mod publish;
 mod python_env;
+mod retry;
 mod test_data;
 mod testing;
 mod tune;

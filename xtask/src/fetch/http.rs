@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::progress::progress_bar;
-use super::retry::{with_retries, Failure};
 use super::Cap;
+use crate::retry::{with_retries, Failure};
 
 /// Plain HTTP is only for servers on this machine (tests, a local mirror).
 pub fn check_scheme(url: &reqwest::Url) -> Result<()> {
@@ -72,13 +72,16 @@ fn try_once(
         let failure = if e.is_redirect() {
             Failure::Final
         } else {
-            Failure::Retry
+            Failure::retry
         };
         failure(anyhow::Error::new(e).context(format!("{url}: request failed")))
     })?;
     let status = resp.status();
     if status.is_server_error() || status.as_u16() == 429 {
-        return Err(Failure::Retry(anyhow::anyhow!("{url}: HTTP {status}")));
+        return Err(Failure::Retry {
+            error: anyhow::anyhow!("{url}: HTTP {status}"),
+            after: crate::retry::retry_after(resp.headers()),
+        });
     }
     if !status.is_success() {
         return Err(Failure::Final(anyhow::anyhow!("{url}: HTTP {status}")));
@@ -94,7 +97,7 @@ fn try_once(
     let mut written = 0u64;
     loop {
         let n = resp.read(&mut buf).map_err(|e| {
-            Failure::Retry(anyhow::Error::new(e).context(format!("{url}: reading the body")))
+            Failure::retry(anyhow::Error::new(e).context(format!("{url}: reading the body")))
         })?;
         if n == 0 {
             break;
@@ -110,7 +113,7 @@ fn try_once(
     bar.finish_and_clear();
     if let Some(total) = total {
         if written != total {
-            return Err(Failure::Retry(anyhow::anyhow!(
+            return Err(Failure::retry(anyhow::anyhow!(
                 "{url}: body cut off at {written} of {total} bytes"
             )));
         }

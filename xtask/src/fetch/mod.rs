@@ -4,7 +4,6 @@
 
 pub mod http;
 pub mod progress;
-mod retry;
 pub mod s3;
 
 use std::path::{Path, PathBuf};

@@ -10,8 +10,8 @@ use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 
 use super::progress::progress_bar;
-use super::retry::{with_retries, Failure};
 use super::Cap;
+use crate::retry::{with_retries, Failure};
 
 /// An S3 client from the environment, shared with the function's fallback (path-style
 /// addressing for a custom endpoint).
@@ -56,7 +56,7 @@ async fn try_once(
         .map_err(Failure::Final)?;
     let mut written = 0u64;
     while let Some(chunk) = obj.body.try_next().await.map_err(|e| {
-        Failure::Retry(anyhow::Error::new(e).context(format!("{url}: reading the body")))
+        Failure::retry(anyhow::Error::new(e).context(format!("{url}: reading the body")))
     })? {
         written += chunk.len() as u64;
         cap.check(url, written).map_err(Failure::Final)?;
@@ -68,7 +68,7 @@ async fn try_once(
     bar.finish_and_clear();
     if let Some(total) = total {
         if written != total {
-            return Err(Failure::Retry(anyhow::anyhow!(
+            return Err(Failure::retry(anyhow::anyhow!(
                 "{url}: body cut off at {written} of {total} bytes"
             )));
         }
@@ -86,6 +86,6 @@ fn classify(url: &str, e: SdkError<GetObjectError>) -> Failure {
     if final_ {
         Failure::Final(err)
     } else {
-        Failure::Retry(err)
+        Failure::retry(err)
     }
 }

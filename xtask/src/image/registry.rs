@@ -17,6 +17,7 @@ use reqwest::{StatusCode, Url};
 use super::Layout;
 use crate::fetch::http::check_scheme;
 use crate::fetch::progress::progress_bar;
+use crate::retry::{pause, retry_after, with_attempts, Failure};
 use runtime_emulator::image::spec;
 
 /// ECR's smallest upload part (service quotas, "Layer part" 5 MiB); chunks are never
@@ -49,13 +50,6 @@ pub struct Pushed {
     pub resumed: u32,
 }
 
-/// A failed request: worth resuming (connection trouble, throttling, 5xx, an out-of-order
-/// chunk), or not.
-enum Failure {
-    Retry(anyhow::Error),
-    Final(anyhow::Error),
-}
-
 fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::RANGE_NOT_SATISFIABLE
@@ -76,11 +70,6 @@ fn next_offset(headers: &HeaderMap) -> Option<u64> {
     let range = headers.get("range")?.to_str().ok()?;
     let (_, last) = range.trim_start_matches("bytes=").split_once('-')?;
     last.trim().parse::<u64>().ok().map(|l| l + 1)
-}
-
-/// Backoff before the `n`th retry, or what `Retry-After` asks (capped).
-fn pause(n: u32) {
-    std::thread::sleep(Duration::from_millis(250 * u64::from(n * n)));
 }
 
 impl Registry {
@@ -135,7 +124,7 @@ impl Registry {
         };
         let response = request
             .send()
-            .map_err(|e| Failure::Retry(anyhow!("{}: {e}", self.base)))?;
+            .map_err(|e| Failure::retry(anyhow!("{}: {e}", self.base)))?;
         match response.status() {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Failure::Final(anyhow!(
                 "the registry {} refused the credentials for {} ({}); for ECR check `ecr:GetAuthorizationToken` and the push permissions on the repository",
@@ -143,27 +132,25 @@ impl Registry {
                 self.repository,
                 describe(response)
             ))),
-            s if retryable(s) => Err(Failure::Retry(anyhow!("{}", describe(response)))),
+            s if retryable(s) => {
+                let after = retry_after(response.headers());
+                Err(Failure::Retry {
+                    error: anyhow!("{}", describe(response)),
+                    after,
+                })
+            }
             _ => Ok(response),
         }
     }
 
     /// Retries a whole step that can simply be repeated.
     fn again<T>(&self, what: &str, mut step: impl FnMut() -> Result<T, Failure>) -> Result<T> {
-        for n in 1..=ATTEMPTS {
-            match step() {
-                Ok(v) => return Ok(v),
-                Err(Failure::Final(e)) => return Err(e.context(what.to_string())),
-                Err(Failure::Retry(e)) if n == ATTEMPTS => {
-                    return Err(e.context(format!("{what}: gave up after {ATTEMPTS} attempts")))
-                }
-                Err(Failure::Retry(e)) => {
-                    eprintln!("{what}: {e:#}; retrying ({n}/{ATTEMPTS})");
-                    pause(n);
-                }
-            }
-        }
-        unreachable!("the loop returns on its last attempt")
+        with_attempts(&what, ATTEMPTS, |_| {
+            step().map_err(|f| match f {
+                Failure::Final(e) => Failure::Final(e.context(what.to_string())),
+                retry => retry,
+            })
+        })
     }
 
     /// Whether the repository already has the blob.
@@ -217,7 +204,7 @@ impl Registry {
         match r.status() {
             StatusCode::NO_CONTENT => Ok(next_offset(r.headers()).unwrap_or(0)),
             StatusCode::NOT_FOUND => Err(Failure::Final(anyhow!("the upload session is gone"))),
-            _ => Err(Failure::Retry(anyhow!("{}", describe(r)))),
+            _ => Err(Failure::retry(anyhow!("{}", describe(r)))),
         }
     }
 
@@ -256,7 +243,7 @@ impl Registry {
                         // The registry's count, not ours: what it says it holds is what it has.
                         let next = next_offset(r.headers()).unwrap_or(offset + len as u64);
                         if next <= offset {
-                            Failure::Retry(anyhow!(
+                            Failure::retry(anyhow!(
                                 "the registry kept none of the chunk at {offset}"
                             ))
                         } else {
@@ -274,14 +261,14 @@ impl Registry {
                     Err(f) => f,
                 };
                 match failure {
-                    Failure::Retry(e) if failures + 1 < ATTEMPTS => {
+                    Failure::Retry { error, after } if failures + 1 < ATTEMPTS => {
                         failures += 1;
                         pushed.resumed += 1;
-                        eprintln!("uploading {digest} at byte {offset}: {e:#}; resuming ({failures}/{ATTEMPTS})");
-                        pause(failures);
+                        eprintln!("uploading {digest} at byte {offset}: {error:#}; resuming ({failures}/{ATTEMPTS})");
+                        pause(failures, after);
                         match self.uploaded_so_far(&location) {
                             Ok(at) => offset = at,
-                            Err(Failure::Retry(_)) => {}
+                            Err(Failure::Retry { .. }) => {}
                             Err(Failure::Final(_)) if restarts < 2 => {
                                 restarts += 1;
                                 continue 'session;
@@ -296,7 +283,7 @@ impl Registry {
                         eprintln!("uploading {digest}: {e:#}; starting it again");
                         continue 'session;
                     }
-                    Failure::Retry(e) | Failure::Final(e) => {
+                    Failure::Retry { error: e, .. } | Failure::Final(e) => {
                         return Err(e.context(format!(
                             "uploading {digest} ({size} bytes) at byte {offset}"
                         )))
@@ -308,7 +295,7 @@ impl Registry {
             let r = self
                 .send(self.client.put(close).header(CONTENT_LENGTH, 0))
                 .map_err(|f| match f {
-                    Failure::Retry(e) | Failure::Final(e) => e,
+                    Failure::Retry { error: e, .. } | Failure::Final(e) => e,
                 })
                 .with_context(|| format!("completing the upload of {digest}"))?;
             if r.status() != StatusCode::CREATED {
