@@ -54,7 +54,7 @@ const MODELS: &[PipModel] = &[
         file: OCR_DET_FILE,
         sha256: "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
     },
-    // Real exports that do not type with their symbolic dims (xtask/tests/shapes.rs): the
+    // Real exports that do not type with their symbolic dims (lambda-fn/tests/shapes.rs): the
     // rest of RapidOCR's PaddleOCR nets, with dynamic batch, height and width…
     PipModel {
         requirement: RAPIDOCR,
@@ -277,11 +277,11 @@ pub fn ensure() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Reference embeddings for the text tests (`xtask/tests/text/reference.py`: Python
+/// Reference embeddings for the text tests (`lambda-fn/tests/text/reference.py`: Python
 /// `tokenizers` + onnxruntime on the fp32 model), in `<data>/text-reference.json`. Redone
 /// only when the script, its requirements or the inputs change (a stamp of their hashes).
 pub fn text_reference(data: &Path) -> Result<PathBuf> {
-    let script = workspace::root().join("xtask/tests/text/reference.py");
+    let script = workspace::root().join("lambda-fn/tests/text/reference.py");
     let model = data.join(MINILM_FILE);
     let tokenizer = data.join(MINILM_TOKENIZER_FILE);
     let mut inputs = Vec::new();
@@ -320,14 +320,14 @@ pub fn text_reference(data: &Path) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// The classical-ML test models: `xtask/tests/ml/train.py` trains them on data sets that
+/// The classical-ML test models: `lambda-fn/tests/ml/train.py` trains them on data sets that
 /// ship with scikit-learn, exports them with skl2onnx/onnxmltools and records onnxruntime's
 /// outputs (`expected.json`), all into `<data>/ml/`.
 pub fn ml_models(data: &Path) -> Result<PathBuf> {
     generated(Generated {
         data,
         name: "ml",
-        script: "xtask/tests/ml/train.py",
+        script: "lambda-fn/tests/ml/train.py",
         env: "ml",
         inputs: &[],
         what: "training and exporting the ML test models",
@@ -336,12 +336,12 @@ pub fn ml_models(data: &Path) -> Result<PathBuf> {
 
 /// The text-pair test models (BERT-shaped question-answering, rerank and pair-classification
 /// graphs over the MiniLM tokenizer's vocabulary) and their reference answers, by
-/// `xtask/tests/text/pairs.py`, into `<data>/pairs/` (`reference.json` names the files).
+/// `lambda-fn/tests/text/pairs.py`, into `<data>/pairs/` (`reference.json` names the files).
 pub fn pair_models(data: &Path) -> Result<PathBuf> {
     generated(Generated {
         data,
         name: "pairs",
-        script: "xtask/tests/text/pairs.py",
+        script: "lambda-fn/tests/text/pairs.py",
         env: "text",
         inputs: &[&data.join(MINILM_TOKENIZER_FILE)],
         what: "building the text-pair test models and their reference answers",
@@ -363,7 +363,7 @@ pub fn big_model(data: &Path) -> Result<PathBuf> {
 }
 
 /// onnxruntime's answers for the models-as-exported tests, by
-/// `xtask/tests/shapes/reference.py` on the real models fetched above, into
+/// `lambda-fn/tests/shapes/reference.py` on the real models fetched above, into
 /// `<data>/shapes/reference.json`.
 pub fn shapes_reference(data: &Path) -> Result<PathBuf> {
     let models: Vec<PathBuf> = SHAPES_MODELS.iter().map(|f| data.join(f)).collect();
@@ -371,7 +371,7 @@ pub fn shapes_reference(data: &Path) -> Result<PathBuf> {
     generated(Generated {
         data,
         name: "shapes",
-        script: "xtask/tests/shapes/reference.py",
+        script: "lambda-fn/tests/shapes/reference.py",
         env: "ml",
         inputs: &inputs,
         what: "computing onnxruntime's answers for the models-as-exported tests",

@@ -37,7 +37,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     // moto's server mode: the real S3 (and Lambda, IAM) APIs on loopback, for the tests.
     let moto = python_env::ensure("moto")?;
     // The benchmark's Python side (onnxruntime, awslambdaric), for xtask/tests/bench.rs.
-    // …and for xtask/tests/lambda_limits.rs, a function with no memory guard of its own.
+    // …and for lambda-fn/tests/lambda_limits.rs, a function with no memory guard of its own.
     let bench = python_env::ensure("bench")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -180,7 +180,7 @@ fn text_fixture(data: &Path, pairs: &Path) -> Result<Fixture> {
     fixture("text", path)
 }
 
-/// The classical-ML tests' function: every model `xtask/tests/ml/train.py` exported, packed
+/// The classical-ML tests' function: every model `lambda-fn/tests/ml/train.py` exported, packed
 /// as they come (ZipMaps included, which packing strips; string class labels; external
 /// data, named in the manifest), in the compiled form.
 fn ml_fixture(data: &Path) -> Result<Fixture> {

@@ -2,7 +2,7 @@
 //! their symbolic dims — tf2onnx exports whose batch is `unk__…`, YOLO detectors and
 //! PaddleOCR nets with dynamic height and width, silero VAD branching on its sample rate —
 //! packed with no shape fixed by hand, served through the real shapes-fixture `bootstrap`,
-//! and held to onnxruntime's answers (`xtask/tests/shapes/reference.py`) on several shapes
+//! and held to onnxruntime's answers (`lambda-fn/tests/shapes/reference.py`) on several shapes
 //! and batch sizes.
 
 use model_lock::{LockFile, Plans, ShapeSource};

@@ -22,7 +22,10 @@ fn python_minilm(memory_mb: u32) -> FunctionConfig {
     let mut c = FunctionConfig::new(test_support::fixture_path("BENCH_PYTHON"))
         .memory_mb(memory_mb)
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/bench"))
+        .env(
+            "PYTHONPATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../xtask/bench"),
+        )
         .env("BENCH_KIND", "text")
         .env(
             "MODEL_PATH",

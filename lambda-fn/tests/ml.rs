@@ -1,6 +1,6 @@
 //! Classical ML exports (scikit-learn pipelines, tree ensembles, SVMs, XGBoost, LightGBM)
 //! through the real ml-fixture `bootstrap`, compared with onnxruntime's outputs on the same
-//! files and rows. `xtask/tests/ml/train.py` trains the models on data sets that ship with
+//! files and rows. `lambda-fn/tests/ml/train.py` trains the models on data sets that ship with
 //! scikit-learn and records onnxruntime's answers; `cargo xtask test` packs them as they
 //! come (ZipMaps stripped) into one function.
 

@@ -1,4 +1,4 @@
-"""Reference answers for the models-as-exported tests (xtask/tests/shapes.rs).
+"""Reference answers for the models-as-exported tests (lambda-fn/tests/shapes.rs).
 
 Real pretrained models that pip packages ship, each run by onnxruntime exactly as exported
 on seeded inputs of several shapes and batch sizes. Writes OUTDIR/reference.json: per model

@@ -1,7 +1,7 @@
 //! Text pairs through the real text-fixture `bootstrap`: question answering (windows, spans,
 //! character offsets, "no answer"), cross-encoder rerank and pair classification, each
 //! compared with the reference Python computed — Hugging Face `tokenizers` + onnxruntime +
-//! the Hugging Face question-answering pipeline's span choice (xtask/tests/text/pairs.py) —
+//! the Hugging Face question-answering pipeline's span choice (lambda-fn/tests/text/pairs.py) —
 //! on the same BERT-shaped models with the real MiniLM tokenizer. Then the requests written
 //! to break them.
 

@@ -1,6 +1,6 @@
 //! Text in, embeddings out, through the real text-fixture `bootstrap` (MiniLM packed as
 //! int8 with its tokenizer, built by `cargo xtask test`), compared with the reference that
-//! Python `tokenizers` + onnxruntime computed on the fp32 model (xtask/tests/text/).
+//! Python `tokenizers` + onnxruntime computed on the fp32 model (lambda-fn/tests/text/).
 
 use base64::Engine as _;
 use inference_core::compare::cosine;
