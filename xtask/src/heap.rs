@@ -1,28 +1,39 @@
-//! xtask's heap, counted: `pack-models` measures the peak memory a model's requests need
-//! (`inference_core::prepare::memory_cost`) on the allocator itself, which sees every byte
-//! tract, the registry and the JSON answer take, whichever thread takes it.
+//! xtask's heap, counted per thread: `pack-models` measures the peak memory a model's
+//! requests need (`inference_core::prepare::memory_cost`) on the allocator itself, which
+//! sees every byte tract, the registry and the JSON answer take. Only the measuring
+//! thread's allocations count, so other threads (tests running beside it) cannot move the
+//! figure that goes into the lock.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 use inference_core::prepare::PeakMeter;
 
-static CURRENT: AtomicU64 = AtomicU64::new(0);
-static PEAK: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    // Const-initialised and without destructors: touching them never allocates, so the
+    // allocator may use them.
+    static CURRENT: Cell<i64> = const { Cell::new(0) };
+    static PEAK: Cell<i64> = const { Cell::new(0) };
+}
 
-/// The system allocator, counting the bytes live and their peak.
+/// The system allocator, counting each thread's live bytes and their peak.
 struct Counting;
 
 fn grew(by: usize) {
-    let now = CURRENT.fetch_add(by as u64, Ordering::Relaxed) + by as u64;
-    PEAK.fetch_max(now, Ordering::Relaxed);
+    let _ = CURRENT.try_with(|current| {
+        let now = current.get().wrapping_add(by as i64);
+        current.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
 }
 
 fn shrank(by: usize) {
-    CURRENT.fetch_sub(by as u64, Ordering::Relaxed);
+    // Freed on another thread than it was allocated on: this thread's count dips, which
+    // only lowers a peak already taken.
+    let _ = CURRENT.try_with(|current| current.set(current.get().wrapping_sub(by as i64)));
 }
 
-// SAFETY: every call is forwarded to `System` unchanged; only counters are updated.
+// SAFETY: every call is forwarded to `System` unchanged; only thread-local counters change.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc(layout) };
@@ -58,17 +69,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// The peak of xtask's heap since the last reset.
+/// The peak of this thread's heap since the last reset.
 pub struct HeapPeak;
 
 impl PeakMeter for HeapPeak {
     fn reset(&self) -> u64 {
-        let now = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(now, Ordering::Relaxed);
-        now
+        let now = CURRENT.with(Cell::get);
+        PEAK.with(|peak| peak.set(now));
+        now.max(0) as u64
     }
 
     fn peak(&self) -> u64 {
-        PEAK.load(Ordering::Relaxed)
+        PEAK.with(Cell::get).max(0) as u64
     }
 }

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use model_lock::{LockFile, LOCK_FILE_NAME};
 
-use crate::deploy::package::Arch;
-use crate::{bootstrap_build, image, pack, workspace};
+use crate::build::cargo as bootstrap_build;
+use crate::build::package::Arch;
+use crate::{image, pack, workspace};
 
 #[derive(Args, Debug)]
 pub struct LocalArgs {

@@ -2,7 +2,7 @@
 
 mod aws_error;
 mod bench;
-mod bootstrap_build;
+mod build;
 mod cache;
 mod debian_package;
 mod deploy;
@@ -42,7 +42,7 @@ enum Task {
     /// Build the release `bootstrap` and package it: target/lambda/bootstrap.zip, checked
     /// against Lambda's glibc and size limits, or with --image a container image
     /// (target/lambda/image/, an OCI layout) for models a zip cannot hold.
-    Build(deploy::BuildArgs),
+    Build(build::BuildArgs),
     /// Build and ship to Lambda (the zip, or with --image --repository the image pushed to
     /// ECR): create/update the function, publish a version, point an alias (optionally as a
     /// canary; `--promote` finishes it).
@@ -72,7 +72,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     aws_error::set_verbose(cli.verbose);
     match cli.task {
-        Task::Build(args) => deploy::build(&args).map(|_| ()),
+        Task::Build(args) => build::build(&args).map(|_| ()),
         Task::Deploy(args) => deploy::deploy(&args),
         Task::PackModels(args) => pack::run(&args).map(|_| ()),
         Task::PublishModels(args) => publish::run(&args),

@@ -6,7 +6,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::{bootstrap_build, debian_package, pack, python_env, test_data, workspace};
+use crate::build::cargo as bootstrap_build;
+use crate::{debian_package, pack, python_env, test_data, workspace};
 
 #[derive(Args, Debug)]
 pub struct TestArgs {

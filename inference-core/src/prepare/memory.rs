@@ -14,8 +14,9 @@ use crate::settings::{LoadMode, Settings};
 use super::check::generated_request;
 use super::PrepareError;
 
-/// The allocator's peak, which the caller owns (xtask counts its heap): `reset` starts a
-/// new peak from what is allocated now and returns that; `peak` is the highest since.
+/// The allocator's peak, which the caller owns (xtask counts its heap, per thread): `reset`
+/// starts a new peak from what is allocated now and returns that; `peak` is the highest
+/// since. The requests run on the calling thread.
 pub trait PeakMeter {
     fn reset(&self) -> u64;
     fn peak(&self) -> u64;
@@ -24,6 +25,8 @@ pub trait PeakMeter {
 /// The margin on what was measured: allocator rounding and fragmentation, kernels whose
 /// scratch grows faster than linearly between the sizes measured.
 const MARGIN: (u64, u64) = (3, 2);
+/// The fixed cost is recorded in steps of this many bytes.
+const FIXED_STEP: u64 = 64 << 10;
 /// Rows in the two requests of a model whose only symbolic dim is the batch.
 const ROWS: [usize; 2] = [4, 64];
 
@@ -85,9 +88,10 @@ pub fn memory_cost(
     .max(4);
     let fixed = m1.saturating_sub(per * e1);
     let margin = |n: u64| n.saturating_mul(MARGIN.0) / MARGIN.1;
+    // Rounded up, so allocator noise of a few bytes does not change the lock at every pack.
     Ok(Some(MemoryCost {
-        fixed_bytes: margin(fixed),
-        bytes_per_input_element: margin(per),
+        fixed_bytes: margin(fixed).div_ceil(FIXED_STEP) * FIXED_STEP,
+        bytes_per_input_element: margin(per).div_ceil(4) * 4,
     }))
 }
 

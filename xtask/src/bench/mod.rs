@@ -185,9 +185,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         rt.block_on(measure_model(args, model, &sides, &mut report))?;
     }
 
-    let rust_zip = crate::deploy::package::package(
+    let rust_zip = crate::build::package::package(
         &bootstrap,
-        crate::deploy::package::Arch::X86_64,
+        crate::build::package::Arch::X86_64,
         Some(&lock),
         &out.join("bootstrap.zip"),
     )?;

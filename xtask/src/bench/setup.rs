@@ -7,10 +7,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::build::cargo as bootstrap_build;
 use crate::files::write_atomic;
 use crate::pack;
 use crate::python_env::{self, PythonEnv};
-use crate::{bootstrap_build, test_data, workspace};
+use crate::{test_data, workspace};
 
 /// The default classifier, as committed.
 pub fn classifier_file() -> PathBuf {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::package::Arch;
+use crate::build::package::Arch;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,7 +14,7 @@ use aws_sdk_lambda::types::{
 use aws_sdk_lambda::Client;
 
 use super::config::{Settings, Tracing};
-use super::package::Arch;
+use crate::build::package::Arch;
 
 /// Where the code comes from: the zip itself, an object already uploaded to S3, or an
 /// image already pushed to ECR (`<repository uri>@sha256:<digest>`).

@@ -3,7 +3,7 @@
 
 use model_lock::{Artifact, LockFile};
 
-use crate::deploy::package::{mb, MAX_UNZIPPED};
+use crate::build::package::{mb, MAX_UNZIPPED};
 
 use super::MAX_IMAGE;
 

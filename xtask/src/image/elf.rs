@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use object::elf;
 use object::read::elf::{Dyn as _, FileHeader as _, ProgramHeader as _};
 
-use crate::deploy::package::Arch;
+use crate::build::package::Arch;
 
 /// The dynamic-linking facts of one ELF file.
 #[derive(Debug, Default, PartialEq)]

@@ -22,7 +22,7 @@ use runtime_emulator::image::spec::{
     self, Descriptor, ImageConfig, Index, Manifest, OciLayout, Platform, RootFs, RunConfig,
 };
 
-use crate::deploy::package::{mb, Arch};
+use crate::build::package::{mb, Arch};
 
 pub use runtime_emulator::image::Layout;
 

@@ -10,7 +10,7 @@ use model_lock::{Artifact, LockFile};
 
 use super::elf;
 use super::layer::Tree;
-use crate::deploy::package::Arch;
+use crate::build::package::Arch;
 
 pub const TASK_ROOT: &str = "/var/task";
 pub const ENTRYPOINT: &str = "/var/task/bootstrap";
