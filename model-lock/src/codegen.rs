@@ -122,6 +122,7 @@ mod tests {
         LockFile {
             version: LOCK_VERSION,
             default: Some("m".into()),
+            manifest_sha256: None,
             models: vec![ModelEntry {
                 name: "m".into(),
                 file: file.into(),

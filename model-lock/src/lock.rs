@@ -32,6 +32,10 @@ pub struct LockFile {
     /// The model a request without `"model"` goes to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// SHA-256 of the manifest this lock was packed from: `cargo xtask local` packs again
+    /// only when the manifest changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
     #[serde(default, rename = "model")]
     pub models: Vec<ModelEntry>,
 }
@@ -203,6 +207,7 @@ impl LockFile {
         LockFile {
             version: LOCK_VERSION,
             default: None,
+            manifest_sha256: None,
             models: Vec::new(),
         }
     }
@@ -311,6 +316,7 @@ mod tests {
         let lock = LockFile {
             version: LOCK_VERSION,
             default: Some("m".into()),
+            manifest_sha256: Some("0".repeat(64)),
             models: vec![ModelEntry {
                 name: "m".into(),
                 file: "m.onnx".into(),

@@ -11,11 +11,12 @@ use clap::Args;
 use runtime_emulator::{front_door, Function, FunctionConfig, Outcome};
 use serde_json::Value;
 
-use model_lock::{LockFile, LOCK_FILE_NAME};
-
-use crate::build::cargo as bootstrap_build;
+use crate::bootstrap::{self, Profile};
+#[cfg(feature = "full")]
 use crate::build::package::Arch;
-use crate::{image, pack, workspace};
+#[cfg(feature = "full")]
+use crate::image;
+use crate::{example, packed, workspace};
 
 #[derive(Args, Debug)]
 pub struct LocalArgs {
@@ -41,9 +42,11 @@ pub struct InvokeArgs {
 /// Which `bootstrap` to run, and its environment.
 #[derive(Args, Debug)]
 pub struct FunctionArgs {
-    /// Use the dev-profile binary (quicker to build than the LTO release one).
-    #[arg(long)]
-    pub dev: bool,
+    /// Which build of `bootstrap` to run: `dev` (dependencies optimised, no LTO: minutes to
+    /// build; the default of `local` and `invoke`) or `release` (fat LTO, as `build` ships it;
+    /// the default of `tune` and `--image`).
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
     /// Use this bootstrap binary instead of building one.
     #[arg(long)]
     pub bootstrap: Option<PathBuf>,
@@ -79,27 +82,21 @@ pub struct Prepared {
     _root: Option<tempfile::TempDir>,
 }
 
-/// The function to run: `--bootstrap`, or the default models packed and the binary built;
-/// with `--image`, that binary's image (or the layout given), unpacked.
-pub fn prepare(args: &FunctionArgs) -> Result<Prepared> {
+/// The function to run: `--bootstrap`, or the default models packed and the binary built
+/// (`--profile`, else `default`); with `--image`, that binary's image (or the layout given),
+/// unpacked.
+pub fn prepare(args: &FunctionArgs, default: Profile) -> Result<Prepared> {
     let layout = match &args.image {
         Some(Some(dir)) => {
-            if args.bootstrap.is_some() || args.dev {
+            if args.bootstrap.is_some() || args.profile.is_some() {
                 bail!(
-                    "--image {} runs that layout as built: --bootstrap and --dev do not apply",
+                    "--image {} runs that layout as built: --bootstrap and --profile do not apply",
                     dir.display()
                 );
             }
             Some(dir.clone())
         }
-        Some(None) => {
-            let packed = workspace::default_packed_dir();
-            let bootstrap = bootstrap(args)?;
-            let lock = LockFile::read(&packed.join(LOCK_FILE_NAME))?;
-            let out = image::default_dir();
-            image::build(&bootstrap, Arch::X86_64, Some(&lock), &packed, &out)?;
-            Some(out)
-        }
+        Some(None) => Some(built_image(args)?),
         None => None,
     };
     let (mut config, root) = match layout {
@@ -107,7 +104,7 @@ pub fn prepare(args: &FunctionArgs) -> Result<Prepared> {
             let unpacked = unpack(&dir)?;
             (unpacked.config, Some(unpacked.root))
         }
-        None => (FunctionConfig::new(bootstrap(args)?), None),
+        None => (FunctionConfig::new(bootstrap_binary(args, default)?), None),
     };
     for kv in &args.env {
         let Some((k, v)) = kv.split_once('=') else {
@@ -121,20 +118,49 @@ pub fn prepare(args: &FunctionArgs) -> Result<Prepared> {
     })
 }
 
-/// `--bootstrap`, or the default models packed and the binary built.
-fn bootstrap(args: &FunctionArgs) -> Result<PathBuf> {
+/// `--image` alone: the image of the release binary, built as `build --image` does.
+#[cfg(feature = "full")]
+fn built_image(args: &FunctionArgs) -> Result<PathBuf> {
+    use model_lock::{LockFile, LOCK_FILE_NAME};
+
+    let packed = workspace::default_packed_dir();
+    let bootstrap = bootstrap_binary(args, Profile::Release)?;
+    let lock = LockFile::read(&packed.join(LOCK_FILE_NAME))?;
+    let out = image::default_dir();
+    image::build(&bootstrap, Arch::X86_64, Some(&lock), &packed, &out)?;
+    Ok(out)
+}
+
+#[cfg(not(feature = "full"))]
+fn built_image(_: &FunctionArgs) -> Result<PathBuf> {
+    crate::full::run_instead("building the image (--image)")
+}
+
+/// `--bootstrap`, or the default models packed (when models.toml changed since they were)
+/// and the binary built.
+fn bootstrap_binary(args: &FunctionArgs, default: Profile) -> Result<PathBuf> {
     if let Some(p) = &args.bootstrap {
         return Ok(p.clone());
     }
-    pack::pack_into(
-        workspace::default_manifest(),
-        workspace::default_packed_dir(),
-    )?;
-    if args.dev {
-        bootstrap_build::build_dev()
-    } else {
-        bootstrap_build::build_release()
+    let manifest = workspace::default_manifest();
+    let out = workspace::default_packed_dir();
+    if !packed::is_current(&manifest, &out)? {
+        pack(manifest, out)?;
     }
+    bootstrap::build(args.profile.unwrap_or(default))
+}
+
+#[cfg(feature = "full")]
+fn pack(manifest: PathBuf, out: PathBuf) -> Result<()> {
+    crate::pack::pack_into(manifest, out)
+}
+
+#[cfg(not(feature = "full"))]
+fn pack(manifest: PathBuf, _: PathBuf) -> Result<()> {
+    crate::full::run_instead(&format!(
+        "packing {} (changed since models/packed/ was written)",
+        manifest.display()
+    ))
 }
 
 struct Unpacked {
@@ -181,7 +207,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn local(args: LocalArgs) -> Result<()> {
-    let prepared = prepare(&args.run.function)?;
+    let prepared = prepare(&args.run.function, Profile::Dev)?;
     let mut config = prepared.config.clone().memory_mb(args.run.memory);
     config.echo_logs = true;
     let timeout = Duration::from_secs(args.run.timeout);
@@ -202,7 +228,7 @@ pub fn local(args: LocalArgs) -> Result<()> {
             );
         }
         println!("list the models:   curl {url}");
-        if let Some(example) = crate::pack::manifest::default_example_request().map(|e| e.request) {
+        if let Some(example) = example::default_request().map(|e| e.request) {
             println!("ask the default model:\n  curl -s {url} -H 'content-type: application/json' -d '{example}'");
         }
         println!("Ctrl-C to stop.");
@@ -242,7 +268,7 @@ pub fn request(text: &str, model: Option<&str>) -> Result<Value> {
 }
 
 pub fn invoke(args: InvokeArgs) -> Result<()> {
-    let prepared = prepare(&args.run.function)?;
+    let prepared = prepare(&args.run.function, Profile::Dev)?;
     let config = prepared.config.clone().memory_mb(args.run.memory);
     let request = request(&data_text(&args.data)?, args.model.as_deref())?;
     let timeout = Duration::from_secs(args.run.timeout);

@@ -1,28 +1,55 @@
 //! `cargo xtask <task>`: the project's automation (the cargo-xtask convention).
 
-mod aws_error;
-mod bench;
-mod build;
-mod cache;
-mod debian_package;
-mod deploy;
-mod fetch;
-mod files;
-mod heap;
-mod image;
-mod latency;
+// What `local` and `invoke` need: built with the default (light) features.
+mod bootstrap;
+mod example;
+mod full;
 mod local;
-mod pack;
-mod publish;
-mod python_env;
-mod retry;
-mod test_data;
-mod testing;
-mod tune;
+mod packed;
 mod workspace;
+
+// Everything else needs the `full` feature (the AWS SDKs, tract, the plotting crate).
+#[cfg(feature = "full")]
+mod aws_error;
+#[cfg(feature = "full")]
+mod bench;
+#[cfg(feature = "full")]
+mod build;
+#[cfg(feature = "full")]
+mod cache;
+#[cfg(feature = "full")]
+mod debian_package;
+#[cfg(feature = "full")]
+mod deploy;
+#[cfg(feature = "full")]
+mod fetch;
+#[cfg(feature = "full")]
+mod files;
+#[cfg(feature = "full")]
+mod heap;
+#[cfg(feature = "full")]
+mod image;
+#[cfg(feature = "full")]
+mod latency;
+#[cfg(feature = "full")]
+mod pack;
+#[cfg(feature = "full")]
+mod publish;
+#[cfg(feature = "full")]
+mod python_env;
+#[cfg(feature = "full")]
+mod retry;
+#[cfg(feature = "full")]
+mod test_data;
+#[cfg(feature = "full")]
+mod testing;
+#[cfg(feature = "full")]
+mod tune;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+use full::args::{BenchArgs, BuildArgs, DeployArgs, PackArgs, PublishArgs, TestArgs, TuneArgs};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +59,7 @@ use clap::{Parser, Subcommand};
 struct Cli {
     /// Show the AWS SDK's full error when an AWS call fails.
     #[arg(short, long, global = true)]
+    #[cfg_attr(not(feature = "full"), allow(dead_code))]
     verbose: bool,
     #[command(subcommand)]
     task: Task,
@@ -42,15 +70,15 @@ enum Task {
     /// Build the release `bootstrap` and package it: target/lambda/bootstrap.zip, checked
     /// against Lambda's glibc and size limits, or with --image a container image
     /// (target/lambda/image/, an OCI layout) for models a zip cannot hold.
-    Build(build::BuildArgs),
+    Build(BuildArgs),
     /// Build and ship to Lambda (the zip, or with --image --repository the image pushed to
     /// ECR): create/update the function, publish a version, point an alias (optionally as a
     /// canary; `--promote` finishes it).
-    Deploy(Box<deploy::DeployArgs>),
+    Deploy(Box<DeployArgs>),
     /// Pack the models in the manifest into models/packed/ and write the lock.
-    PackModels(pack::PackArgs),
+    PackModels(PackArgs),
     /// Publish the packed models to S3 and/or an EFS directory for the function's fallback.
-    PublishModels(publish::PublishArgs),
+    PublishModels(PublishArgs),
     /// Pack, build and serve the function locally: a Lambda Runtime API emulator plus an
     /// HTTP front door that turns requests into API Gateway v2 events. With --image, the
     /// container image, unpacked and run as Lambda runs it.
@@ -60,26 +88,43 @@ enum Task {
     Invoke(local::InvokeArgs),
     /// Benchmark the function against Python + onnxruntime on the same models: cold start,
     /// warm latency, peak RSS, deployment size (target/bench/results.{json,md}).
-    Bench(bench::BenchArgs),
+    Bench(BenchArgs),
     /// Run every test (installs what the tests need, packs the models first).
-    Test(testing::TestArgs),
+    Test(TestArgs),
     /// Find the memory size to deploy with: the model's request at each size under Lambda's
     /// CPU share and memory limit, priced; a table, JSON and a plot (target/tune/).
-    Tune(Box<tune::TuneArgs>),
+    Tune(Box<TuneArgs>),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    #[cfg(feature = "full")]
     aws_error::set_verbose(cli.verbose);
     match cli.task {
-        Task::Build(args) => build::build(&args).map(|_| ()),
-        Task::Deploy(args) => deploy::deploy(&args),
-        Task::PackModels(args) => pack::run(&args).map(|_| ()),
-        Task::PublishModels(args) => publish::run(&args),
         Task::Local(args) => local::local(args),
         Task::Invoke(args) => local::invoke(args),
+        #[cfg(feature = "full")]
+        Task::Build(args) => build::build(&args).map(|_| ()),
+        #[cfg(feature = "full")]
+        Task::Deploy(args) => deploy::deploy(&args),
+        #[cfg(feature = "full")]
+        Task::PackModels(args) => pack::run(&args).map(|_| ()),
+        #[cfg(feature = "full")]
+        Task::PublishModels(args) => publish::run(&args),
+        #[cfg(feature = "full")]
         Task::Bench(args) => bench::run(&args),
+        #[cfg(feature = "full")]
         Task::Test(args) => testing::run(args),
+        #[cfg(feature = "full")]
         Task::Tune(args) => tune::run(&args),
+        // `--verbose` and the task's arguments go to the full xtask as they were given.
+        #[cfg(not(feature = "full"))]
+        _ => full::run_instead(&format!(
+            "`cargo xtask {}`",
+            std::env::args()
+                .skip(1)
+                .find(|a| !a.starts_with('-'))
+                .unwrap_or_default()
+        )),
     }
 }

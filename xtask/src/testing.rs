@@ -6,7 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::build::cargo as bootstrap_build;
+use crate::bootstrap;
 use crate::{debian_package, pack, python_env, test_data, workspace};
 
 #[derive(Args, Debug)]
@@ -94,7 +94,7 @@ fn fixture(name: &str, manifest: PathBuf) -> Result<Fixture> {
     let dir = workspace::target_dir().join("fixture").join(name);
     let packed = dir.join("packed");
     pack::pack_generated(manifest, packed.clone())?;
-    let built = bootstrap_build::build_dev_with_models(&packed)?;
+    let built = bootstrap::build_dev_with_models(&packed)?;
     let bootstrap = dir.join("bootstrap");
     std::fs::copy(&built, &bootstrap)
         .with_context(|| format!("cannot copy {} to {}", built.display(), bootstrap.display()))?;

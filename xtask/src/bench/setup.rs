@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::cargo as bootstrap_build;
+use crate::bootstrap;
 use crate::files::write_atomic;
 use crate::pack;
 use crate::python_env::{self, PythonEnv};
@@ -142,7 +142,7 @@ pub fn pack_models(manifest: PathBuf, out_dir: &Path) -> Result<PathBuf> {
 /// The release `bootstrap` (what `cargo xtask build` ships) embedding the bench models,
 /// copied to `<out>/bootstrap`.
 pub fn build_bootstrap(packed: &Path, out_dir: &Path) -> Result<PathBuf> {
-    let built = bootstrap_build::build_release_with_models(packed)?;
+    let built = bootstrap::build_release_with_models(packed)?;
     let dest = out_dir.join("bootstrap");
     std::fs::copy(&built, &dest)
         .with_context(|| format!("cannot copy {} to {}", built.display(), dest.display()))?;

@@ -1,9 +1,8 @@
-//! `cargo xtask build`: the release `bootstrap` (`cargo.rs`), checked against what
+//! `cargo xtask build`: the release `bootstrap` (`crate::bootstrap`), checked against what
 //! provided.al2023 runs (`glibc.rs`) and packaged as the zip (`package.rs`), or with
-//! `--image` as the container image (`crate::image`); the one place that builds the
+//! `--image` as the container image (`crate::image`); the one place that packages the
 //! shipped binary.
 
-pub mod cargo;
 pub mod glibc;
 pub mod package;
 
@@ -82,7 +81,7 @@ pub fn build(args: &BuildArgs) -> Result<(Built, Option<LockFile>)> {
         Some(path) => path.clone(),
         None => {
             check_target_installed(args.arch)?;
-            cargo::build_release_for(args.arch.rust_target())?
+            crate::bootstrap::build_release_for(args.arch.rust_target())?
         }
     };
     let binary_size = std::fs::metadata(&binary)

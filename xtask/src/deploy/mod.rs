@@ -520,7 +520,7 @@ fn print_url(
     if u.public {
         eprintln!("warning: the URL is public: anyone who finds it can call the function, and every call is billed; cap the cost with --reserved-concurrency");
     }
-    let example = crate::pack::manifest::default_example_request()
+    let example = crate::example::default_request()
         .filter(|e| models.iter().any(|m| m.name == e.model))
         .map(|e| e.request);
     println!("call it:");

@@ -273,36 +273,6 @@ impl Manifest {
     }
 }
 
-/// The default model's sample request, as the manifest names it.
-pub struct ExampleRequest {
-    pub model: String,
-    /// The request as one line of JSON.
-    pub request: String,
-}
-
-/// The default manifest's default model (or its only one) and its `sample_request`, if it
-/// has one that reads as JSON.
-pub fn default_example_request() -> Option<ExampleRequest> {
-    example_request(None)
-}
-
-/// `model`'s `sample_request` in the default manifest (`None`: the default model's, or the
-/// only model's), if it has one that reads as JSON.
-pub fn example_request(model: Option<&str>) -> Option<ExampleRequest> {
-    let manifest = Manifest::read(&crate::workspace::default_manifest()).ok()?;
-    let model = model
-        .map(str::to_string)
-        .or_else(|| manifest.default.clone())
-        .or_else(|| manifest.models.first().map(|m| m.name.clone()))?;
-    let spec = manifest.models.iter().find(|m| m.name == model)?;
-    let text = std::fs::read_to_string(manifest.resolve(spec.sample_request.as_ref()?)).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    Some(ExampleRequest {
-        model,
-        request: value.to_string(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

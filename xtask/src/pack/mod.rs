@@ -104,6 +104,7 @@ pub fn run(args: &PackArgs) -> Result<LockFile> {
     let lock = LockFile {
         version: model_lock::LOCK_VERSION,
         default: manifest.default.clone(),
+        manifest_sha256: Some(crate::packed::manifest_sha256(&args.manifest)?),
         models: packed.iter().map(|p| p.entry.clone()).collect(),
     };
     write_out(&args.out, &lock, &packed, old_lock.as_ref())?;

@@ -18,6 +18,7 @@ use runtime_emulator::{Function, FunctionConfig, Limits, Outcome};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::bootstrap::Profile;
 use crate::latency::Stats;
 use crate::local::{self, FunctionArgs};
 
@@ -132,7 +133,7 @@ pub struct Report {
 
 pub fn run(args: &TuneArgs) -> Result<()> {
     let (model, request) = request(args)?;
-    let prepared = local::prepare(&args.function)?;
+    let prepared = local::prepare(&args.function, Profile::Release)?;
     let config = &prepared.config;
     let timeout = Duration::from_secs(args.timeout);
     let prices = Prices::new(args.arch, args.gb_second_price, args.request_price);
@@ -185,8 +186,7 @@ fn request(args: &TuneArgs) -> Result<(String, Vec<u8>)> {
     let text = match &args.data {
         Some(data) => local::data_text(data)?,
         None => {
-            let Some(example) = crate::pack::manifest::example_request(args.model.as_deref())
-            else {
+            let Some(example) = crate::example::request(args.model.as_deref()) else {
                 bail!(
                     "{} has no sample_request in the manifest: pass the request with --data",
                     args.model.as_deref().unwrap_or("the default model")
@@ -200,7 +200,7 @@ fn request(args: &TuneArgs) -> Result<(String, Vec<u8>)> {
         .get("model")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| crate::pack::manifest::example_request(None).map(|e| e.model))
+        .or_else(|| crate::example::request(None).map(|e| e.model))
         .unwrap_or_else(|| "default".into());
     Ok((model, serde_json::to_vec(&request)?))
 }

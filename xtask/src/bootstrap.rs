@@ -1,4 +1,6 @@
-//! Building the `bootstrap` binary.
+//! Building the `bootstrap` binary, in the profile a task runs it in: `release` (fat LTO,
+//! what `build` ships, and what `bench`, `tune` and images measure) or `dev` (dependencies
+//! optimised, no LTO, our crates quick to rebuild: what `local`, `invoke` and the tests run).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,37 +9,42 @@ use anyhow::{bail, Context, Result};
 
 use crate::workspace;
 
-/// `cargo build --release -p lambda-fn --bin bootstrap`; returns the binary's path.
-pub fn build_release() -> Result<PathBuf> {
-    build(true, None, None)
+/// Which Cargo profile a `bootstrap` is built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    Dev,
+    Release,
+}
+
+/// The default models' `bootstrap` in `profile`; returns the binary's path.
+pub fn build(profile: Profile) -> Result<PathBuf> {
+    cargo_build(profile == Profile::Release, None, None)
 }
 
 /// A release build embedding the models packed in `packed` (the benchmarks' function).
+#[cfg(feature = "full")]
 pub fn build_release_with_models(packed: &Path) -> Result<PathBuf> {
-    build(true, Some(packed), None)
+    cargo_build(true, Some(packed), None)
 }
 
 /// The release build for a Rust target triple (the host's x86_64 one builds as above).
+#[cfg(feature = "full")]
 pub fn build_release_for(target: &str) -> Result<PathBuf> {
     if target == "x86_64-unknown-linux-gnu"
         && cfg!(all(target_arch = "x86_64", target_os = "linux"))
     {
-        return build_release();
+        return build(Profile::Release);
     }
-    build(true, None, Some(target))
-}
-
-/// The dev-profile build (dependencies optimised, quick to rebuild our crates).
-pub fn build_dev() -> Result<PathBuf> {
-    build(false, None, None)
+    cargo_build(true, None, Some(target))
 }
 
 /// A dev build embedding the models packed in `packed` instead of models/packed/.
+#[cfg(feature = "full")]
 pub fn build_dev_with_models(packed: &Path) -> Result<PathBuf> {
-    build(false, Some(packed), None)
+    cargo_build(false, Some(packed), None)
 }
 
-fn build(release: bool, packed: Option<&Path>, target: Option<&str>) -> Result<PathBuf> {
+fn cargo_build(release: bool, packed: Option<&Path>, target: Option<&str>) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace::root())
@@ -47,7 +54,7 @@ fn build(release: bool, packed: Option<&Path>, target: Option<&str>) -> Result<P
         cmd.args(["--package", "lambda-fn", "--release"]);
     } else {
         // Features unified over the workspace, as `cargo test --workspace` resolves them, so
-        // dev builds for tests and `local --dev` share one compiled dependency set.
+        // the tests' dev builds and `local`'s share one compiled dependency set.
         cmd.arg("--workspace");
     }
     if let Some(t) = target {
