@@ -7,13 +7,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// `Ok` when `bytes` hash to `expected` (hex, case-insensitive); otherwise the actual hash.
-pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<(), String> {
+/// Bytes whose SHA-256 is not the recorded one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sha256 {actual}, expected {expected}")]
+pub struct HashMismatch {
+    pub expected: String,
+    pub actual: String,
+}
+
+/// `Ok` when `bytes` hash to `expected` (hex, case-insensitive).
+pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<(), HashMismatch> {
     let actual = sha256_hex(bytes);
     if actual.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
-        Err(actual)
+        Err(HashMismatch {
+            expected: expected.to_string(),
+            actual,
+        })
     }
 }
 
@@ -32,6 +43,6 @@ mod tests {
             "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
         )
         .is_ok());
-        assert_eq!(verify_sha256(b"abd", "00").unwrap_err().len(), 64);
+        assert_eq!(verify_sha256(b"abd", "00").unwrap_err().actual.len(), 64);
     }
 }

@@ -15,6 +15,40 @@ use crate::plans::{PlanCacheLimits, Plans, Source};
 
 pub type Plan = Arc<TypedRunnableModel>;
 
+/// Why packed bytes do not load: the step that failed, then tract's own words.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("cannot decode ONNX: {0}")]
+    Decode(String),
+    #[error("int8 weights: {0}")]
+    Int8(String),
+    #[error(transparent)]
+    Compiled(#[from] crate::nnef::NnefError),
+    /// The graph's inputs or outputs are not the lock's signature.
+    #[error("{0}")]
+    Signature(String),
+    #[error("cannot {step}: {detail}")]
+    Tract { step: &'static str, detail: String },
+    #[error("{0}")]
+    Plans(String),
+}
+
+impl LoadError {
+    fn tract(step: &'static str) -> impl FnOnce(TractError) -> LoadError {
+        move |e| LoadError::Tract {
+            step,
+            detail: format!("{e:#}"),
+        }
+    }
+}
+
+/// Pack time reports load errors as text beside its own.
+impl From<LoadError> for String {
+    fn from(e: LoadError) -> String {
+        e.to_string()
+    }
+}
+
 /// How long each init phase took, for the init log line and the benchmarks. For an embedded
 /// model `verify` and `tokenizer` run on a second thread, beside `decode` and `optimize`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,7 +86,7 @@ pub(crate) struct Decoded {
     pub optimize: Duration,
 }
 
-pub(crate) fn datum_to_dtype(dt: DatumType) -> Result<DType, String> {
+pub(crate) fn datum_to_dtype(dt: DatumType) -> Result<DType, LoadError> {
     Ok(match dt {
         DatumType::F16 => DType::F16,
         DatumType::F32 => DType::F32,
@@ -68,7 +102,11 @@ pub(crate) fn datum_to_dtype(dt: DatumType) -> Result<DType, String> {
         DatumType::Bool => DType::Bool,
         DatumType::TDim => DType::Tdim,
         DatumType::String => DType::String,
-        other => return Err(format!("tensor type {other:?} is not supported")),
+        other => {
+            return Err(LoadError::Signature(format!(
+                "tensor type {other:?} is not supported"
+            )))
+        }
     })
 }
 
@@ -113,9 +151,9 @@ fn decode(
     bytes: &[u8],
     folds: Option<&mut Vec<Folded>>,
     hints: Hints,
-) -> Result<InferenceModel, String> {
+) -> Result<InferenceModel, LoadError> {
     let proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bytes)
-        .map_err(|e| format!("cannot decode ONNX: {e}"))?;
+        .map_err(|e| LoadError::Decode(e.to_string()))?;
     decode_proto(proto, folds, hints)
 }
 
@@ -124,9 +162,9 @@ pub(crate) fn decode_proto(
     mut proto: tract_onnx::pb::ModelProto,
     folds: Option<&mut Vec<Folded>>,
     hints: Hints,
-) -> Result<InferenceModel, String> {
+) -> Result<InferenceModel, LoadError> {
     // int8-packed weights become f32 again before tract plans the graph.
-    crate::int8::dequantize_constants(&mut proto, folds)?;
+    crate::int8::dequantize_constants(&mut proto, folds).map_err(LoadError::Int8)?;
     if hints == Hints::Loose {
         forget_symbolic_hints(&mut proto);
     }
@@ -134,7 +172,7 @@ pub(crate) fn decode_proto(
     crate::ml::register(&mut onnx);
     crate::constant_if::register(&mut onnx);
     onnx.model_for_proto_model(&proto)
-        .map_err(|e| format!("cannot decode ONNX: {e:#}"))
+        .map_err(|e| LoadError::Decode(format!("{e:#}")))
 }
 
 /// Clears the named symbolic dims of every intermediate value and output annotation (the
@@ -166,6 +204,7 @@ pub(crate) fn input_names(model: &InferenceModel) -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "pack")]
 pub(crate) fn output_names(model: &InferenceModel) -> Vec<String> {
     model
         .outputs
@@ -184,13 +223,13 @@ pub(crate) fn output_names(model: &InferenceModel) -> Vec<String> {
 pub(crate) fn apply_signature(
     model: &mut InferenceModel,
     inputs: &[TensorSpec],
-) -> Result<(), String> {
+) -> Result<(), LoadError> {
     let names = input_names(model);
     if names.len() != inputs.len() || names.iter().zip(inputs).any(|(n, s)| *n != s.name) {
-        return Err(format!(
+        return Err(LoadError::Signature(format!(
             "model inputs {names:?} do not match the signature {:?}",
             inputs.iter().map(|s| &s.name).collect::<Vec<_>>()
-        ));
+        )));
     }
     for (ix, spec) in inputs.iter().enumerate() {
         let dims: Vec<TDim> = spec
@@ -204,15 +243,16 @@ pub(crate) fn apply_signature(
         let fact = InferenceFact::dt_shape(dtype_to_datum(spec.dtype), dims);
         model
             .set_input_fact(ix, fact)
-            .map_err(|e| format!("input {:?}: {e:#}", spec.name))?;
+            .map_err(|e| LoadError::Signature(format!("input {:?}: {e:#}", spec.name)))?;
     }
     Ok(())
 }
 
-pub(crate) fn optimize(model: InferenceModel) -> Result<TypedModel, String> {
+#[cfg(feature = "pack")]
+pub(crate) fn optimize(model: InferenceModel) -> Result<TypedModel, LoadError> {
     model
         .into_optimized()
-        .map_err(|e| format!("cannot type and optimize the model: {e:#}"))
+        .map_err(LoadError::tract("type and optimize the model"))
 }
 
 /// A value of the graph whose size comes out negative at these (concrete) input shapes: an
@@ -230,18 +270,21 @@ pub(crate) fn negative_dim(model: &TypedModel) -> Option<String> {
     })
 }
 
+#[cfg(feature = "pack")]
 pub(crate) fn output_specs(
     typed: &TypedModel,
     names: Vec<String>,
-) -> Result<Vec<TensorSpec>, String> {
+) -> Result<Vec<TensorSpec>, LoadError> {
     names
         .into_iter()
         .enumerate()
         .map(|(ix, name)| {
-            let fact = typed.output_fact(ix).map_err(|e| format!("{e:#}"))?;
+            let fact = typed
+                .output_fact(ix)
+                .map_err(LoadError::tract("read an output's type"))?;
             Ok(TensorSpec {
                 dtype: datum_to_dtype(fact.datum_type)
-                    .map_err(|e| format!("output {name:?}: {e}"))?,
+                    .map_err(|e| LoadError::Signature(format!("output {name:?}: {e}")))?,
                 shape: fact.shape.iter().map(tdim_to_dim).collect(),
                 name,
             })
@@ -257,21 +300,23 @@ pub(crate) fn typed(
     inputs: &[TensorSpec],
     folds: Option<&mut Vec<Folded>>,
     hints: Hints,
-) -> Result<TypedModel, String> {
+) -> Result<TypedModel, LoadError> {
     let mut model = decode(bytes, folds, hints)?;
     apply_signature(&mut model, inputs)?;
     model
         .into_typed()
-        .map_err(|e| format!("cannot type the model: {e:#}"))
+        .map_err(LoadError::tract("type the model"))
 }
 
 /// The compiled form's inputs and outputs must be the lock's: same names, types and dims.
-fn check_compiled(model: &TypedModel, entry: &ModelEntry) -> Result<(), String> {
-    let facts = |outlets: &[OutletId]| -> Result<Vec<(DType, Vec<Dim>)>, String> {
+fn check_compiled(model: &TypedModel, entry: &ModelEntry) -> Result<(), LoadError> {
+    let facts = |outlets: &[OutletId]| -> Result<Vec<(DType, Vec<Dim>)>, LoadError> {
         outlets
             .iter()
             .map(|o| {
-                let fact = model.outlet_fact(*o).map_err(|e| format!("{e:#}"))?;
+                let fact = model
+                    .outlet_fact(*o)
+                    .map_err(LoadError::tract("read the compiled model's types"))?;
                 Ok((
                     datum_to_dtype(fact.datum_type)?,
                     fact.shape.iter().map(tdim_to_dim).collect(),
@@ -292,9 +337,9 @@ fn check_compiled(model: &TypedModel, entry: &ModelEntry) -> Result<(), String> 
         || facts(&model.inputs)? != spec(&entry.inputs)
         || facts(&model.outputs)? != spec(&entry.outputs)
     {
-        return Err(format!(
+        return Err(LoadError::Signature(format!(
             "the compiled model's inputs {names:?} and outputs do not match the lock's signature (inputs {want:?}); pack the model again"
-        ));
+        )));
     }
     Ok(())
 }
@@ -307,7 +352,7 @@ pub(crate) fn load(
     bytes: &[u8],
     entry: &ModelEntry,
     limits: PlanCacheLimits,
-) -> Result<Decoded, String> {
+) -> Result<Decoded, LoadError> {
     let started = Instant::now();
     // Rows: the batch is 1 in every plan, so the graph is typed with it (some graphs type
     // only so).
@@ -330,7 +375,8 @@ pub(crate) fn load(
         apply_signature(&mut model, &inputs)?;
         let decoded = started.elapsed();
         let started = Instant::now();
-        let plans = Plans::per_shape(Source::Onnx(model), entry, limits)?;
+        let plans =
+            Plans::per_shape(Source::Onnx(model), entry, limits).map_err(LoadError::Plans)?;
         return Ok(Decoded {
             kernels: plans.kernels(),
             plans,
@@ -350,7 +396,7 @@ pub(crate) fn load(
                     let one = HashMap::from([(model.symbols.sym(batch), TDim::from(1))]);
                     model
                         .set_symbols(&one)
-                        .map_err(|e| format!("cannot fix {batch} = 1: {e:#}"))?
+                        .map_err(LoadError::tract("fix the batch to 1"))?
                 }
                 None => model,
             }
@@ -365,10 +411,10 @@ pub(crate) fn load(
     // broadcast axes), which leaves the plan as fast as the ONNX one.
     typed
         .declutter()
-        .map_err(|e| format!("cannot declutter the model: {e:#}"))?;
+        .map_err(LoadError::tract("declutter the model"))?;
     let declutter = started.elapsed();
     let started = Instant::now();
-    let plans = Plans::new(typed, entry, limits)?;
+    let plans = Plans::new(typed, entry, limits).map_err(LoadError::Plans)?;
     Ok(Decoded {
         kernels: plans.kernels(),
         plans,

@@ -9,7 +9,7 @@ use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 
 use crate::error::RequestError;
-use crate::tensor_json::slice_of;
+use crate::tensor_data::slice_of;
 
 /// Model input `input` indexes a table of `len` rows: valid values are `-len..len`
 /// (negative counts from the end, as ONNX `Gather` allows).

@@ -45,13 +45,28 @@ fn framework() -> &'static (Nnef, Duration) {
     })
 }
 
+/// Why a compiled model could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NnefError {
+    #[cfg(feature = "pack")]
+    #[error("tract's NNEF writer panicked on this graph")]
+    WriterPanicked,
+    #[cfg(feature = "pack")]
+    #[error("{0:#}")]
+    Write(TractError),
+    #[error("cannot read the compiled model: {0:#}")]
+    Read(TractError),
+}
+
 /// What setting up the reader costs a process, once.
+#[cfg(feature = "pack")]
 pub(crate) fn setup_time() -> Duration {
     framework().1
 }
 
 /// Serializes a decluttered model. Byte-for-byte reproducible (fixed tar timestamps).
-pub(crate) fn write(model: &TypedModel) -> Result<Vec<u8>, String> {
+#[cfg(feature = "pack")]
+pub(crate) fn write(model: &TypedModel) -> Result<Vec<u8>, NnefError> {
     // tract's writer has `todo!()`s for some symbolic expressions: a panic here means
     // "cannot compile this model", not a crash of `pack-models`.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -59,14 +74,14 @@ pub(crate) fn write(model: &TypedModel) -> Result<Vec<u8>, String> {
             .0
             .write_to_tar_with_config(model, Vec::new(), false, true)
     }))
-    .map_err(|_| "tract's NNEF writer panicked on this graph".to_string())?
-    .map_err(|e| format!("{e:#}"))
+    .map_err(|_| NnefError::WriterPanicked)?
+    .map_err(NnefError::Write)
 }
 
 /// Reads a compiled model back: the decluttered graph, ready for `into_optimized`.
-pub(crate) fn read(bytes: &[u8]) -> Result<TypedModel, String> {
+pub(crate) fn read(bytes: &[u8]) -> Result<TypedModel, NnefError> {
     framework()
         .0
         .model_for_read(&mut &bytes[..])
-        .map_err(|e| format!("cannot read the compiled model: {e:#}"))
+        .map_err(NnefError::Read)
 }

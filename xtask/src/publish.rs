@@ -69,11 +69,12 @@ pub fn run(args: &PublishArgs) -> Result<()> {
         // rejected by the function anyway, better to say so now.
         let path = args.packed.join(&entry.file);
         let bytes = fetch::read_local(&path)?;
-        if let Err(actual) = inference_core::verify_sha256(&bytes, &entry.sha256) {
+        if let Err(m) = inference_core::verify_sha256(&bytes, &entry.sha256) {
             bail!(
-                "{}: sha256 is {actual} but the lock says {}; run `cargo xtask pack-models` again",
+                "{}: sha256 is {} but the lock says {}; run `cargo xtask pack-models` again",
                 path.display(),
-                entry.sha256
+                m.actual,
+                m.expected
             );
         }
         if let Some(dir) = &args.efs_dir {

@@ -6,44 +6,48 @@
 use std::io::Read as _;
 use std::path::Path;
 
+use super::error::StoreError;
 use crate::checksum;
 
 /// Reads and verifies one model of `size` bytes. The error says which file and what was
 /// wrong with it.
-pub fn read(dir: &Path, rel: &str, sha256: &str, size: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read(dir: &Path, rel: &str, sha256: &str, size: u64) -> Result<Vec<u8>, StoreError> {
     let path = dir.join(rel);
     let shown = path.display();
     // Symlinks are resolved, and must stay inside the store.
-    let real = path.canonicalize().map_err(|e| format!("{shown}: {e}"))?;
-    let root = dir
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let real = path.canonicalize().map_err(StoreError::io(&shown))?;
+    let root = dir.canonicalize().map_err(StoreError::io(dir.display()))?;
     if !real.starts_with(&root) {
-        return Err(format!(
-            "{shown}: resolves to {}, outside the store {}; skipped",
-            real.display(),
-            root.display()
-        ));
+        return Err(StoreError::OutsideStore {
+            place: shown.to_string(),
+            real: real.display().to_string(),
+            root: root.display().to_string(),
+        });
     }
     // Checked before opening: opening a FIFO would block, and a device never ends.
-    let meta = std::fs::metadata(&real).map_err(|e| format!("{shown}: {e}"))?;
+    let meta = std::fs::metadata(&real).map_err(StoreError::io(&shown))?;
     if !meta.is_file() {
-        return Err(format!("{shown}: not a regular file; skipped"));
+        return Err(StoreError::NotAFile {
+            place: shown.to_string(),
+        });
     }
     if meta.len() != size {
-        return Err(format!(
-            "{shown}: {} bytes, the build expects {size}; skipped without reading it",
-            meta.len()
-        ));
+        return Err(StoreError::WrongSize {
+            place: shown.to_string(),
+            actual: meta.len(),
+            expected: size,
+            then: "skipped without reading it",
+        });
     }
-    let file = std::fs::File::open(&real).map_err(|e| format!("{shown}: {e}"))?;
+    let file = std::fs::File::open(&real).map_err(StoreError::io(&shown))?;
     // Never more than the lock's size, even if the file grows while it is read.
     let mut bytes = Vec::with_capacity(size as usize);
     file.take(size)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("{shown}: {e}"))?;
-    checksum::verify_sha256(&bytes, sha256).map_err(|actual| {
-        format!("{shown}: wrong contents (sha256 {actual}, the build expects {sha256}); skipped")
+        .map_err(StoreError::io(&shown))?;
+    checksum::verify_sha256(&bytes, sha256).map_err(|mismatch| StoreError::WrongContents {
+        place: shown.to_string(),
+        mismatch,
     })?;
     Ok(bytes)
 }
@@ -62,19 +66,25 @@ mod tests {
         let good = b"model bytes".to_vec();
         let sha = checksum::sha256_hex(&good);
         let size = good.len() as u64;
-        let err = read(dir.path(), &rel(&sha), &sha, size).unwrap_err();
+        let err = read(dir.path(), &rel(&sha), &sha, size)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&format!("m/{sha}.onnx")), "{err}");
 
         std::fs::create_dir_all(dir.path().join("m")).unwrap();
         let path = dir.path().join(format!("m/{sha}.onnx"));
         std::fs::write(&path, b"tampered!!!").unwrap();
-        let err = read(dir.path(), &rel(&sha), &sha, size).unwrap_err();
+        let err = read(dir.path(), &rel(&sha), &sha, size)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("wrong contents") && err.contains(&sha),
             "{err}"
         );
         std::fs::write(&path, b"a much longer file than the lock says").unwrap();
-        let err = read(dir.path(), &rel(&sha), &sha, size).unwrap_err();
+        let err = read(dir.path(), &rel(&sha), &sha, size)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("without reading it"), "{err}");
 
         std::fs::write(&path, &good).unwrap();
@@ -95,7 +105,9 @@ mod tests {
         let elsewhere = outside.path().join("model.onnx");
         std::fs::write(&elsewhere, &good).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
-        let err = read(store.path(), &rel(&sha), &sha, size).unwrap_err();
+        let err = read(store.path(), &rel(&sha), &sha, size)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("outside the store"), "{err}");
         std::fs::remove_file(&path).unwrap();
 
@@ -105,7 +117,9 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let err = read(store.path(), &rel(&sha), &sha, size).unwrap_err();
+        let err = read(store.path(), &rel(&sha), &sha, size)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a regular file"), "{err}");
         std::fs::remove_file(&path).unwrap();
 

@@ -11,6 +11,7 @@
 //! builds with different versions of a model share a store without overwriting each other.
 
 mod directory;
+mod error;
 pub mod s3;
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use model_lock::ModelFormat;
 
 use crate::settings;
+use error::StoreError;
 
 /// Which stores to try, and how long all of them together may take for one model. Read from
 /// the environment by [`crate::Settings`].
@@ -159,7 +161,7 @@ fn read_efs_within(
     dir: &std::path::Path,
     expected: Expected,
     budget: Duration,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, StoreError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let dir = dir.to_path_buf();
     let rel = relative_path(expected.name, expected.sha256, expected.format);
@@ -169,13 +171,12 @@ fn read_efs_within(
         .spawn(move || {
             let _ = tx.send(directory::read(&dir, &rel, &sha256, size));
         })
-        .map_err(|e| format!("cannot start the EFS read: {e}"))?;
-    rx.recv_timeout(budget).unwrap_or_else(|_| {
-        Err(format!(
-            "gave up after the {:.1} s fallback budget (MODEL_FALLBACK_BUDGET_SECS)",
-            budget.as_secs_f64()
-        ))
-    })
+        .map_err(|_| StoreError::Worker("cannot start the EFS read"))?;
+    rx.recv_timeout(budget)
+        .unwrap_or(Err(StoreError::OutOfTime {
+            place: None,
+            budget,
+        }))
 }
 
 /// `<name>/<sha256>.onnx` (or `.nnef.tar` for the compiled form): the path of a model

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use model_lock::ModelFormat;
 
-use crate::checksum;
+use super::error::StoreError;
+use crate::checksum::{self, HashMismatch};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Location {
@@ -59,7 +60,7 @@ pub(crate) fn fetch(
     tmp_dir: &Path,
     expected: super::Expected,
     budget: Duration,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, StoreError> {
     let super::Expected {
         name,
         sha256,
@@ -88,7 +89,7 @@ pub(crate) fn fetch(
         let _ = std::fs::remove_file(&cached);
     }
     if budget.is_zero() {
-        return Err("no time left in the fallback budget".to_string());
+        return Err(StoreError::NoTimeLeft);
     }
     let key = location.key(name, sha256, format);
     let url = format!("s3://{}/{key}", location.bucket);
@@ -96,10 +97,10 @@ pub(crate) fn fetch(
     run_to_completion(async move {
         match tokio::time::timeout(budget, download).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "{url}: gave up after the {:.1} s fallback budget (MODEL_FALLBACK_BUDGET_SECS)",
-                budget.as_secs_f64()
-            )),
+            Err(_) => Err(StoreError::OutOfTime {
+                place: Some(url),
+                budget,
+            }),
         }
     })
 }
@@ -111,7 +112,7 @@ async fn download(
     size: u64,
     cached: PathBuf,
     url: String,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, StoreError> {
     // The SDK retries connection failures and 5xx itself (3 attempts); the budget bounds it.
     let client = client(Duration::from_secs(3), Duration::from_secs(20)).await;
     let mut obj = client
@@ -120,29 +121,34 @@ async fn download(
         .key(key)
         .send()
         .await
-        .map_err(|e| format!("{url}: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| StoreError::S3 {
+            place: url.clone(),
+            detail: DisplayErrorContext(&e).to_string(),
+        })?;
     // The lock's size, not the store's word, decides what is reserved and read.
     if let Some(len) = obj
         .content_length()
         .filter(|n| u64::try_from(*n).ok() != Some(size))
     {
-        return Err(format!(
-            "{url}: {len} bytes, the build expects {size}; not downloaded"
-        ));
+        return Err(StoreError::WrongSize {
+            place: url,
+            actual: len.max(0) as u64,
+            expected: size,
+            then: "not downloaded",
+        });
     }
     let mut bytes = Vec::with_capacity(size as usize);
     let mut hasher = Sha256::new();
     let mut tmp = staging_file(&cached);
-    while let Some(chunk) = obj
-        .body
-        .try_next()
-        .await
-        .map_err(|e| format!("{url}: reading the body: {e}"))?
-    {
+    while let Some(chunk) = obj.body.try_next().await.map_err(|e| StoreError::S3 {
+        place: url.clone(),
+        detail: format!("reading the body: {e}"),
+    })? {
         if (bytes.len() + chunk.len()) as u64 > size {
-            return Err(format!(
-                "{url}: more than the {size} bytes the build expects; not used"
-            ));
+            return Err(StoreError::TooLong {
+                place: url,
+                expected: size,
+            });
         }
         hasher.update(&chunk);
         bytes.extend_from_slice(&chunk);
@@ -156,9 +162,13 @@ async fn download(
     let actual = hex::encode(hasher.finalize());
     if !actual.eq_ignore_ascii_case(sha256) {
         // The staging file is deleted when dropped: a wrong copy is never kept.
-        return Err(format!(
-            "{url}: wrong contents (sha256 {actual}, the build expects {sha256}); not used"
-        ));
+        return Err(StoreError::WrongContents {
+            place: url,
+            mismatch: HashMismatch {
+                expected: sha256.to_string(),
+                actual,
+            },
+        });
     }
     if let Some(file) = tmp {
         if let Err(e) = file.persist(&cached) {
@@ -186,9 +196,9 @@ fn staging_file(cached: &Path) -> Option<tempfile::NamedTempFile> {
 /// called from synchronous code that may itself run inside the function's async runtime,
 /// where blocking on a nested runtime is not allowed; it is rare and one event runs at a
 /// time, so parking the caller for its duration costs nothing.
-fn run_to_completion<F>(fut: F) -> Result<Vec<u8>, String>
+fn run_to_completion<F>(fut: F) -> Result<Vec<u8>, StoreError>
 where
-    F: Future<Output = Result<Vec<u8>, String>> + Send,
+    F: Future<Output = Result<Vec<u8>, StoreError>> + Send,
 {
     // The caller's span (the invocation's, with its request id) goes along to the thread.
     let span = tracing::Span::current();
@@ -199,10 +209,10 @@ where
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| format!("cannot start the runtime for S3: {e}"))?
+                    .map_err(|_| StoreError::Worker("cannot start the runtime for S3"))?
                     .block_on(fut)
             })
             .join()
-            .unwrap_or_else(|_| Err("the S3 download thread panicked".to_string()))
+            .unwrap_or(Err(StoreError::Worker("the S3 download thread panicked")))
     })
 }

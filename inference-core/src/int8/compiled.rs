@@ -5,8 +5,6 @@
 //! the same routine when the compiled form is read. The loaded graph is the f32 one; the
 //! file (and the binary) keeps the int8 size.
 
-use std::collections::HashMap;
-
 use tract_nnef::internal::*;
 
 use super::dequantize_f32;
@@ -14,7 +12,9 @@ use super::dequantize_f32;
 const PRIMITIVE: &str = "inference_core_int8_weight";
 
 /// A weight the ONNX path restores to f32: its int8 values, per-channel scales and layout
-/// (`len` channels, `inner` values per channel step), and the f32 bytes it becomes.
+/// (`len` channels, `inner` values per channel step), and the f32 bytes it becomes. Only
+/// pack time asks for them (the compiled writer keeps those weights int8).
+#[cfg_attr(not(feature = "pack"), allow(dead_code))]
 pub(crate) struct Folded {
     pub q: Vec<i8>,
     pub scales: Vec<f32>,
@@ -34,8 +34,8 @@ pub(crate) struct Int8Weight {
 impl Int8Weight {
     /// The same f32 values the ONNX path folds, written straight into the tensor.
     fn restore(&self, q: &Tensor, scales: &Tensor) -> TractResult<Tensor> {
-        let q = crate::tensor_json::slice_of::<i8>(q)?;
-        let scales = crate::tensor_json::slice_of::<f32>(scales)?;
+        let q = crate::tensor_data::slice_of::<i8>(q)?;
+        let scales = crate::tensor_data::slice_of::<f32>(scales)?;
         ensure!(
             q.len() == self.shape.iter().product::<usize>(),
             "int8 weight of the wrong size"
@@ -75,9 +75,11 @@ impl TypedOp for Int8Weight {
     as_op!();
 }
 
-/// Puts the f32 constants of `model` that are exactly a weight of `folded` back as int8.
+/// Puts the f32 constants of `model` that are exactly a weight of `folded` back as int8
+/// (pack time, writing the compiled form).
+#[cfg(feature = "pack")]
 pub(crate) fn keep_int8(model: &mut TypedModel, folded: &[Folded]) -> TractResult<()> {
-    let by_hash: HashMap<String, &Folded> = folded
+    let by_hash: std::collections::HashMap<String, &Folded> = folded
         .iter()
         .map(|f| (crate::sha256_hex(&f.f32_bytes), f))
         .collect();

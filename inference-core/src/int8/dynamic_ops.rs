@@ -10,7 +10,7 @@
 use tract_nnef::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use crate::tensor_json::slice_of;
+use crate::tensor_data::slice_of;
 
 const QUANTIZE: &str = "inference_core_quantize_rows";
 const DEQUANTIZE: &str = "inference_core_dequantize_product";

@@ -74,7 +74,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 fn minilm_packs_to_int8_and_matches_fp32() {
     let Some(fp32) = minilm() else { return };
     let mut proto = tract_onnx::pb::ModelProto::decode(fp32.as_slice()).unwrap();
-    let report = int8::quantize(&mut proto, int8::DEFAULT_MIN_ELEMENTS).unwrap();
+    let report =
+        crate::prepare::int8_weights::quantize(&mut proto, int8::DEFAULT_MIN_ELEMENTS).unwrap();
     let packed = proto.encode_to_vec();
     eprintln!(
         "fp32 {} bytes -> int8 {} bytes ({} tensors, {} weights)",

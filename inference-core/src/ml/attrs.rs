@@ -53,7 +53,7 @@ pub fn floats_or_tensor(node: &NodeProto, name: &str) -> TractResult<(Vec<f64>, 
 }
 
 /// String class labels are rewritten to indices when a model is packed
-/// (`string_labels.rs`); a classifier that still has them was not packed by pack-models.
+/// (`prepare/string_labels.rs`); a classifier that still has them was not packed by pack-models.
 pub fn no_strings(node: &NodeProto, op: &str, names: &[&str]) -> TractResult<()> {
     for name in names {
         if !strings(node, name)?.is_empty() {

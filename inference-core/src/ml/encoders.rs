@@ -8,7 +8,7 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::{floats, floats_or_tensor, ints, strings};
 use super::op::{Kernel, Out, Shape};
-use crate::tensor_json::slice_of;
+use crate::tensor_data::slice_of;
 
 /// A value not among an encoder's categories, where the model says that is an error.
 #[derive(Debug, thiserror::Error)]

@@ -12,19 +12,15 @@ mod nnef;
 mod op;
 mod preprocess;
 mod select;
-mod string_labels;
 mod svm;
 mod transform;
 mod tree;
-mod zipmap;
 
 #[cfg(test)]
 mod tests;
 
 pub use encoders::UnknownCategory;
 pub(crate) use nnef::register as register_nnef;
-pub use string_labels::string_labels_to_indices;
-pub use zipmap::strip_zipmap;
 
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;

@@ -32,7 +32,7 @@ fn dump(ast: &mut IntoAst, node: &TypedNode, op: &MlOp) -> TractResult<Option<Ar
 fn load(builder: &mut ModelBuilder, invocation: &ResolvedInvocation) -> TractResult<Value> {
     let input: OutletId = invocation.named_arg_as(builder, "input")?;
     let source: Arc<Tensor> = invocation.named_arg_as(builder, "node")?;
-    let node = <NodeProto as prost::Message>::decode(crate::tensor_json::slice_of::<u8>(&source)?)
+    let node = <NodeProto as prost::Message>::decode(crate::tensor_data::slice_of::<u8>(&source)?)
         .context("an inference_core_ml node that is not an ONNX NodeProto")?;
     builder.wire(super::ml_op(&node)?, &[input])
 }

@@ -58,7 +58,7 @@ impl Decluttered {
         let mut folds = Vec::new();
         let typed =
             crate::loader::typed(onnx, inputs, Some(&mut folds), crate::loader::Hints::Kept)
-                .map_err(PrepareError::Compile)?;
+                .map_err(|e| PrepareError::Compile(e.to_string()))?;
         let model = typed
             .into_decluttered()
             .map_err(|e| PrepareError::Compile(format!("cannot declutter the model: {e:#}")))?;
@@ -80,6 +80,6 @@ impl Decluttered {
         }
         crate::int8::keep_int8(&mut model, &self.folds)
             .map_err(|e| PrepareError::Compile(format!("cannot keep the int8 weights: {e:#}")))?;
-        crate::nnef::write(&model).map_err(PrepareError::Compile)
+        crate::nnef::write(&model).map_err(|e| PrepareError::Compile(e.to_string()))
     }
 }

@@ -63,7 +63,7 @@ pub fn int8_dynamic(
     let decluttered = Decluttered::new(onnx, &entry.inputs)?;
     let products = decluttered.products()?;
     if products.is_empty() {
-        return Err(PrepareError::Quantize(
+        return Err(PrepareError::Int8Dynamic(
             "quantize = \"int8-dynamic\": the model has no matrix product with a constant weight to run on int8 (convolutions and products of two activations stay f32); use quantize = \"int8\"".into(),
         ));
     }
@@ -108,7 +108,7 @@ pub fn int8_dynamic(
             return Ok(done(t, keep_f32));
         }
     }
-    Err(PrepareError::Quantize(format!(
+    Err(PrepareError::Int8Dynamic(format!(
         "quantize = \"int8-dynamic\": with any of its {} matrix products on int8 the answers drift past max_drift (cosine {}, max abs {}; all on int8: cosine {:.5}, max abs {:.5}); use quantize = \"int8\" or raise max_drift",
         products.len(),
         max_drift.cosine,

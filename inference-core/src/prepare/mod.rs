@@ -13,9 +13,12 @@ mod compile;
 mod constants;
 mod external_data;
 mod int8_dynamic;
+pub(crate) mod int8_weights;
 mod memory;
-mod plans;
+mod plan_choice;
 mod signature;
+mod string_labels;
+mod zipmap;
 
 #[cfg(test)]
 mod tests;
@@ -32,7 +35,9 @@ pub use compile::{compile, compiled_entry, load_time};
 pub use external_data::MAX_INLINED_BYTES;
 pub use int8_dynamic::{int8_dynamic, DynamicInt8};
 pub use memory::{memory_cost, PeakMeter};
-pub use plans::{candidates, default_buckets, fastest, time_plans, timing_requests, PlanTiming};
+pub use plan_choice::{
+    candidates, default_buckets, fastest, time_plans, timing_requests, PlanTiming,
+};
 pub use signature::{inspect, InputOverride, Signature, Typing};
 
 use crate::error::{InitError, RequestError};
@@ -92,8 +97,11 @@ pub enum PrepareError {
     Decode(String),
     #[error("{0}")]
     ExternalData(String),
+    #[error(transparent)]
+    Quantize(#[from] int8_weights::QuantizeError),
+    /// int8-dynamic found nothing it may run on int8 within the drift allowed.
     #[error("{0}")]
-    Quantize(String),
+    Int8Dynamic(String),
     #[error("{0}")]
     Signature(String),
     #[error("the packed model does not load: {0}")]
@@ -274,9 +282,9 @@ pub fn prepare_with_external_data(
     }
     constants::fix_inputs(&mut proto, &inputs.constants).map_err(PrepareError::Signature)?;
     let string_examples = string_examples(&proto);
-    let zipmaps_removed = crate::ml::strip_zipmap(&mut proto);
+    let zipmaps_removed = zipmap::strip_zipmap(&mut proto);
     let class_labels =
-        crate::ml::string_labels_to_indices(&mut proto).map_err(PrepareError::Signature)?;
+        string_labels::string_labels_to_indices(&mut proto).map_err(PrepareError::Signature)?;
     let original = if zipmaps_removed.is_empty()
         && class_labels.is_none()
         && locations.is_empty()
@@ -291,8 +299,7 @@ pub fn prepare_with_external_data(
         // int8-dynamic starts from the same file: its compiled form keeps the embedding
         // tables int8 and requantizes the product weights exactly (same scheme).
         Quantize::Int8 | Quantize::Int8Dynamic => {
-            crate::int8::quantize(&mut proto, crate::int8::DEFAULT_MIN_ELEMENTS)
-                .map_err(PrepareError::Quantize)?;
+            int8_weights::quantize(&mut proto, crate::int8::DEFAULT_MIN_ELEMENTS)?;
             proto.encode_to_vec()
         }
     };

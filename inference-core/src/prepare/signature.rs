@@ -151,7 +151,7 @@ pub(crate) fn signature_of(
         let mut model = model.clone();
         apply_signature(&mut model, inputs)?;
         let typed = optimize(model)?;
-        output_specs(&typed, out_names.clone())
+        Ok(output_specs(&typed, out_names.clone())?)
     };
 
     // 1. Every symbolic dim symbolic.
@@ -203,7 +203,7 @@ pub(crate) fn signature_of(
         let mut model = model.clone();
         apply_signature(&mut model, inputs)?;
         let typed = optimize(model)?;
-        output_specs(&typed, out_names.clone())
+        Ok(output_specs(&typed, out_names.clone())?)
     };
 
     // 2. The batch at 1, the other dims symbolic. Every input must lead with a symbolic dim

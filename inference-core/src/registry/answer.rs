@@ -10,9 +10,11 @@ use tract_onnx::prelude::*;
 use crate::error::{quote, RequestError};
 use crate::lookup::check_indices;
 use crate::plans::{NoPlan, Plans, Runner};
+use crate::request::tensors::{json_to_tensor, nesting_depth, SymbolValues};
 use crate::request::{InferenceRequest, RequestInputs, TextInputs};
+use crate::response::tensors::tensor_to_json;
 use crate::response::InferenceResponse;
-use crate::tensor_json::{json_to_tensor, nesting_depth, slice_of, tensor_to_json, SymbolValues};
+use crate::tensor_data::slice_of;
 use crate::text::TextModel;
 use crate::work::{check_cost, check_limits, check_memory};
 

@@ -122,11 +122,11 @@ fn load_given(
     };
     let (verified, verify, text) =
         side.map_err(|_| load_error("the checksum or tokenizer thread panicked"))?;
-    if let Err(actual) = verified {
+    if let Err(mismatch) = verified {
         return Err(InitError::ChecksumMismatch {
             model: model.entry.name.clone(),
-            expected: expected.to_string(),
-            actual,
+            expected: mismatch.expected,
+            actual: mismatch.actual,
         });
     }
     let decoded = decoded.map_err(|_| load_error("tract panicked while decoding the model"))??;
@@ -147,9 +147,9 @@ fn load_given(
 }
 
 fn decode(model: &PackedModel, bytes: &[u8], plans: PlanCacheLimits) -> Result<Decoded, InitError> {
-    loader::load(bytes, &model.entry, plans).map_err(|message| InitError::Load {
+    loader::load(bytes, &model.entry, plans).map_err(|e| InitError::Load {
         model: model.entry.name.clone(),
-        message,
+        message: e.to_string(),
     })
 }
 
@@ -215,10 +215,10 @@ fn text_model(model: &PackedModel) -> Result<Option<TextModel>, InitError> {
             "a text pipeline needs a tokenizer, and none was packed".into(),
         ));
     };
-    checksum::verify_sha256(bytes.as_slice(), &expected.sha256).map_err(|actual| {
+    checksum::verify_sha256(bytes.as_slice(), &expected.sha256).map_err(|m| {
         load_error(format!(
-            "tokenizer checksum mismatch: expected sha256 {}, embedded bytes hash to {actual}",
-            expected.sha256
+            "tokenizer checksum mismatch: expected sha256 {}, embedded bytes hash to {}",
+            m.expected, m.actual
         ))
     })?;
     TextModel::new(entry, bytes.as_slice())

@@ -21,7 +21,7 @@ use tract_onnx::prelude::*;
 
 use crate::error::RequestError;
 use crate::request::{TextInputs, TextPair};
-use crate::tensor_json::slice_of;
+use crate::tensor_data::slice_of;
 
 /// Text longer than `max_length × this` characters is refused before tokenizing.
 pub const MAX_CHARS_PER_TOKEN: usize = 32;

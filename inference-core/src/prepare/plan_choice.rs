@@ -12,8 +12,8 @@ use model_lock::{
 use serde_json::{json, Value};
 
 use crate::registry::{PackedModel, Registry};
+use crate::request::tensors::nesting_depth;
 use crate::settings::{LoadMode, Settings};
-use crate::tensor_json::nesting_depth;
 
 use super::{within_drift, Drift, PrepareError, Typing, PLANS_MAX_DRIFT};
 

@@ -1,5 +1,7 @@
 //! The response object.
 
+pub(crate) mod tensors;
+
 use serde_json::{json, Map, Value};
 
 /// `prediction` repeats the first output only up to this many values.

@@ -1,10 +1,13 @@
 //! The request protocol: `{"model", "inputs" | "features" | "text" | "query" + "documents" |
 //! "question" + "context", "top_k", "return"}`.
 
+pub(crate) mod strict_json;
+pub(crate) mod tensors;
+
 use serde_json::{Map, Value};
 
 use crate::error::{quote, RequestError};
-use crate::tensor_json::describe as kind;
+use tensors::describe as kind;
 
 /// Lambda's synchronous payload limit; larger bodies get 413 before any parsing.
 pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
@@ -110,7 +113,7 @@ impl InferenceRequest {
                 e.valid_up_to()
             )));
         }
-        crate::json::parse_strict(body)
+        strict_json::parse_strict(body)
     }
 
     pub fn from_value(value: Value) -> Result<Self, RequestError> {
