@@ -42,9 +42,9 @@ pub struct InvokeArgs {
 /// Which `bootstrap` to run, and its environment.
 #[derive(Args, Debug)]
 pub struct FunctionArgs {
-    /// Which build of `bootstrap` to run: `dev` (dependencies optimised, no LTO: minutes to
-    /// build; the default of `local` and `invoke`) or `release` (fat LTO, as `build` ships it;
-    /// the default of `tune` and `--image`).
+    /// Which build of `bootstrap` to run: `local` (made for trying: minutes to build from a
+    /// fresh clone; the default of `local` and `invoke`), `dev` (the tests' build) or
+    /// `release` (fat LTO, as `build` ships it; the default of `tune` and `--image`).
     #[arg(long, value_enum)]
     pub profile: Option<Profile>,
     /// Use this bootstrap binary instead of building one.
@@ -207,7 +207,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn local(args: LocalArgs) -> Result<()> {
-    let prepared = prepare(&args.run.function, Profile::Dev)?;
+    let prepared = prepare(&args.run.function, Profile::Local)?;
     let mut config = prepared.config.clone().memory_mb(args.run.memory);
     config.echo_logs = true;
     let timeout = Duration::from_secs(args.run.timeout);
@@ -268,7 +268,7 @@ pub fn request(text: &str, model: Option<&str>) -> Result<Value> {
 }
 
 pub fn invoke(args: InvokeArgs) -> Result<()> {
-    let prepared = prepare(&args.run.function, Profile::Dev)?;
+    let prepared = prepare(&args.run.function, Profile::Local)?;
     let config = prepared.config.clone().memory_mb(args.run.memory);
     let request = request(&data_text(&args.data)?, args.model.as_deref())?;
     let timeout = Duration::from_secs(args.run.timeout);
