@@ -9,42 +9,31 @@ mod packed;
 mod workspace;
 
 // Everything else needs the `full` feature (the AWS SDKs, tract, the plotting crate).
-#[cfg(feature = "full")]
-mod aws_error;
-#[cfg(feature = "full")]
-mod bench;
-#[cfg(feature = "full")]
-mod build;
-#[cfg(feature = "full")]
-mod cache;
-#[cfg(feature = "full")]
-mod debian_package;
-#[cfg(feature = "full")]
-mod deploy;
-#[cfg(feature = "full")]
-mod fetch;
-#[cfg(feature = "full")]
-mod files;
-#[cfg(feature = "full")]
-mod heap;
-#[cfg(feature = "full")]
-mod image;
-#[cfg(feature = "full")]
-mod latency;
-#[cfg(feature = "full")]
-mod pack;
-#[cfg(feature = "full")]
-mod publish;
-#[cfg(feature = "full")]
-mod python_env;
-#[cfg(feature = "full")]
-mod retry;
-#[cfg(feature = "full")]
-mod test_data;
-#[cfg(feature = "full")]
-mod testing;
-#[cfg(feature = "full")]
-mod tune;
+macro_rules! full_modules {
+    ($($module:ident),* $(,)?) => {
+        $(#[cfg(feature = "full")] mod $module;)*
+    };
+}
+full_modules!(
+    aws_error,
+    bench,
+    build,
+    cache,
+    debian_package,
+    deploy,
+    fetch,
+    files,
+    heap,
+    image,
+    latency,
+    pack,
+    publish,
+    python_env,
+    retry,
+    test_data,
+    testing,
+    tune,
+);
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
